@@ -1,0 +1,1 @@
+"""spard.service: the stateless HTTP face of the engine (FastAPI over Redis)."""

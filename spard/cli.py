@@ -1,0 +1,112 @@
+"""The ``spard`` command line: ``--version``, ``replay`` (and ``serve`` with the service)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import spard
+from spard.replay import read_replay_file, replay
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``spard`` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        status: int = args.handler(args)
+    except spard.SpardError as exc:
+        print(f"spard {args.command}: error: {exc.message}", file=sys.stderr)
+        return 2
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spard", description=spard.__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"spard {spard.__version__}")
+    commands = parser.add_subparsers(dest="command")
+
+    replay_parser = commands.add_parser(
+        "replay",
+        help="feed a JSONL file of logged per-step scores through the engine",
+        description=(spard.replay.__doc__ or "").split("\n\n")[0],
+    )
+    replay_parser.add_argument("file", type=Path, help="JSON Lines: optional header, then steps")
+    replay_parser.add_argument("--strategy", choices=spard.STRATEGIES, default="spard")
+    replay_parser.add_argument("--pawa-mode", choices=("gain", "absolute", "lag"), default=None)
+    replay_parser.add_argument(
+        "--objectives", help="comma-separated names, if the file has no header line"
+    )
+    replay_parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a SpardConfig field (VALUE parsed as JSON), repeatable",
+    )
+    replay_parser.add_argument("--plot", type=Path, help="write a PNG of the weight trajectories")
+    replay_parser.add_argument("--json", type=Path, help="write every step result as JSON Lines")
+    replay_parser.set_defaults(handler=_run_replay)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> spard.SpardConfig:
+    overrides: dict[str, Any] = {"strategy": args.strategy}
+    if args.pawa_mode is not None:
+        overrides["pawa_mode"] = args.pawa_mode
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise spard.InputError(f"--set expects KEY=VALUE; got {item!r}", field="set")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    try:
+        return spard.SpardConfig(**overrides)
+    except ValueError as exc:
+        raise spard.InputError(f"invalid configuration: {exc}", field="set") from None
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        raise spard.InputError(f"no such file: {args.file}", field="file")
+    config = _config(args)
+    objectives = args.objectives.split(",") if args.objectives else None
+    results = replay(read_replay_file(args.file), config, objectives)
+    names = results[0].objectives
+    print(_weights_table(results, names))
+    if args.json is not None:
+        with args.json.open("w", encoding="utf-8") as handle:
+            for result in results:
+                handle.write(json.dumps(result.to_dict()) + "\n")
+    if args.plot is not None:
+        from spard.plotting import plot_trajectories
+
+        plot_trajectories(results, args.plot, title=f"{args.file.name} ({config.strategy})")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _weights_table(results: Sequence[spard.StepResult], names: Sequence[str]) -> str:
+    widths = [max(len(name), 8) for name in names]
+    header = "  ".join(["step".rjust(6), *(n.rjust(w) for n, w in zip(names, widths, strict=True))])
+    rows = [header + "  zero-signal", "-" * (len(header) + 13)]
+    for result in results:
+        cells = [
+            f"{w:.4f}".rjust(width) for w, width in zip(result.reward_weights, widths, strict=True)
+        ]
+        zero = f"{int(result.zero_signal.sum())}/{result.zero_signal.size}"
+        rows.append("  ".join([str(result.step).rjust(6), *cells]) + "  " + zero.rjust(11))
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

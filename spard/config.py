@@ -1,0 +1,85 @@
+"""Hyperparameters of the engine: one frozen pydantic model, every default of algorithm.md.
+
+The symbol each field stands for in ``algorithm.md`` is given in its description, so the
+contract and the code can be read side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Strategy = Literal["spard", "pawa", "radr", "static", "saw", "gdpo"]
+PawaMode = Literal["gain", "absolute", "lag"]
+AdvantageMode = Literal["auto", "sum", "decoupled"]
+ScaleRewards = Literal["group", "batch", "none"]
+
+STRATEGIES: tuple[Strategy, ...] = ("spard", "pawa", "radr", "static", "saw", "gdpo")
+
+
+class SpardConfig(BaseModel):
+    """Every hyperparameter of the engine, with the defaults of ``algorithm.md``.
+
+    Frozen and JSON-round-trippable (``model_dump`` / ``model_validate``); unknown fields are
+    rejected so a typo in an override never passes silently.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: Strategy = Field("spard", description="spard | pawa | radr | static | saw | gdpo")
+    pawa_mode: PawaMode = Field("gain", description="utility: gain z, absolute |z| or lag -z")
+
+    level_decay: float = Field(0.9, ge=0.0, lt=1.0, description="b_mu, EMA of the level")
+    progress_decay: float = Field(0.9, ge=0.0, lt=1.0, description="b_g, EMA of the gains")
+    scale_decay: float = Field(0.9, ge=0.0, lt=1.0, description="b_s, EMA of dispersion")
+    gain_window: int = Field(16, ge=2, le=4096, description="W, gains kept for the MAD")
+    eps_rel: float = Field(1e-3, ge=0.0, description="eps_rel, scale floor of the noise")
+    eps: float = Field(1e-8, gt=0.0, description="eps, absolute floor")
+
+    utility_clip: float = Field(3.0, gt=0.0, description="c, clip of the reliability")
+    step_size: float = Field(0.2, gt=0.0, description="eta, exponentiated-gradient step")
+    prior_strength: float = Field(1.0, ge=0.0, description="lambda, pull towards w0")
+    prior_mix: float = Field(0.05, ge=0.0, le=1.0, description="rho, floor mix with w0")
+    warmup: int = Field(4, ge=1, description="observations before an objective can move")
+    update_every: int = Field(1, ge=1, description="weight update period, in applied steps")
+
+    data_weight_power: float = Field(0.5, ge=0.0, description="gamma, temper of v_i")
+    data_weight_min: float = Field(0.2, ge=0.0, description="d_min, clip of data weights")
+    data_weight_max: float = Field(5.0, gt=0.0, description="d_max, clip of data weights")
+
+    advantage_mode: AdvantageMode = Field(
+        "auto", description="sum (GRPO) or decoupled (GDPO); auto: decoupled for gdpo only"
+    )
+    scale_rewards: ScaleRewards = Field("group", description="as TRL's scale_rewards")
+    advantage_eps: float = Field(1e-4, gt=0.0, description="std floor of advantages, as TRL")
+
+    saw_offsets: dict[str, float] = Field(
+        default_factory=dict, description="SAW: per-objective shift added before the CV"
+    )
+    replay_window: int = Field(
+        8, ge=1, le=10_000, description="applied steps whose results are kept for replay"
+    )
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> SpardConfig:
+        if self.data_weight_min > self.data_weight_max:
+            raise ValueError("data_weight_min must not exceed data_weight_max")
+        return self
+
+    @property
+    def resolved_advantage_mode(self) -> Literal["sum", "decoupled"]:
+        """The advantage mode in force once ``auto`` is resolved from the strategy."""
+        if self.advantage_mode == "auto":
+            return "decoupled" if self.strategy == "gdpo" else "sum"
+        return self.advantage_mode
+
+    @property
+    def adapts_reward_weights(self) -> bool:
+        """Whether PAWA moves the reward weights (``spard`` and ``pawa``)."""
+        return self.strategy in ("spard", "pawa")
+
+    @property
+    def rebalances_data(self) -> bool:
+        """Whether RADR sets the data weights (``spard`` and ``radr``)."""
+        return self.strategy in ("spard", "radr")

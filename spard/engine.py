@@ -1,0 +1,247 @@
+"""The two entry points: :func:`init` a curriculum, then :func:`step` it once per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from spard.advantages import compute_advantages
+from spard.config import SpardConfig
+from spard.errors import InputError, StepConflictError, StepOrderError
+from spard.pawa import exponentiated_gradient_step, utility
+from spard.progress import ObjectiveTracks, absorb_batch
+from spard.radr import data_weights, prompt_importance
+from spard.saw import saw_weights
+from spard.scores import BatchStatistics, batch_statistics, parse_scores, scores_digest
+from spard.state import AppliedStep, ObjectiveStats, State, validate_objectives
+from spard.types import BoolArray, FloatArray
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The engine's answer for one batch.
+
+    ``reward_weights`` (K,) are the weights to apply to this batch; ``sample_weights`` (N,) the
+    RADR data weights (mean 1 over informative prompts, 0 for zero-signal ones, all 1 for
+    strategies without RADR); ``advantages`` (N, G) when asked for.
+    """
+
+    step: int
+    objectives: tuple[str, ...]
+    reward_weights: FloatArray
+    sample_weights: FloatArray
+    zero_signal: BoolArray
+    advantages: FloatArray | None
+    stats: ObjectiveStats
+    replayed: bool
+
+    def weights_by_objective(self) -> dict[str, float]:
+        """The reward weights keyed by objective name."""
+        return dict(zip(self.objectives, self.reward_weights.tolist(), strict=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of the result."""
+        return {
+            "step": self.step,
+            "reward_weights": self.weights_by_objective(),
+            "sample_weights": self.sample_weights.tolist(),
+            "zero_signal": self.zero_signal.tolist(),
+            "advantages": None if self.advantages is None else self.advantages.tolist(),
+            "stats": self.stats,
+            "replayed": self.replayed,
+        }
+
+
+def init(
+    objectives: Sequence[str],
+    config: SpardConfig | None = None,
+    prior_weights: Sequence[float] | Mapping[str, float] | FloatArray | None = None,
+) -> State:
+    """A fresh curriculum over ``objectives`` (K names) with prior weights w0 (uniform if None).
+
+    ``prior_weights`` may be a sequence of K positive numbers or a mapping name -> weight; it is
+    normalised to sum to 1.
+    """
+    config = config if config is not None else SpardConfig()
+    names = validate_objectives(objectives, config)
+    prior = _prior_weights(prior_weights, names)
+    return State(
+        objectives=names,
+        config=config,
+        prior_weights=prior,
+        reward_weights=prior.copy(),
+        tracks=ObjectiveTracks.empty(len(names), config.gain_window),
+    )
+
+
+def step(
+    state: State,
+    scores: Any,
+    step: int | None = None,
+    *,
+    return_advantages: bool = False,
+) -> tuple[StepResult, State]:
+    """Apply one batch of ``scores`` (N, G, K) as step ``step`` (default: the next one).
+
+    Returns ``(result, new_state)``. The result's reward weights were computed from earlier
+    steps only; then the new state absorbs this batch. Sending an applied step again returns
+    its stored result and the unchanged state; an older step that is no longer kept raises
+    :class:`StepOrderError`, an applied step with different scores :class:`StepConflictError`.
+    """
+    index = _step_index(state, step)
+    batch_scores = parse_scores(scores, len(state.objectives))
+    digest = scores_digest(batch_scores)
+    if state.last_step is not None and index <= state.last_step:
+        return _replay(state, index, digest, batch_scores, return_advantages), state
+
+    batch = batch_statistics(batch_scores)
+    config = state.config
+    tracks = absorb_batch(state.tracks, batch, config)
+    if config.strategy == "saw":
+        offsets = np.array([config.saw_offsets.get(name, 0.0) for name in state.objectives])
+        reward_weights = saw_weights(batch, offsets, state.prior_weights)
+    else:
+        reward_weights = state.reward_weights
+    importance = prompt_importance(batch.dispersion, tracks.scale, reward_weights)
+    sample_weights, zero_signal = data_weights(importance, config)
+    if not config.rebalances_data:
+        sample_weights = np.ones_like(sample_weights)
+
+    noise = tracks.noise()
+    reliability = tracks.reliability(noise, config)
+    eligible = batch.present & (tracks.observations >= config.warmup)
+    utilities = utility(reliability, eligible, config)
+    steps_applied = state.steps_applied + 1
+    next_weights = reward_weights
+    if (
+        config.adapts_reward_weights
+        and steps_applied >= config.warmup
+        and steps_applied % config.update_every == 0
+    ):
+        next_weights = exponentiated_gradient_step(
+            reward_weights, state.prior_weights, utilities, config
+        )
+
+    stats = _objective_stats(state.objectives, batch, tracks, noise, reliability, utilities)
+    applied = AppliedStep(index, digest, reward_weights, sample_weights, zero_signal, stats)
+    new_state = replace(
+        state,
+        reward_weights=next_weights,
+        tracks=tracks,
+        steps_applied=steps_applied,
+        last_step=index,
+        recent=(*state.recent, applied)[-config.replay_window :],
+    )
+    return _result(state, applied, batch, return_advantages, replayed=False), new_state
+
+
+def _step_index(state: State, step: int | None) -> int:
+    if step is None:
+        return 0 if state.last_step is None else state.last_step + 1
+    if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
+        raise InputError(f"step must be a non-negative integer; got {step!r}", field="step")
+    return int(step)
+
+
+def _replay(
+    state: State, index: int, digest: str, scores: FloatArray, return_advantages: bool
+) -> StepResult:
+    applied = state.applied(index)
+    if applied is None:
+        kept = sorted(entry.step for entry in state.recent)
+        raise StepOrderError(
+            f"step {index} is older than the last applied step {state.last_step} and its "
+            f"result is no longer kept (kept steps: {kept}); steps must be sent in order",
+            field="step",
+        )
+    if applied.scores_digest != digest:
+        raise StepConflictError(
+            f"step {index} was already applied with different scores; a step index can only "
+            "be replayed with the scores it was applied with",
+            field="scores",
+        )
+    batch = batch_statistics(scores) if return_advantages else None
+    return _result(state, applied, batch, return_advantages, replayed=True)
+
+
+def _result(
+    state: State,
+    applied: AppliedStep,
+    batch: BatchStatistics | None,
+    return_advantages: bool,
+    *,
+    replayed: bool,
+) -> StepResult:
+    advantages = None
+    if return_advantages and batch is not None:
+        advantages = compute_advantages(
+            batch, applied.reward_weights, applied.sample_weights, state.config
+        )
+    return StepResult(
+        step=applied.step,
+        objectives=state.objectives,
+        reward_weights=applied.reward_weights,
+        sample_weights=applied.sample_weights,
+        zero_signal=applied.zero_signal,
+        advantages=advantages,
+        stats=applied.stats,
+        replayed=replayed,
+    )
+
+
+def _objective_stats(
+    objectives: tuple[str, ...],
+    batch: BatchStatistics,
+    tracks: ObjectiveTracks,
+    noise: FloatArray,
+    reliability: FloatArray,
+    utilities: FloatArray,
+) -> ObjectiveStats:
+    columns = {
+        "mean": batch.objective_means,
+        "level": tracks.level,
+        "progress": tracks.progress,
+        "noise": noise,
+        "reliability": reliability,
+        "scale": tracks.scale,
+        "utility": utilities,
+    }
+    listed = {key: values.tolist() for key, values in columns.items()}
+    return {
+        name: {key: (None if np.isnan(v[k]) else v[k]) for key, v in listed.items()}
+        for k, name in enumerate(objectives)
+    }
+
+
+def _prior_weights(
+    prior: Sequence[float] | Mapping[str, float] | FloatArray | None, names: tuple[str, ...]
+) -> FloatArray:
+    if prior is None:
+        return np.full(len(names), 1.0 / len(names))
+    if isinstance(prior, Mapping):
+        missing = sorted(set(names) - set(prior))
+        unknown = sorted(set(prior) - set(names))
+        if missing or unknown:
+            raise InputError(
+                f"prior_weights must name exactly the objectives; missing {missing}, "
+                f"unknown {unknown}",
+                field="prior_weights",
+            )
+        prior = [prior[name] for name in names]
+    try:
+        values = np.asarray(prior, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("prior_weights must be numbers", field="prior_weights") from None
+    if values.shape != (len(names),):
+        raise InputError(
+            f"prior_weights must have one entry per objective ({len(names)}); "
+            f"got shape {values.shape}",
+            field="prior_weights",
+        )
+    if not (np.isfinite(values).all() and (values > 0).all()):
+        raise InputError("prior_weights must be finite and > 0", field="prior_weights")
+    normalised: FloatArray = values / values.sum()
+    return normalised

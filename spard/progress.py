@@ -1,0 +1,118 @@
+"""Per-objective learning-progress statistics: level, progress, MAD noise, scale, reliability.
+
+Pure functions over plain arrays of shape ``(K,)`` (and the ``(K, W)`` gains window), so the
+state stays plain data and every update is a new value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spard.config import SpardConfig
+from spard.scores import BatchStatistics
+from spard.types import FloatArray, IntArray
+
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class ObjectiveTracks:
+    """The statistics kept across steps for each of the K objectives."""
+
+    observations: IntArray  # (K,) steps in which the objective had a valid score
+    level: FloatArray  # (K,) mu_k, NaN until first observed
+    progress: FloatArray  # (K,) g_k, EMA of the gains
+    gains: FloatArray  # (K, W) ring buffer of the last W gains d_k, NaN where unused
+    scale: FloatArray  # (K,) s_k, EMA of mean dispersion, NaN until a group disperses
+
+    @classmethod
+    def empty(cls, num_objectives: int, window: int) -> ObjectiveTracks:
+        """Tracks of objectives never observed."""
+        return cls(
+            observations=np.zeros(num_objectives, dtype=np.int64),
+            level=np.full(num_objectives, np.nan),
+            progress=np.zeros(num_objectives),
+            gains=np.full((num_objectives, window), np.nan),
+            scale=np.full(num_objectives, np.nan),
+        )
+
+    @property
+    def gain_counts(self) -> IntArray:
+        """(K,) how many gains each objective has produced (one fewer than observations)."""
+        return np.maximum(self.observations - 1, 0)
+
+    def noise(self) -> FloatArray:
+        """(K,) sigma_k = 1.4826 * MAD of the gains in the window; 0 with no gain yet."""
+        window = self.gains.shape[1]
+        counts = np.minimum(self.gain_counts, window)
+        centre = _row_medians(self.gains, counts)
+        spread = _row_medians(np.abs(self.gains - centre[:, None]), counts)
+        return np.where(counts > 0, MAD_TO_SIGMA * spread, 0.0)
+
+    def reliability(self, noise: FloatArray, config: SpardConfig) -> FloatArray:
+        """(K,) z_k = g_k / (sigma_k + eps_rel * s_k + eps): progress signal-to-noise.
+
+        ``noise`` is :meth:`noise` of these tracks, passed in because callers report it too.
+        """
+        scale = np.nan_to_num(self.scale, nan=0.0)
+        reliability: FloatArray = self.progress / (noise + config.eps_rel * scale + config.eps)
+        return reliability
+
+
+def _row_medians(rows: FloatArray, counts: IntArray) -> FloatArray:
+    """Median of the first ``counts[k]`` non-NaN values of each row (NaN sorts last)."""
+    ordered = np.sort(rows, axis=1)
+    upper = np.clip(counts // 2, 0, rows.shape[1] - 1)
+    lower = np.clip((counts - 1) // 2, 0, rows.shape[1] - 1)
+    picked = np.take_along_axis(ordered, np.stack([lower, upper], axis=1), axis=1)
+    return np.where(counts > 0, picked.mean(axis=1), 0.0)
+
+
+def absorb_batch(
+    tracks: ObjectiveTracks, batch: BatchStatistics, config: SpardConfig
+) -> ObjectiveTracks:
+    """Fold one batch into the tracks. Objectives absent from the batch are held unchanged."""
+    batch_means = batch.objective_means
+    present = ~np.isnan(batch_means)
+    first = present & (tracks.observations == 0)
+    seen_before = present & ~first
+
+    gain = np.where(seen_before, batch_means - tracks.level, 0.0)
+    level = np.where(
+        first,
+        batch_means,
+        np.where(
+            seen_before,
+            config.level_decay * tracks.level + (1.0 - config.level_decay) * batch_means,
+            tracks.level,
+        ),
+    )
+    progress = np.where(
+        seen_before,
+        config.progress_decay * tracks.progress + (1.0 - config.progress_decay) * gain,
+        tracks.progress,
+    )
+    gains = tracks.gains.copy()
+    rows = np.flatnonzero(seen_before)
+    gains[rows, tracks.gain_counts[rows] % gains.shape[1]] = gain[rows]
+
+    batch_scale = batch.mean_dispersion
+    has_scale = ~np.isnan(batch_scale)
+    scale = np.where(
+        has_scale & np.isnan(tracks.scale),
+        batch_scale,
+        np.where(
+            has_scale,
+            config.scale_decay * tracks.scale + (1.0 - config.scale_decay) * batch_scale,
+            tracks.scale,
+        ),
+    )
+    return ObjectiveTracks(
+        observations=tracks.observations + present,
+        level=level,
+        progress=progress,
+        gains=gains,
+        scale=scale,
+    )

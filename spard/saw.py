@@ -1,0 +1,36 @@
+"""SAW baseline: reward weights from each objective's coefficient of variation in the batch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spard.scores import BatchStatistics
+from spard.types import FloatArray
+
+_CV_EPS = 1e-8
+
+
+def saw_weights(
+    batch: BatchStatistics, offsets: FloatArray, prior_weights: FloatArray
+) -> FloatArray:
+    """(K,) weights proportional to ``CV_k = std_k / (|mean_k| + 1e-8)`` over the whole batch.
+
+    ``offsets`` ``(K,)`` shift each objective's scores before the CV, as SAW's code shifts its
+    correctness range. The std is Bessel-corrected (torch's default). SAW's weights sum to K
+    in its code; ours are normalised to 1. Absent objectives get 0; when no objective varies the
+    prior weights are returned.
+    """
+    counts = batch.valid_counts.sum(axis=0)
+    means = np.nan_to_num(batch.objective_means, nan=0.0)
+    centred = batch.filled - means  # the std does not depend on the offset; the mean does
+    if not batch.all_valid:
+        centred *= batch.valid_float
+    squares = np.einsum("ngk,ngk->k", centred, centred)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stds = np.sqrt(squares / (counts - 1))
+    coefficient = np.where(counts >= 2, stds / (np.abs(means + offsets) + _CV_EPS), 0.0)
+    total = coefficient.sum()
+    if not np.isfinite(total) or total <= 0.0:
+        return prior_weights.copy()
+    weights: FloatArray = coefficient / total
+    return weights

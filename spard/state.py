@@ -1,0 +1,230 @@
+"""The engine state: plain, immutable data with an exact, versioned JSON-safe form."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from spard.config import SpardConfig
+from spard.errors import InputError
+from spard.progress import ObjectiveTracks
+from spard.types import BoolArray, FloatArray
+
+SCHEMA_VERSION = 1
+
+ObjectiveStats = dict[str, dict[str, float | None]]
+
+
+@dataclass(frozen=True)
+class AppliedStep:
+    """What the engine answered for one applied step, kept for replays."""
+
+    step: int
+    scores_digest: str
+    reward_weights: FloatArray  # (K,)
+    sample_weights: FloatArray  # (N,)
+    zero_signal: BoolArray  # (N,)
+    stats: ObjectiveStats
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything the curriculum carries from one step to the next.
+
+    Treat it as a value: :func:`spard.step` returns a new state and never changes the one it
+    was given (its arrays are read-only).
+    """
+
+    objectives: tuple[str, ...]
+    config: SpardConfig
+    prior_weights: FloatArray  # (K,) w0, sums to 1
+    reward_weights: FloatArray  # (K,) weights for the next batch
+    tracks: ObjectiveTracks
+    steps_applied: int = 0
+    last_step: int | None = None
+    recent: tuple[AppliedStep, ...] = ()
+
+    def __post_init__(self) -> None:
+        for array in _arrays(self):
+            array.setflags(write=False)
+
+    def applied(self, step: int) -> AppliedStep | None:
+        """The stored answer of an applied step, if it is still kept."""
+        return next((entry for entry in self.recent if entry.step == step), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (NaN as None) that :meth:`from_dict` turns back into this state."""
+        tracks = self.tracks
+        return {
+            "version": SCHEMA_VERSION,
+            "objectives": list(self.objectives),
+            "config": self.config.model_dump(mode="json"),
+            "prior_weights": _floats(self.prior_weights),
+            "reward_weights": _floats(self.reward_weights),
+            "steps_applied": self.steps_applied,
+            "last_step": self.last_step,
+            "observations": [int(v) for v in tracks.observations],
+            "level": _floats(tracks.level),
+            "progress": _floats(tracks.progress),
+            "gains": [_floats(row) for row in tracks.gains],
+            "scale": _floats(tracks.scale),
+            "recent": [
+                {
+                    "step": entry.step,
+                    "scores_digest": entry.scores_digest,
+                    "reward_weights": _floats(entry.reward_weights),
+                    "sample_weights": _floats(entry.sample_weights),
+                    "zero_signal": [bool(v) for v in entry.zero_signal],
+                    "stats": entry.stats,
+                }
+                for entry in self.recent
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> State:
+        """Rebuild a state from :meth:`to_dict` output; raises :class:`InputError` if invalid."""
+        try:
+            model = _StateModel.model_validate(data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(["state", *(str(part) for part in error["loc"])])
+            raise InputError(f"{field}: {error['msg']}", field=field) from None
+        return model.to_state()
+
+
+def _arrays(state: State) -> list[np.ndarray[Any, Any]]:
+    found: list[np.ndarray[Any, Any]] = [state.prior_weights, state.reward_weights]
+    found += [getattr(state.tracks, f.name) for f in fields(state.tracks)]
+    for entry in state.recent:
+        found += [entry.reward_weights, entry.sample_weights, entry.zero_signal]
+    return found
+
+
+def _floats(values: FloatArray) -> list[float | None]:
+    return [None if math.isnan(v) else v for v in values.tolist()]
+
+
+def _array(values: list[float | None]) -> FloatArray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+class _AppliedStepModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    step: int
+    scores_digest: str
+    reward_weights: list[float]
+    sample_weights: list[float]
+    zero_signal: list[bool]
+    stats: ObjectiveStats
+
+
+class _StateModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int
+    objectives: list[str]
+    config: SpardConfig
+    prior_weights: list[float]
+    reward_weights: list[float]
+    steps_applied: int
+    last_step: int | None
+    observations: list[int]
+    level: list[float | None]
+    progress: list[float]
+    gains: list[list[float | None]]
+    scale: list[float | None]
+    recent: list[_AppliedStepModel]
+
+    def to_state(self) -> State:
+        objectives = validate_objectives(self.objectives, self.config, field="state.objectives")
+        if self.version != SCHEMA_VERSION:
+            raise InputError(
+                f"state.version: {self.version} is not supported (this engine reads "
+                f"version {SCHEMA_VERSION})",
+                field="state.version",
+            )
+        num_objectives = len(objectives)
+        window = self.config.gain_window
+        for name in ("prior_weights", "reward_weights", "observations", "level", "progress"):
+            _require_length(name, getattr(self, name), num_objectives)
+        _require_length("scale", self.scale, num_objectives)
+        _require_length("gains", self.gains, num_objectives)
+        for row in self.gains:
+            _require_length("gains[k]", row, window)
+        for entry in self.recent:
+            _require_length("recent.reward_weights", entry.reward_weights, num_objectives)
+            _require_length("recent.zero_signal", entry.zero_signal, len(entry.sample_weights))
+        _require_simplex("state.prior_weights", self.prior_weights, strictly_positive=True)
+        _require_simplex("state.reward_weights", self.reward_weights, strictly_positive=False)
+        tracks = ObjectiveTracks(
+            observations=np.array(self.observations, dtype=np.int64),
+            level=_array(self.level),
+            progress=np.array(self.progress, dtype=np.float64),
+            gains=np.array([_array(row) for row in self.gains]).reshape(num_objectives, window),
+            scale=_array(self.scale),
+        )
+        recent = tuple(
+            AppliedStep(
+                step=entry.step,
+                scores_digest=entry.scores_digest,
+                reward_weights=np.array(entry.reward_weights, dtype=np.float64),
+                sample_weights=np.array(entry.sample_weights, dtype=np.float64),
+                zero_signal=np.array(entry.zero_signal, dtype=np.bool_),
+                stats=entry.stats,
+            )
+            for entry in self.recent
+        )
+        return State(
+            objectives=objectives,
+            config=self.config,
+            prior_weights=np.array(self.prior_weights, dtype=np.float64),
+            reward_weights=np.array(self.reward_weights, dtype=np.float64),
+            tracks=tracks,
+            steps_applied=self.steps_applied,
+            last_step=self.last_step,
+            recent=recent,
+        )
+
+
+def validate_objectives(
+    objectives: Any, config: SpardConfig, *, field: str = "objectives"
+) -> tuple[str, ...]:
+    """Check objective names (non-empty, unique strings) and the config keys that name them."""
+    if isinstance(objectives, str) or not all(isinstance(n, str) for n in objectives):
+        raise InputError(f"{field} must be a list of objective names (strings)", field=field)
+    names = tuple(objectives)
+    if not names:
+        raise InputError(f"{field} must name at least one objective", field=field)
+    if any(not name.strip() for name in names):
+        raise InputError(f"{field} contains an empty name", field=field)
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InputError(f"{field} names {duplicates} more than once", field=field)
+    unknown = sorted(set(config.saw_offsets) - set(names))
+    if unknown:
+        raise InputError(
+            f"config.saw_offsets names unknown objectives {unknown}", field="config.saw_offsets"
+        )
+    return names
+
+
+def _require_length(name: str, values: list[Any], expected: int) -> None:
+    if len(values) != expected:
+        raise InputError(
+            f"state.{name} has {len(values)} entries; expected {expected}", field=f"state.{name}"
+        )
+
+
+def _require_simplex(field: str, values: list[float], *, strictly_positive: bool) -> None:
+    array = np.asarray(values, dtype=np.float64)
+    lowest_ok = bool((array > 0).all()) if strictly_positive else bool((array >= 0).all())
+    if not (np.isfinite(array).all() and lowest_ok and abs(array.sum() - 1.0) < 1e-6):
+        raise InputError(
+            f"{field} must be finite, {'positive' if strictly_positive else 'non-negative'} "
+            "and sum to 1",
+            field=field,
+        )

@@ -1,0 +1,89 @@
+"""The spard command line, run as a real subprocess through the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import spard
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "replay_sample.jsonl"
+
+
+def spard_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("spard", path=str(Path(sys.executable).parent))
+    command = [executable] if executable else [sys.executable, "-m", "spard.cli"]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+    )
+
+
+def test_version():
+    done = spard_cli("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"spard {spard.__version__}"
+
+
+def test_replay_prints_a_weight_table_and_writes_plot_and_json(tmp_path):
+    plot, results = tmp_path / "weights.png", tmp_path / "results.jsonl"
+    done = spard_cli("replay", str(SAMPLE), "--plot", str(plot), "--json", str(results))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["step", "correctness", "format", "fluency", "zero-signal"]
+    rows = [line.split() for line in lines[2:] if line and line.split()[0].isdigit()]
+    assert [int(row[0]) for row in rows] == list(range(30))
+    assert all(abs(sum(float(v) for v in row[1:4]) - 1.0) < 1e-3 for row in rows)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    logged = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(logged) == 30
+    assert set(logged[0]["reward_weights"]) == {
+        "correctness",
+        "format",
+        "fluency",
+    }
+
+
+@pytest.mark.parametrize("strategy", spard.STRATEGIES)
+def test_replay_runs_every_strategy(strategy):
+    done = spard_cli("replay", str(SAMPLE), "--strategy", strategy, "--set", "warmup=2")
+    assert done.returncode == 0, done.stderr
+
+
+def test_replay_with_objectives_flag_and_no_header(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"scores": [[[1, 0], [0, 1]]]}\n\n{"scores": [[[1, 1], [0, 1]]]}\n')
+    done = spard_cli("replay", str(path), "--objectives", "x,y", "--pawa-mode", "lag")
+    assert done.returncode == 0, done.stderr
+    assert "x" in done.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ('{"scores": [[[1]]]}\n', [], "objectives are not named"),
+        ('{"objectives": ["a"]}\n{"scores": [[[1], [Infinity]]]}\n', [], "line 2: scores"),
+        ('{"objectives": ["a"]}\nnot json\n', [], ":2: not valid JSON"),
+        ('{"objectives": ["a"]}\n{"scores": [[[1], [0]]], "step": "x"}\n', [], "'step'"),
+        ('{"objectives": ["a"]}\n', [], "no step records"),
+        ('{"objectives": ["a"]}\n{"scores": [[[1], [0]]]}\n', ["--set", "warmup=0"], "warmup"),
+        ('{"objectives": ["a"]}\n{"scores": [[[1], [0]]]}\n', ["--set", "oops"], "KEY=VALUE"),
+    ],
+)
+def test_replay_errors_are_one_clear_line(tmp_path, content, args, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    done = spard_cli("replay", str(path), *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_replay_of_a_missing_file():
+    done = spard_cli("replay", "/nonexistent/file.jsonl")
+    assert done.returncode == 2
+    assert "no such file" in done.stderr

@@ -1,0 +1,1 @@
+"""spard.trainer_adapters: glue that turns SPARD on inside TRL, verl and OpenRLHF."""
