@@ -153,10 +153,13 @@ def batch_statistics(scores: FloatArray) -> BatchStatistics:
 
     total_counts = valid_counts.sum(axis=0)
     dispersing_groups = can_disperse.sum(axis=0)
+    # The same trick across groups: relative to one scored group's mean, an objective that is
+    # constant over the whole batch gets exactly its value as mean, whatever the prompt order.
+    first_scored = np.argmax(valid_counts > 0, axis=0)
+    batch_pivot = group_means[first_scored, np.arange(group_means.shape[1])]
     with np.errstate(invalid="ignore", divide="ignore"):
-        objective_means = np.where(
-            total_counts > 0, (group_means * valid_counts).sum(axis=0) / total_counts, np.nan
-        )
+        offsets = ((group_means - batch_pivot) * valid_counts).sum(axis=0) / total_counts
+        objective_means = np.where(total_counts > 0, batch_pivot + offsets, np.nan)
         mean_dispersion = np.where(
             dispersing_groups > 0, dispersion.sum(axis=0) / dispersing_groups, np.nan
         )

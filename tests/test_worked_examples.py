@@ -133,3 +133,18 @@ def test_saw_weights_are_the_normalised_coefficients_of_variation():
     flat_a, flat_b = scores[..., 0].ravel(), scores[..., 1].ravel() + 2.0
     cv = [np.std(v, ddof=1) / (abs(v.mean()) + 1e-8) for v in (flat_a, flat_b)]
     np.testing.assert_allclose(result.reward_weights, np.array(cv) / sum(cv), rtol=1e-12)
+
+
+def test_saw_gives_a_constant_objective_exactly_zero_weight_in_any_prompt_order():
+    # Group sizes 2, 3, 3, 1 of the constant 0.7: a count-weighted mean of group means is an
+    # ulp off 0.7 in some orders, which once gave a CV of 4e-16 instead of 0.
+    nan = np.nan
+    binary = [[1, nan, nan, 1], [nan, 0, 1, nan], [1, nan, 1, nan], [nan, nan, 1, 1]]
+    constant = [[nan, nan, 0.7, 0.7], [0.7, 0.7, 0.7, nan], [0.7, nan, 0.7, 0.7]]
+    constant.append([0.7, nan, nan, nan])
+    scores = np.stack([np.array(binary, float), np.array(constant)], axis=-1)
+    state = spard.init(["a", "b"], spard.SpardConfig(strategy="saw"))
+    for order in ([0, 1, 2, 3], [0, 1, 3, 2], [3, 2, 1, 0]):
+        result, _ = spard.step(state, scores[order])
+        np.testing.assert_array_equal(result.reward_weights, [1.0, 0.0])
+        assert result.stats["b"]["mean"] == 0.7
