@@ -54,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     replay_parser.add_argument("--plot", type=Path, help="write a PNG of the weight trajectories")
     replay_parser.add_argument("--json", type=Path, help="write every step result as JSON Lines")
     replay_parser.set_defaults(handler=_run_replay)
+
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the HTTP service (in-memory store unless --redis-url is given)",
+        description="Run the SPARD service with uvicorn. Every SPARD_* environment variable "
+        "is read too (API keys, limits, retention); the flags override them.",
+    )
+    serve_parser.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    serve_parser.add_argument("--workers", type=int, default=None, help="uvicorn worker processes")
+    serve_parser.add_argument("--redis-url", default=None, help="e.g. redis://localhost:6379/0")
+    serve_parser.add_argument("--log-level", default="info")
+    serve_parser.set_defaults(handler=_run_serve)
     return parser
 
 
@@ -92,6 +105,49 @@ def _run_replay(args: argparse.Namespace) -> int:
 
         plot_trajectories(results, args.plot, title=f"{args.file.name} ({config.strategy})")
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    for flag, variable in [
+        ("host", "SPARD_HOST"),
+        ("port", "SPARD_PORT"),
+        ("workers", "SPARD_WORKERS"),
+        ("redis_url", "SPARD_REDIS_URL"),
+    ]:
+        value = getattr(args, flag)
+        if value is not None:
+            os.environ[variable] = str(value)
+    try:
+        import uvicorn
+
+        from spard.service.settings import Settings
+    except ImportError:
+        raise spard.InputError(
+            "the service needs its extra: pip install 'spard[service]'", field="serve"
+        ) from None
+    try:
+        settings = Settings()
+        settings.check()
+    except ValueError as exc:
+        raise spard.InputError(str(exc), field="settings") from None
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROCESS_DIR"):
+        # Each worker writes its counters here; /metrics in any worker sums them all.
+        os.environ["PROMETHEUS_MULTIPROCESS_DIR"] = tempfile.mkdtemp(prefix="spard-metrics-")
+    store = "Redis" if settings.redis_url else "in-memory store"
+    auth = "API keys" if settings.auth_required else "no auth (local)"
+    print(f"spard {spard.__version__}: {store}, {auth}, {settings.workers} worker(s)")
+    uvicorn.run(
+        "spard.service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=args.log_level,
+    )
     return 0
 
 

@@ -18,11 +18,12 @@ from spard.types import BoolArray, FloatArray, IntArray
 _NUMERIC_KINDS = "fiub"
 
 
-def parse_scores(scores: Any, num_objectives: int, *, field: str = "scores") -> FloatArray:
+def parse_scores(scores: Any, num_objectives: int | None, *, field: str = "scores") -> FloatArray:
     """Return ``scores`` as a float64 ``(N, G, K)`` array with NaN for missing entries.
 
     Raises :class:`InputError` naming ``field`` for ragged or non-numeric input, a wrong rank,
-    N or G of 0, G < 2, K not matching ``num_objectives``, +/-inf, or an all-missing batch.
+    N or G of 0, G < 2, K not matching ``num_objectives`` (unless None), +/-inf, or an
+    all-missing batch.
     """
     array = _to_float_array(scores, field)
     if array.ndim != 3:
@@ -40,7 +41,9 @@ def parse_scores(scores: Any, num_objectives: int, *, field: str = "scores") -> 
             f"got G = {n_rollouts}",
             field=field,
         )
-    if n_objectives != num_objectives:
+    if n_objectives == 0:
+        raise InputError(f"{field} has no objectives (K = 0)", field=field)
+    if num_objectives is not None and n_objectives != num_objectives:
         raise InputError(
             f"{field} has K = {n_objectives} objectives on its last axis; "
             f"the run has {num_objectives}",

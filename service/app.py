@@ -1,0 +1,46 @@
+"""The FastAPI application: stateless; every run lives in the store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from spard.service.errors import install_error_handlers
+from spard.service.middleware import BodyLimitMiddleware, TimingMiddleware
+from spard.service.routes import ops, runs, steps
+from spard.service.runs import RunService
+from spard.service.settings import Settings
+from spard.service.store import make_store
+
+import spard
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: read from ``SPARD_*`` environment variables)."""
+    settings = settings if settings is not None else Settings()
+    settings.check()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = make_store(settings)
+        app.state.runs = RunService(store, settings)
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app = FastAPI(
+        title="SPARD",
+        version=spard.__version__,
+        summary="Self-paced reward curriculum for multi-objective GRPO",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(runs.router)
+    app.include_router(steps.router)
+    app.include_router(ops.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TimingMiddleware)
+    return app

@@ -1,0 +1,126 @@
+"""Decoding of step bodies: JSON, the binary format of :mod:`spard.wire`, and msgpack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+import orjson
+from spard.service.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+
+from spard.errors import InputError
+from spard.scores import parse_scores
+from spard.types import FloatArray
+from spard.wire import OCTET_STREAM, decode_step
+
+JSON = "application/json"
+MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
+_STEP_FIELDS = {"step", "scores", "prompt_ids", "return_advantages"}
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """A decoded step request."""
+
+    step: int | None
+    scores: FloatArray  # (N, G, K)
+    return_advantages: bool
+    prompt_ids: list[str | int] | None
+
+
+def decode_step_body(content_type: str | None, body: bytes, max_scores: int) -> StepInput:
+    """Decode and validate a step body of any supported media type."""
+    media_type = (content_type or JSON).split(";", 1)[0].strip().lower()
+    if media_type == OCTET_STREAM:
+        decoded = decode_step(body)
+        _check_size(decoded.scores.size, max_scores)
+        scores = parse_scores(decoded.scores, None)
+        return StepInput(decoded.step, scores, decoded.return_advantages, None)
+    if media_type == JSON or media_type.endswith("+json"):
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"body is not valid JSON: {exc}", field="body") from None
+        return _from_mapping(payload, max_scores, binary_scores=False)
+    if media_type in MSGPACK_TYPES:
+        try:
+            payload = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise InputError(f"body is not valid msgpack: {exc}", field="body") from None
+        return _from_mapping(payload, max_scores, binary_scores=True)
+    raise UnsupportedMediaTypeError(
+        f"unsupported Content-Type {media_type!r}: use {JSON}, {OCTET_STREAM} or "
+        f"{MSGPACK_TYPES[0]}",
+        field="Content-Type",
+    )
+
+
+def _from_mapping(payload: Any, max_scores: int, *, binary_scores: bool) -> StepInput:
+    if not isinstance(payload, dict):
+        raise InputError("body must be an object with 'step' and 'scores'", field="body")
+    unknown = sorted(str(name) for name in set(payload) - _STEP_FIELDS)
+    if unknown:
+        raise InputError(f"unknown field(s) {unknown}", field=unknown[0])
+    step = payload.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise InputError(f"step must be a non-negative integer; got {step!r}", field="step")
+    return_advantages = payload.get("return_advantages", False)
+    if not isinstance(return_advantages, bool):
+        raise InputError("return_advantages must be true or false", field="return_advantages")
+    if "scores" not in payload:
+        raise InputError("scores is required", field="scores")
+    raw = _binary_scores(payload) if binary_scores else payload["scores"]
+    _check_size(_nested_size(raw), max_scores)
+    scores = parse_scores(raw, None)
+    prompt_ids = payload.get("prompt_ids")
+    if prompt_ids is not None:
+        valid = isinstance(prompt_ids, list) and all(
+            isinstance(p, str | int) and not isinstance(p, bool) for p in prompt_ids
+        )
+        if not valid or len(prompt_ids) != scores.shape[0]:
+            raise InputError(
+                f"prompt_ids must be a list of {scores.shape[0]} strings or integers (one per "
+                "prompt)",
+                field="prompt_ids",
+            )
+    return StepInput(step, scores, return_advantages, prompt_ids)
+
+
+def _binary_scores(payload: dict[str, Any]) -> FloatArray:
+    shape, data = payload.get("shape"), payload["scores"]
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+    ):
+        raise InputError("shape must be [N, G, K] (non-negative integers)", field="shape")
+    if not isinstance(data, bytes):
+        raise InputError("scores must be bytes: little-endian float32, (N, G, K)", field="scores")
+    count = shape[0] * shape[1] * shape[2]
+    if len(data) != 4 * count:
+        raise InputError(
+            f"scores holds {len(data)} bytes; shape {shape} needs {4 * count}", field="scores"
+        )
+    return np.frombuffer(data, dtype="<f4").astype(np.float64).reshape(shape)
+
+
+def _nested_size(scores: Any) -> int:
+    """N * G * K read off the first row, to refuse huge bodies before converting them."""
+    size, level = 1, scores
+    for _ in range(3):
+        if isinstance(level, np.ndarray):
+            return int(level.size)
+        if not isinstance(level, list) or not level:
+            return 0
+        size *= len(level)
+        level = level[0]
+    return size
+
+
+def _check_size(size: int, max_scores: int) -> None:
+    if size > max_scores:
+        raise PayloadTooLargeError(
+            f"scores has {size} entries (N*G*K); the limit is {max_scores}", field="scores"
+        )

@@ -1,0 +1,37 @@
+"""FastAPI dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from spard.service.auth import tenant_for
+from spard.service.runs import RunService
+from spard.service.settings import RUN_ID_PATTERN, Settings
+from spard.service.store import RunKey
+
+
+def get_runs(request: Request) -> RunService:
+    """The run service of this app."""
+    runs: RunService = request.app.state.runs
+    return runs
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings of this app."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def run_key(
+    run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN, description="the run's id")],
+    tenant: Annotated[str, Depends(tenant_for)],
+) -> RunKey:
+    """The addressed run, within the caller's tenant."""
+    return RunKey(tenant=tenant, run_id=run_id)
+
+
+Runs = Annotated[RunService, Depends(get_runs)]
+CurrentSettings = Annotated[Settings, Depends(get_settings)]
+Tenant = Annotated[str, Depends(tenant_for)]
+Run = Annotated[RunKey, Depends(run_key)]

@@ -1,0 +1,96 @@
+"""Service errors and the handlers that turn every failure into a clear JSON 4xx/503.
+
+Every error body is ``{"detail": "<message>", "field": "<field or null>"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from spard.service.metrics import STORE_ERRORS
+from spard.service.store import StoreUnavailableError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import spard
+
+
+class ServiceError(Exception):
+    """An error with an HTTP status and the field at fault."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class RunNotFoundError(ServiceError):
+    status_code = 404
+
+
+class RunExistsError(ServiceError):
+    status_code = 409
+
+
+class PayloadTooLargeError(ServiceError):
+    status_code = 413
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    status_code = 415
+
+
+class UnauthorizedError(ServiceError):
+    status_code = 401
+
+
+class ServiceUnavailableError(ServiceError):
+    status_code = 503
+
+
+class BadRequestError(ServiceError):
+    status_code = 422
+
+
+def error_response(status: int, message: str, field: str | None, **extra: Any) -> Response:
+    """The one shape of every error body."""
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = orjson.dumps({"detail": message, "field": field, **extra})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map engine, store, validation and service errors to their status codes."""
+
+    @app.exception_handler(ServiceError)
+    async def _service(_: Request, exc: ServiceError) -> Response:
+        return error_response(exc.status_code, exc.message, exc.field)
+
+    @app.exception_handler(spard.SpardError)
+    async def _engine(_: Request, exc: spard.SpardError) -> Response:
+        status = 409 if isinstance(exc, spard.StepOrderError | spard.StepConflictError) else 422
+        return error_response(status, exc.message, exc.field)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _store(_: Request, exc: StoreUnavailableError) -> Response:
+        STORE_ERRORS.inc()
+        return error_response(503, f"run store unavailable, retry later: {exc}", None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        location = [str(part) for part in first["loc"] if part not in ("body", "query", "path")]
+        field = ".".join(location) or None
+        message = f"{field}: {first['msg']}" if field else str(first["msg"])
+        details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        return error_response(422, message, field, errors=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        return error_response(exc.status_code, str(exc.detail), None)

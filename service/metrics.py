@@ -1,0 +1,117 @@
+"""Prometheus metrics.
+
+Counters and histograms live in prometheus-client's registry, in multiprocess mode when
+``PROMETHEUS_MULTIPROCESS_DIR`` is set (``spard serve --workers N`` sets it), so every worker's
+requests are counted. Per-run gauges are not process state at all: they are read from the
+store at scrape time, for the runs written recently, so any replica reports every run, and a
+deleted or expired run's series disappear with it (label cardinality stays bounded).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import orjson
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from spard.service.settings import Settings
+from spard.service.store import RunKey, Store
+
+REQUEST_LATENCY = Histogram(
+    "spard_http_request_duration_seconds",
+    "HTTP request latency by route",
+    ["method", "route", "status"],
+    buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+STEPS = Counter("spard_steps_total", "Step requests by outcome", ["outcome"])
+STORE_ERRORS = Counter("spard_store_errors_total", "Requests failed by an unavailable store")
+RUN_GAUGES = {
+    "weight": "spard_run_reward_weight",
+    "level": "spard_run_objective_level",
+    "progress": "spard_run_objective_progress",
+    "reliability": "spard_run_objective_reliability",
+    "mean": "spard_run_objective_batch_mean",
+}
+SAMPLE_WEIGHT_QUANTILES = {"min": "0", "p10": "0.1", "p50": "0.5", "p90": "0.9", "max": "1"}
+
+
+class _RunCollector:
+    """Per-run gauges from summaries fetched just before the scrape."""
+
+    def __init__(self, summaries: list[tuple[RunKey, bytes]]) -> None:
+        self._summaries = summaries
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["tenant", "run_id", "objective"]
+        families = {
+            field: GaugeMetricFamily(name, f"Per-run objective {field}", labels=labels)
+            for field, name in RUN_GAUGES.items()
+        }
+        run_labels = ["tenant", "run_id"]
+        last_step = GaugeMetricFamily("spard_run_last_step", "Last applied step", labels=run_labels)
+        sample = GaugeMetricFamily(
+            "spard_run_sample_weight",
+            "Quantiles of the last step's data weights over informative prompts",
+            labels=[*run_labels, "quantile"],
+        )
+        zero = GaugeMetricFamily(
+            "spard_run_zero_signal_fraction",
+            "Share of the last step's prompts with no signal",
+            labels=run_labels,
+        )
+        for key, raw in self._summaries:
+            summary = orjson.loads(raw)
+            ids = [key.tenant, key.run_id]
+            if summary["last_step"] is not None:
+                last_step.add_metric(ids, summary["last_step"])
+            for objective, weight in summary["reward_weights"].items():
+                families["weight"].add_metric([*ids, objective], weight)
+                for field, value in (summary["stats"] or {}).get(objective, {}).items():
+                    if field in families and value is not None:
+                        families[field].add_metric([*ids, objective], value)
+            weights = summary.get("last_sample_weights")
+            if weights:
+                for field, quantile in SAMPLE_WEIGHT_QUANTILES.items():
+                    if weights[field] is not None:
+                        sample.add_metric([*ids, quantile], weights[field])
+                zero.add_metric(ids, weights["zero_signal"] / max(weights["prompts"], 1))
+        yield from families.values()
+        yield from (last_step, sample, zero)
+
+
+async def render_metrics(store: Store, settings: Settings) -> tuple[bytes, str]:
+    """The exposition text of every metric, and its content type."""
+    since = time.time() - settings.metrics_run_window_s
+    summaries = await store.recent_runs(since, settings.metrics_max_runs)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_RunCollector(summaries))
+    return _process_metrics() + generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _process_metrics() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROCESS_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Record one request's latency."""
+    REQUEST_LATENCY.labels(method, route, str(status)).observe(seconds)
+
+
+def count_step(outcome: str) -> None:
+    """Count a step request: applied, replayed or rejected."""
+    STEPS.labels(outcome).inc()

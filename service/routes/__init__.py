@@ -1,0 +1,1 @@
+"""HTTP routers: runs, steps, and operations (health, readiness, metrics)."""

@@ -1,0 +1,102 @@
+"""Runs: create, read, delete, history, and state export/import."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Query, Response
+from pydantic import ValidationError
+from spard.service.dependencies import CurrentSettings, Run, Runs, Tenant
+from spard.service.errors import BadRequestError
+from spard.service.schemas import ERROR_RESPONSES, CreateRunRequest, HistoryPage, RunSummary
+from spard.service.store import RunKey
+
+import spard
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
+JSON = "application/json"
+
+
+def _json(payload: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status_code, media_type=JSON)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=RunSummary,
+    responses={409: {"description": "the run id exists"}},
+)
+async def create_run(
+    body: CreateRunRequest, tenant: Tenant, runs: Runs, settings: CurrentSettings
+) -> Response:
+    """Create a run over named objectives, with a strategy and config overrides."""
+    if len(body.objectives) > settings.max_objectives:
+        raise BadRequestError(
+            f"objectives: {len(body.objectives)} given; the limit is {settings.max_objectives}",
+            field="objectives",
+        )
+    overrides = {"replay_window": settings.step_retention, **body.config}
+    if body.strategy is not None:
+        if overrides.get("strategy", body.strategy) != body.strategy:
+            raise BadRequestError("strategy and config.strategy disagree", field="config.strategy")
+        overrides["strategy"] = body.strategy
+    try:
+        config = spard.SpardConfig.model_validate(overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(["config", *(str(p) for p in error["loc"])])
+        raise BadRequestError(f"{field}: {error['msg']}", field=field) from None
+    run_id = body.run_id or f"run-{secrets.token_hex(8)}"
+    key = RunKey(tenant=tenant, run_id=run_id)
+    summary = await runs.create(key, list(body.objectives), config, body.prior_weights)
+    return _json(summary, status_code=201)
+
+
+@router.get("/{run_id}", response_model=RunSummary)
+async def get_run(run: Run, runs: Runs) -> Response:
+    """The run's config, last applied step, current weights and per-objective stats."""
+    return Response(await runs.summary(run), media_type=JSON)
+
+
+@router.delete("/{run_id}", status_code=204)
+async def delete_run(run: Run, runs: Runs) -> Response:
+    """Delete the run, its state and its history."""
+    await runs.delete(run)
+    return Response(status_code=204)
+
+
+@router.get("/{run_id}/history", response_model=HistoryPage)
+async def get_history(
+    run: Run,
+    runs: Runs,
+    after: Annotated[int | None, Query(ge=-1, description="entries with step > after")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Per-step weights and stats, oldest first, a page at a time (for plots)."""
+    entries = await runs.history(run, after, limit)
+    next_after = orjson.loads(entries[-1])["step"] if len(entries) == limit else None
+    body = b'{"run_id":%s,"entries":[%s],"next_after":%s}' % (
+        orjson.dumps(run.run_id),
+        b",".join(entries),
+        orjson.dumps(next_after),
+    )
+    return Response(body, media_type=JSON)
+
+
+@router.get("/{run_id}/state")
+async def export_state(run: Run, runs: Runs) -> Response:
+    """The curriculum state, to save with a trainer checkpoint (``spard.State.to_dict``)."""
+    return Response(await runs.export_state(run), media_type=JSON)
+
+
+@router.put("/{run_id}/state", response_model=RunSummary)
+async def import_state(
+    run: Run,
+    runs: Runs,
+    state: Annotated[dict[str, Any], Body(description="a state from GET .../state")],
+) -> Response:
+    """Resume from a saved state: the run continues exactly as the saved one would have."""
+    return _json(await runs.import_state(run, state))

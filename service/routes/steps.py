@@ -1,0 +1,73 @@
+"""Steps: the one call a trainer makes per batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from spard.service.codec import MSGPACK_TYPES, decode_step_body
+from spard.service.dependencies import CurrentSettings, Run, Runs
+from spard.service.errors import ServiceError
+from spard.service.metrics import count_step
+from spard.service.schemas import ERROR_RESPONSES, StepRequest, StepResponse
+
+import spard
+from spard.wire import HEADER_SIZE, OCTET_STREAM
+
+router = APIRouter(prefix="/v1/runs", tags=["steps"], responses=ERROR_RESPONSES)
+
+_BINARY_DOC = (
+    f"`{OCTET_STREAM}`: a {HEADER_SIZE}-byte little-endian header (magic `SPRD`, version 1, "
+    "flags with bit 0 = return_advantages, 2 reserved bytes, int64 step with -1 for the next, "
+    "uint32 N, G, K, 4 reserved bytes) then N*G*K float32 scores, NaN = missing. "
+    f"`{MSGPACK_TYPES[0]}`: a map with `step`, `shape` [N, G, K], `scores` (bytes, float32 "
+    "little-endian), optional `prompt_ids` and `return_advantages`."
+)
+_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": StepRequest.model_json_schema()},
+        OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}},
+        MSGPACK_TYPES[0]: {"schema": {"type": "string", "format": "binary"}},
+    },
+    "description": "JSON for small batches; " + _BINARY_DOC,
+}
+
+
+@router.post(
+    "/{run_id}/steps",
+    response_model=StepResponse,
+    openapi_extra={"requestBody": _REQUEST_BODY},
+    responses={
+        409: {"description": "an older step no longer kept, or a step replayed with other scores"},
+        413: {"description": "body or N*G*K over the limit"},
+        415: {"description": "unsupported Content-Type"},
+    },
+)
+async def post_step(request: Request, run: Run, runs: Runs, settings: CurrentSettings) -> Response:
+    """Apply one batch of scores (N, G, K), exactly once: a step sent again, to any replica,
+    returns the stored result with ``replayed: true``."""
+    body = await request.body()
+    try:
+        # K is checked by the engine against the run's objectives.
+        decoded = decode_step_body(request.headers.get("content-type"), body, settings.max_scores)
+        result = await runs.step(run, decoded.step, decoded.scores, decoded.return_advantages)
+    except (spard.SpardError, ServiceError):
+        count_step("rejected")
+        raise
+    count_step("replayed" if result.replayed else "applied")
+    payload = {
+        "run_id": run.run_id,
+        "step": result.step,
+        "replayed": result.replayed,
+        "reward_weights": result.weights_by_objective(),
+        "sample_weights": result.sample_weights,
+        "zero_signal": result.zero_signal,
+        "advantages": result.advantages,
+        "stats": result.stats,
+        "prompt_ids": decoded.prompt_ids,
+    }
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )

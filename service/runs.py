@@ -1,0 +1,226 @@
+"""Run operations over a store: create, read, step exactly once, export/import, delete.
+
+HTTP-free, so the routes stay thin. A replica keeps a small cache of decoded states keyed by
+etag: in the common case (a trainer stepping its run) a step is one Redis round trip, the
+compare-and-set commit; a stale cache only costs a retry.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import orjson
+from spard.service.errors import RunExistsError, RunNotFoundError, ServiceUnavailableError
+from spard.service.settings import Settings
+from spard.service.store import CommitOutcome, HistoryEntry, RunKey, RunRecord, Store
+
+import spard
+
+_MAX_ATTEMPTS = 16
+_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    etag: str
+    state: spard.State
+    created_at: float
+    fresh: bool  # read from the store for this request, not from the cache
+
+
+class RunService:
+    """Everything the routes do to runs, on top of a :class:`Store`."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self._cache: OrderedDict[RunKey, _Loaded] = OrderedDict()
+
+    async def create(
+        self,
+        key: RunKey,
+        objectives: list[str],
+        config: spard.SpardConfig,
+        prior_weights: Any,
+    ) -> dict[str, Any]:
+        """Create a run; raises :class:`RunExistsError` if the id is taken."""
+        state = spard.init(objectives, config, prior_weights=prior_weights)
+        now = time.time()
+        record = _record(key, state, created_at=now)
+        if not await self.store.create(key, record):
+            raise RunExistsError(f"run {key.run_id!r} already exists", field="run_id")
+        self._remember(key, _Loaded(record.etag, state, now, fresh=True))
+        return orjson.loads(record.summary)  # type: ignore[no-any-return]
+
+    async def summary(self, key: RunKey) -> bytes:
+        """The stored JSON summary of a run."""
+        summary = await self.store.load_summary(key)
+        if summary is None:
+            raise _not_found(key)
+        return summary
+
+    async def step(
+        self, key: RunKey, step: int | None, scores: np.ndarray[Any, Any], return_advantages: bool
+    ) -> spard.StepResult:
+        """Apply (or replay) one step exactly once, whatever the concurrency."""
+        cached = self._cache.get(key)
+        loaded = replace(cached, fresh=False) if cached else await self._load(key)
+        for _ in range(_MAX_ATTEMPTS):
+            try:
+                result, state = spard.step(
+                    loaded.state, scores, step, return_advantages=return_advantages
+                )
+            except (spard.StepOrderError, spard.StepConflictError):
+                if loaded.fresh:
+                    raise
+                loaded = await self._load(key)  # the cache may predate an import
+                continue
+            if result.replayed:
+                if loaded.fresh:
+                    return result
+                loaded = await self._load(key)
+                continue
+            record = _record(key, state, created_at=loaded.created_at)
+            entry = HistoryEntry(step=result.step, payload=_history_payload(result))
+            outcome, current = await self.store.commit(key, loaded.etag, record, entry)
+            if outcome is CommitOutcome.APPLIED:
+                self._remember(key, _Loaded(record.etag, state, loaded.created_at, fresh=False))
+                return result
+            if outcome is CommitOutcome.MISSING or current is None:
+                self._cache.pop(key, None)
+                raise _not_found(key)
+            loaded = self._decode(current)
+            self._remember(key, loaded)
+        raise ServiceUnavailableError(
+            f"run {key.run_id!r} is contended: step not applied after {_MAX_ATTEMPTS} tries"
+        )
+
+    async def export_state(self, key: RunKey) -> bytes:
+        """The run's engine state as JSON (``spard.State.to_dict``)."""
+        record = await self.store.load(key)
+        if record is None:
+            raise _not_found(key)
+        return record.state
+
+    async def import_state(self, key: RunKey, data: Any) -> dict[str, Any]:
+        """Replace the run's state with an exported one (same objectives); history after the
+        imported last step is dropped, since the trainer will send those steps again."""
+        state = spard.State.from_dict(data)
+        loaded = await self._load(key)
+        if state.objectives != loaded.state.objectives:
+            raise spard.InputError(
+                f"state.objectives {list(state.objectives)} differ from the run's "
+                f"{list(loaded.state.objectives)}",
+                field="state.objectives",
+            )
+        record = _record(key, state, created_at=loaded.created_at)
+        if not await self.store.replace(key, record, state.last_step):
+            raise _not_found(key)
+        self._remember(key, _Loaded(record.etag, state, loaded.created_at, fresh=False))
+        return orjson.loads(record.summary)  # type: ignore[no-any-return]
+
+    async def delete(self, key: RunKey) -> None:
+        """Delete a run and its history."""
+        self._cache.pop(key, None)
+        if not await self.store.delete(key):
+            raise _not_found(key)
+
+    async def history(self, key: RunKey, after: int | None, limit: int) -> list[bytes]:
+        """A page of history entries (JSON) with step > ``after``."""
+        entries = await self.store.history(key, after, limit)
+        if entries is None:
+            raise _not_found(key)
+        return entries
+
+    async def _load(self, key: RunKey) -> _Loaded:
+        record = await self.store.load(key)
+        if record is None:
+            self._cache.pop(key, None)
+            raise _not_found(key)
+        loaded = self._decode(record)
+        self._remember(key, loaded)
+        return loaded
+
+    @staticmethod
+    def _decode(record: RunRecord) -> _Loaded:
+        state = spard.State.from_dict(orjson.loads(record.state))
+        created_at = float(orjson.loads(record.summary)["created_at"])
+        return _Loaded(record.etag, state, created_at, fresh=True)
+
+    def _remember(self, key: RunKey, loaded: _Loaded) -> None:
+        self._cache[key] = loaded
+        self._cache.move_to_end(key)
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+
+def _not_found(key: RunKey) -> RunNotFoundError:
+    return RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
+
+
+def _record(key: RunKey, state: spard.State, *, created_at: float) -> RunRecord:
+    summary = run_summary(key, state, created_at=created_at, updated_at=time.time())
+    return RunRecord(
+        state=orjson.dumps(state.to_dict()),
+        summary=orjson.dumps(summary),
+        etag=secrets.token_hex(12),
+    )
+
+
+def run_summary(
+    key: RunKey, state: spard.State, *, created_at: float, updated_at: float
+) -> dict[str, Any]:
+    """What GET /v1/runs/{id} serves, and what the per-run metrics read."""
+    names = state.objectives
+    last = state.recent[-1] if state.recent else None
+    return {
+        "run_id": key.run_id,
+        "objectives": list(names),
+        "strategy": state.config.strategy,
+        "config": state.config.model_dump(mode="json"),
+        "prior_weights": dict(zip(names, state.prior_weights.tolist(), strict=True)),
+        "reward_weights": dict(zip(names, state.reward_weights.tolist(), strict=True)),
+        "last_step": state.last_step,
+        "steps_applied": state.steps_applied,
+        "stats": None if last is None else last.stats,
+        "last_sample_weights": (
+            None if last is None else _sample_weight_summary(last.sample_weights, last.zero_signal)
+        ),
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+
+
+def _sample_weight_summary(
+    sample_weights: np.ndarray[Any, Any], zero_signal: np.ndarray[Any, Any]
+) -> dict[str, float | int | None]:
+    weights = sample_weights[~zero_signal]
+    quantiles: list[float | None] = (
+        np.quantile(weights, [0.0, 0.1, 0.5, 0.9, 1.0]).tolist() if weights.size else [None] * 5
+    )
+    return {
+        "prompts": int(sample_weights.size),
+        "zero_signal": int(zero_signal.sum()),
+        "min": quantiles[0],
+        "p10": quantiles[1],
+        "p50": quantiles[2],
+        "p90": quantiles[3],
+        "max": quantiles[4],
+    }
+
+
+def _history_payload(result: spard.StepResult) -> bytes:
+    return orjson.dumps(
+        {
+            "step": result.step,
+            "reward_weights": result.weights_by_objective(),
+            "stats": result.stats,
+            "sample_weights": _sample_weight_summary(result.sample_weights, result.zero_signal),
+            "applied_at": time.time(),
+        }
+    )

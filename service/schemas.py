@@ -1,0 +1,119 @@
+"""Request and response models of the HTTP API (they also make the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from spard.service.settings import RUN_ID_PATTERN
+
+from spard.config import Strategy
+
+ObjectiveName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+ObjectiveStats = dict[str, dict[str, float | None]]
+
+
+class CreateRunRequest(BaseModel):
+    """Body of ``POST /v1/runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str | None = Field(
+        None, pattern=RUN_ID_PATTERN, description="your id for the run; generated if absent"
+    )
+    objectives: list[ObjectiveName] = Field(min_length=1, description="objective names (K)")
+    strategy: Strategy | None = Field(None, description="shortcut for config.strategy")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of SpardConfig fields"
+    )
+    prior_weights: list[float] | dict[str, float] | None = Field(
+        None, description="w0: K positive numbers, or objective -> weight; uniform if absent"
+    )
+
+
+class StepRequest(BaseModel):
+    """JSON body of ``POST /v1/runs/{run_id}/steps`` (documentation; parsed by the codec)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: int | None = Field(None, ge=0, description="step index; absent: the next one")
+    scores: list[list[list[float | None]]] = Field(
+        description="(N, G, K) nested lists: prompts, rollouts, objectives; null = missing"
+    )
+    prompt_ids: list[str | int] | None = Field(None, description="N ids, echoed back")
+    return_advantages: bool = Field(False, description="also return (N, G) advantages")
+
+
+class SampleWeightSummary(BaseModel):
+    prompts: int
+    zero_signal: int
+    min: float | None
+    p10: float | None
+    p50: float | None
+    p90: float | None
+    max: float | None
+
+
+class RunSummary(BaseModel):
+    """A run: its configuration, where it stands and its latest per-objective statistics."""
+
+    run_id: str
+    objectives: list[str]
+    strategy: Strategy
+    config: dict[str, Any]
+    prior_weights: dict[str, float]
+    reward_weights: dict[str, float] = Field(description="the weights the next step will get")
+    last_step: int | None
+    steps_applied: int
+    stats: ObjectiveStats | None
+    last_sample_weights: SampleWeightSummary | None
+    created_at: float
+    updated_at: float
+
+
+class StepResponse(BaseModel):
+    """The engine's answer for one step."""
+
+    run_id: str
+    step: int
+    replayed: bool = Field(description="true when this step had been applied before")
+    reward_weights: dict[str, float] = Field(description="weights to apply to this batch")
+    sample_weights: list[float] = Field(description="(N,) RADR data weights")
+    zero_signal: list[bool] = Field(description="(N,) prompts with no GRPO signal")
+    advantages: list[list[float]] | None = Field(description="(N, G) when asked for")
+    stats: ObjectiveStats
+    prompt_ids: list[str | int] | None
+
+
+class HistoryEntry(BaseModel):
+    step: int
+    reward_weights: dict[str, float]
+    stats: ObjectiveStats
+    sample_weights: SampleWeightSummary
+    applied_at: float
+
+
+class HistoryPage(BaseModel):
+    """A page of per-step history; pass ``next_after`` as ``after`` for the next page."""
+
+    run_id: str
+    entries: list[HistoryEntry]
+    next_after: int | None
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    field: str | None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in [
+        (401, "missing or unknown API key"),
+        (404, "no such run for this tenant"),
+        (422, "invalid input; `field` names it"),
+        (503, "the run store is unavailable"),
+    ]
+}

@@ -1,0 +1,102 @@
+"""The store interface: what the service needs, with exactly-once writes by compare-and-set."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """A run, scoped to its tenant: one tenant can never address another's runs."""
+
+    tenant: str
+    run_id: str
+
+    @property
+    def hash_tag(self) -> str:
+        """Redis Cluster hash tag: every key of a run lands in one slot."""
+        return f"{{{self.tenant}:{self.run_id}}}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as stored: the engine state, a summary for cheap reads, and a write token.
+
+    ``etag`` changes on every write (a random token, not a counter, so a run deleted and
+    created again never matches a token cached for its predecessor).
+    """
+
+    state: bytes  # JSON of spard.State.to_dict()
+    summary: bytes  # JSON of the run summary served by GET /v1/runs/{id}
+    etag: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One applied step, for the history endpoint."""
+
+    step: int
+    payload: bytes  # JSON
+
+
+class CommitOutcome(enum.Enum):
+    """How a compare-and-set write ended."""
+
+    APPLIED = "applied"
+    STALE = "stale"  # another writer got there first: reload and retry
+    MISSING = "missing"  # the run was deleted (or expired) meanwhile
+
+
+class StoreUnavailableError(Exception):
+    """The store cannot be reached or did not answer in time."""
+
+
+class Store(Protocol):
+    """Async storage of runs. Every method raises :class:`StoreUnavailableError` on outage."""
+
+    async def create(self, key: RunKey, record: RunRecord) -> bool:
+        """Store a new run; False if the id already exists."""
+        ...
+
+    async def load(self, key: RunKey) -> RunRecord | None:
+        """The run, or None if it does not exist."""
+        ...
+
+    async def load_summary(self, key: RunKey) -> bytes | None:
+        """Just the summary of a run (cheap), or None."""
+        ...
+
+    async def commit(
+        self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryEntry
+    ) -> tuple[CommitOutcome, RunRecord | None]:
+        """Write ``record`` and append ``entry`` if the stored etag is still ``expected_etag``.
+
+        On STALE the current record comes back so the caller can retry without a new read.
+        """
+        ...
+
+    async def replace(self, key: RunKey, record: RunRecord, last_step: int | None) -> bool:
+        """Overwrite a run's state (import); history after ``last_step`` is dropped."""
+        ...
+
+    async def delete(self, key: RunKey) -> bool:
+        """Delete a run and its history; False if it did not exist."""
+        ...
+
+    async def history(self, key: RunKey, after: int | None, limit: int) -> list[bytes] | None:
+        """History entries with step > ``after``, in step order; None if no such run."""
+        ...
+
+    async def recent_runs(self, since: float, limit: int) -> list[tuple[RunKey, bytes]]:
+        """Summaries of up to ``limit`` runs written since ``since`` (unix time)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailableError` unless the store answers."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,100 @@
+"""The embedded store: runs in this process's memory (one process, nothing to install).
+
+Every method runs without awaiting in between, so on one event loop each is atomic, which is
+all the compare-and-set semantics of the Redis store need.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from dataclasses import dataclass, field
+
+from spard.service.settings import Settings
+from spard.service.store.base import CommitOutcome, HistoryEntry, RunKey, RunRecord
+
+
+@dataclass
+class _Run:
+    record: RunRecord
+    updated: float
+    history_steps: list[int] = field(default_factory=list)
+    history: dict[int, bytes] = field(default_factory=dict)
+
+
+class MemoryStore:
+    """In-process store with the same semantics as :class:`RedisStore` (TTL included)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._runs: dict[RunKey, _Run] = {}
+        self._history_retention = settings.history_retention
+        self._ttl = settings.run_ttl_s
+
+    def _live(self, key: RunKey) -> _Run | None:
+        run = self._runs.get(key)
+        if run is not None and self._ttl and time.time() - run.updated > self._ttl:
+            del self._runs[key]
+            return None
+        return run
+
+    async def create(self, key: RunKey, record: RunRecord) -> bool:
+        if self._live(key) is not None:
+            return False
+        self._runs[key] = _Run(record=record, updated=time.time())
+        return True
+
+    async def load(self, key: RunKey) -> RunRecord | None:
+        run = self._live(key)
+        return None if run is None else run.record
+
+    async def load_summary(self, key: RunKey) -> bytes | None:
+        run = self._live(key)
+        return None if run is None else run.record.summary
+
+    async def commit(
+        self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryEntry
+    ) -> tuple[CommitOutcome, RunRecord | None]:
+        run = self._live(key)
+        if run is None:
+            return CommitOutcome.MISSING, None
+        if run.record.etag != expected_etag:
+            return CommitOutcome.STALE, run.record
+        run.record, run.updated = record, time.time()
+        if entry.step not in run.history:
+            bisect.insort(run.history_steps, entry.step)
+        run.history[entry.step] = entry.payload
+        while len(run.history_steps) > self._history_retention:
+            del run.history[run.history_steps.pop(0)]
+        return CommitOutcome.APPLIED, None
+
+    async def replace(self, key: RunKey, record: RunRecord, last_step: int | None) -> bool:
+        run = self._live(key)
+        if run is None:
+            return False
+        run.record, run.updated = record, time.time()
+        keep_until = -1 if last_step is None else last_step
+        for step in [s for s in run.history_steps if s > keep_until]:
+            run.history_steps.remove(step)
+            del run.history[step]
+        return True
+
+    async def delete(self, key: RunKey) -> bool:
+        return self._runs.pop(key, None) is not None
+
+    async def history(self, key: RunKey, after: int | None, limit: int) -> list[bytes] | None:
+        run = self._live(key)
+        if run is None:
+            return None
+        start = 0 if after is None else bisect.bisect_right(run.history_steps, after)
+        return [run.history[s] for s in run.history_steps[start : start + limit]]
+
+    async def recent_runs(self, since: float, limit: int) -> list[tuple[RunKey, bytes]]:
+        live = [(k, r) for k in list(self._runs) if (r := self._live(k)) and r.updated >= since]
+        live.sort(key=lambda item: item[1].updated, reverse=True)
+        return [(key, run.record.summary) for key, run in live[:limit]]
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
