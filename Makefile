@@ -5,7 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test install lint typecheck pytest bench clean
+.PHONY: test install system-deps lint typecheck pytest bench clean
+
+# The tests start their own redis-server; install Debian's when it is missing (needs root).
+system-deps:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +26,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict spard
 
-pytest: install
+pytest: install system-deps
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
-bench: install
+bench: install system-deps
 	$(BIN)/python benchmarks/engine_step.py
+	$(BIN)/python benchmarks/service_step.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -60,7 +60,8 @@ def decode_step_body(content_type: str | None, body: bytes, max_scores: int) -> 
 def _from_mapping(payload: Any, max_scores: int, *, binary_scores: bool) -> StepInput:
     if not isinstance(payload, dict):
         raise InputError("body must be an object with 'step' and 'scores'", field="body")
-    unknown = sorted(str(name) for name in set(payload) - _STEP_FIELDS)
+    allowed = _STEP_FIELDS | {"shape"} if binary_scores else _STEP_FIELDS
+    unknown = sorted(str(name) for name in set(payload) - allowed)
     if unknown:
         raise InputError(f"unknown field(s) {unknown}", field=unknown[0])
     step = payload.get("step")

@@ -1,7 +1,7 @@
 """Prometheus metrics.
 
 Counters and histograms live in prometheus-client's registry, in multiprocess mode when
-``PROMETHEUS_MULTIPROCESS_DIR`` is set (``spard serve --workers N`` sets it), so every worker's
+``PROMETHEUS_MULTIPROC_DIR`` is set (``spard serve --workers N`` sets it), so every worker's
 requests are counted. Per-run gauges are not process state at all: they are read from the
 store at scrape time, for the runs written recently, so any replica reports every run, and a
 deleted or expired run's series disappear with it (label cardinality stays bounded).
@@ -98,7 +98,7 @@ async def render_metrics(store: Store, settings: Settings) -> tuple[bytes, str]:
 
 
 def _process_metrics() -> bytes:
-    if os.environ.get("PROMETHEUS_MULTIPROCESS_DIR"):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         return generate_latest(registry)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOCAL_TENANT = "local"
 
 
@@ -59,6 +61,17 @@ class Settings(BaseSettings):
             raise ValueError("SPARD_API_KEYS must be 'key=tenant,key2=tenant2' or a JSON object")
         return {key.strip(): tenant.strip() for key, tenant in pairs}
 
+    @field_validator("api_keys", mode="after")
+    @classmethod
+    def _check_tenants(cls, value: dict[str, str]) -> dict[str, str]:
+        for tenant in value.values():
+            if not TENANT_PATTERN.match(tenant):
+                raise ValueError(
+                    f"tenant {tenant!r} must match {TENANT_PATTERN.pattern} (it is part of "
+                    "Redis key names)"
+                )
+        return value
+
     @property
     def uses_memory_store(self) -> bool:
         """Whether run state lives in this process (no Redis URL)."""
@@ -66,10 +79,12 @@ class Settings(BaseSettings):
 
     @property
     def auth_required(self) -> bool:
-        """Auth is on unless disabled explicitly, or by default on the local in-memory store."""
+        """Auth is on unless disabled explicitly; by default it is off only for the in-memory
+        store on a loopback address with no API keys configured."""
         if self.auth_disabled is not None:
             return not self.auth_disabled
-        return not (self.uses_memory_store and _is_loopback(self.host))
+        local = self.uses_memory_store and _is_loopback(self.host)
+        return bool(self.api_keys) or not local
 
     def check(self) -> None:
         """Refuse settings that would serve wrongly; raises ``ValueError`` with the fix."""

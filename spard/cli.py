@@ -110,6 +110,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 
 def _run_serve(args: argparse.Namespace) -> int:
     import os
+    import shutil
     import tempfile
 
     for flag, variable in [
@@ -134,20 +135,26 @@ def _run_serve(args: argparse.Namespace) -> int:
         settings.check()
     except ValueError as exc:
         raise spard.InputError(str(exc), field="settings") from None
-    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROCESS_DIR"):
+    metrics_dir = None
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its counters here; /metrics in any worker sums them all.
-        os.environ["PROMETHEUS_MULTIPROCESS_DIR"] = tempfile.mkdtemp(prefix="spard-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="spard-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     store = "Redis" if settings.redis_url else "in-memory store"
     auth = "API keys" if settings.auth_required else "no auth (local)"
     print(f"spard {spard.__version__}: {store}, {auth}, {settings.workers} worker(s)")
-    uvicorn.run(
-        "spard.service.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=args.log_level,
-    )
+    try:
+        uvicorn.run(
+            "spard.service.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=args.log_level,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
