@@ -9,7 +9,7 @@ from spard.service.errors import UnauthorizedError
 from spard.service.settings import LOCAL_TENANT, Settings
 
 
-def tenant_for(request: Request) -> str:
+async def tenant_for(request: Request) -> str:
     """FastAPI dependency: the tenant of the request's API key."""
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization", "")

@@ -1,4 +1,8 @@
-"""FastAPI dependencies shared by the routers."""
+"""FastAPI dependencies shared by the routers.
+
+All are ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool, a thread hop
+per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +15,19 @@ from spard.service.settings import RUN_ID_PATTERN, Settings
 from spard.service.store import RunKey
 
 
-def get_runs(request: Request) -> RunService:
+async def get_runs(request: Request) -> RunService:
     """The run service of this app."""
     runs: RunService = request.app.state.runs
     return runs
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings of this app."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def run_key(
+async def run_key(
     run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN, description="the run's id")],
     tenant: Annotated[str, Depends(tenant_for)],
 ) -> RunKey:

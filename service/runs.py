@@ -85,8 +85,9 @@ class RunService:
                     return result
                 loaded = await self._load(key)
                 continue
-            record = _record(key, state, created_at=loaded.created_at)
-            entry = HistoryEntry(step=result.step, payload=_history_payload(result))
+            weights = _sample_weight_summary(result.sample_weights, result.zero_signal)
+            record = _record(key, state, created_at=loaded.created_at, weights=weights)
+            entry = HistoryEntry(step=result.step, payload=_history_payload(result, weights))
             outcome, current = await self.store.commit(key, loaded.etag, record, entry)
             if outcome is CommitOutcome.APPLIED:
                 self._remember(key, _Loaded(record.etag, state, loaded.created_at, fresh=False))
@@ -163,8 +164,16 @@ def _not_found(key: RunKey) -> RunNotFoundError:
     return RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
 
 
-def _record(key: RunKey, state: spard.State, *, created_at: float) -> RunRecord:
-    summary = run_summary(key, state, created_at=created_at, updated_at=time.time())
+def _record(
+    key: RunKey,
+    state: spard.State,
+    *,
+    created_at: float,
+    weights: dict[str, float | int | None] | None = None,
+) -> RunRecord:
+    summary = run_summary(
+        key, state, created_at=created_at, updated_at=time.time(), weights=weights
+    )
     return RunRecord(
         state=orjson.dumps(state.to_dict()),
         summary=orjson.dumps(summary),
@@ -173,11 +182,21 @@ def _record(key: RunKey, state: spard.State, *, created_at: float) -> RunRecord:
 
 
 def run_summary(
-    key: RunKey, state: spard.State, *, created_at: float, updated_at: float
+    key: RunKey,
+    state: spard.State,
+    *,
+    created_at: float,
+    updated_at: float,
+    weights: dict[str, float | int | None] | None = None,
 ) -> dict[str, Any]:
-    """What GET /v1/runs/{id} serves, and what the per-run metrics read."""
+    """What GET /v1/runs/{id} serves, and what the per-run metrics read.
+
+    ``weights``: the last step's sample-weight summary when the caller has it already.
+    """
     names = state.objectives
     last = state.recent[-1] if state.recent else None
+    if weights is None and last is not None:
+        weights = _sample_weight_summary(last.sample_weights, last.zero_signal)
     return {
         "run_id": key.run_id,
         "objectives": list(names),
@@ -188,9 +207,7 @@ def run_summary(
         "last_step": state.last_step,
         "steps_applied": state.steps_applied,
         "stats": None if last is None else last.stats,
-        "last_sample_weights": (
-            None if last is None else _sample_weight_summary(last.sample_weights, last.zero_signal)
-        ),
+        "last_sample_weights": weights,
         "created_at": created_at,
         "updated_at": updated_at,
     }
@@ -214,13 +231,13 @@ def _sample_weight_summary(
     }
 
 
-def _history_payload(result: spard.StepResult) -> bytes:
+def _history_payload(result: spard.StepResult, weights: dict[str, float | int | None]) -> bytes:
     return orjson.dumps(
         {
             "step": result.step,
             "reward_weights": result.weights_by_objective(),
             "stats": result.stats,
-            "sample_weights": _sample_weight_summary(result.sample_weights, result.zero_signal),
+            "sample_weights": weights,
             "applied_at": time.time(),
         }
     )

@@ -56,7 +56,7 @@ class ObjectiveTracks:
 
         ``noise`` is :meth:`noise` of these tracks, passed in because callers report it too.
         """
-        scale = np.nan_to_num(self.scale, nan=0.0)
+        scale = np.where(np.isnan(self.scale), 0.0, self.scale)
         reliability: FloatArray = self.progress / (noise + config.eps_rel * scale + config.eps)
         return reliability
 
@@ -64,10 +64,12 @@ class ObjectiveTracks:
 def _row_medians(rows: FloatArray, counts: IntArray) -> FloatArray:
     """Median of the first ``counts[k]`` non-NaN values of each row (NaN sorts last)."""
     ordered = np.sort(rows, axis=1)
-    upper = np.clip(counts // 2, 0, rows.shape[1] - 1)
-    lower = np.clip((counts - 1) // 2, 0, rows.shape[1] - 1)
-    picked = np.take_along_axis(ordered, np.stack([lower, upper], axis=1), axis=1)
-    return np.where(counts > 0, picked.mean(axis=1), 0.0)
+    # counts <= W keeps both indices in range; rows with counts == 0 are masked below.
+    upper = counts // 2
+    lower = np.maximum(counts - 1, 0) // 2
+    rows_index = np.arange(rows.shape[0])
+    middle = 0.5 * (ordered[rows_index, lower] + ordered[rows_index, upper])
+    return np.where(counts > 0, middle, 0.0)
 
 
 def absorb_batch(

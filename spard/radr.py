@@ -18,7 +18,7 @@ def prompt_importance(
     why algorithm.md's ``+ eps`` is not needed here, and leaving it out keeps ``A`` exactly
     invariant to rescaling an objective, however small its scores. ``reward_weights`` ``(K,)``.
     """
-    positive_scale = np.nan_to_num(scale, nan=0.0) > 0.0
+    positive_scale = scale > 0.0  # False for NaN too
     safe_scale = np.where(positive_scale, scale, 1.0)
     attribute_matrix = np.where(positive_scale, dispersion / safe_scale, 0.0)
     importance: FloatArray = attribute_matrix @ reward_weights

@@ -30,6 +30,10 @@ class AppliedStep:
     zero_signal: BoolArray  # (N,)
     stats: ObjectiveStats
 
+    def __post_init__(self) -> None:
+        for array in (self.reward_weights, self.sample_weights, self.zero_signal):
+            array.setflags(write=False)
+
 
 @dataclass(frozen=True)
 class State:
@@ -98,15 +102,16 @@ class State:
 
 
 def _arrays(state: State) -> list[np.ndarray[Any, Any]]:
+    # The stored steps lock their own arrays when they are made.
     found: list[np.ndarray[Any, Any]] = [state.prior_weights, state.reward_weights]
-    found += [getattr(state.tracks, f.name) for f in fields(state.tracks)]
-    for entry in state.recent:
-        found += [entry.reward_weights, entry.sample_weights, entry.zero_signal]
-    return found
+    return found + [getattr(state.tracks, f.name) for f in fields(state.tracks)]
 
 
 def _floats(values: FloatArray) -> list[float | None]:
-    return [None if math.isnan(v) else v for v in values.tolist()]
+    listed: list[float | None] = values.tolist()
+    if np.isnan(values).any():
+        return [None if v is None or math.isnan(v) else v for v in listed]
+    return listed
 
 
 def _array(values: list[float | None]) -> FloatArray:

@@ -7,10 +7,12 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from spard.service.codec import MSGPACK_TYPES, decode_step_body
-from spard.service.dependencies import CurrentSettings, Run, Runs
+from spard.service.dependencies import Run
 from spard.service.errors import ServiceError
 from spard.service.metrics import count_step
+from spard.service.runs import RunService
 from spard.service.schemas import ERROR_RESPONSES, StepRequest, StepResponse
+from spard.service.settings import Settings
 
 import spard
 from spard.wire import HEADER_SIZE, OCTET_STREAM
@@ -45,9 +47,12 @@ _REQUEST_BODY: dict[str, Any] = {
         415: {"description": "unsupported Content-Type"},
     },
 )
-async def post_step(request: Request, run: Run, runs: Runs, settings: CurrentSettings) -> Response:
+async def post_step(request: Request, run: Run) -> Response:
     """Apply one batch of scores (N, G, K), exactly once: a step sent again, to any replica,
     returns the stored result with ``replayed: true``."""
+    # The hot path: app state read directly rather than through two more dependencies.
+    runs: RunService = request.app.state.runs
+    settings: Settings = request.app.state.settings
     body = await request.body()
     try:
         # K is checked by the engine against the run's objectives.

@@ -1,0 +1,187 @@
+"""Benchmark: step round trip through real uvicorn and a real Redis on loopback.
+
+Each case sends sequential steps of one run (as a trainer does) and times every request,
+next to a bare FastAPI endpoint that echoes the same body (the floor: HTTP + uvicorn + client).
+Targets (issue 3): (64, 8, 4) JSON p50 <= 3 ms, p99 <= 10 ms and <= 2x the floor;
+(512, 16, 8) binary p50 <= 10 ms. Writes benchmarks/results/service_step.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+import spard
+from spard.wire import encode_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from servers import RedisServer, ServiceProcess, free_port
+
+CASES = [
+    ((64, 8, 4), "json"),
+    ((512, 16, 8), "json"),
+    ((512, 16, 8), "binary"),
+]
+
+
+def bodies(shape: tuple[int, int, int], kind: str, count: int) -> list[tuple[bytes, str]]:
+    rng = np.random.default_rng(0)
+    made = []
+    for t in range(count):
+        scores = (rng.random(shape) < rng.uniform(0.2, 0.8, shape[-1])).astype(float)
+        if kind == "binary":
+            made.append(
+                (encode_step(scores, t, return_advantages=False), "application/octet-stream")
+            )
+        else:
+            payload = json.dumps({"step": t, "scores": scores.tolist()}).encode()
+            made.append((payload, "application/json"))
+    return made
+
+
+def timed_posts(client: httpx.Client, url: str, sent: list[tuple[bytes, str]]) -> np.ndarray:
+    samples = np.empty(len(sent))
+    for index, (body, content_type) in enumerate(sent):
+        start = time.perf_counter()
+        response = client.post(url, content=body, headers={"content-type": content_type})
+        samples[index] = (time.perf_counter() - start) * 1e3
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+    return samples
+
+
+def start_floor() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent)),
+            *("echo_app:app", "--port", str(port), "--log-level", "warning"),
+        ],
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.post(f"{url}/echo", content=b"x")
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("echo server did not start")
+
+
+def server_seconds(client: httpx.Client, url: str) -> tuple[float, float]:
+    """(sum, count) of the service's own latency histogram for 200 answers of the step route."""
+    text = client.get(f"{url}/metrics").text
+    found = {}
+    for kind in ("sum", "count"):
+        pattern = (
+            rf'spard_http_request_duration_seconds_{kind}\{{method="POST",'
+            rf'route="/v1/runs/{{run_id}}/steps",status="200"\}} (\S+)'
+        )
+        match = re.search(pattern, text)
+        found[kind] = float(match.group(1)) if match else 0.0
+    return found["sum"], found["count"]
+
+
+def stats(samples: np.ndarray) -> dict[str, float]:
+    return {
+        "p50_ms": float(np.percentile(samples, 50)),
+        "p99_ms": float(np.percentile(samples, 99)),
+        "mean_ms": float(samples.mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "service_step.json"
+    )
+    args = parser.parse_args()
+    redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="spard-bench-redis-")), "everysec")
+    redis_server.start()
+    env = {"SPARD_AUTH_DISABLED": "true", "SPARD_KEY_PREFIX": "bench"}
+    service = ServiceProcess("--redis-url", redis_server.url, env=env).start()
+    floor, floor_url = start_floor()
+    rows = []
+    try:
+        with httpx.Client(timeout=30) as client:
+            for number, (shape, kind) in enumerate(CASES):
+                run_id = f"bench-{number}"
+                create = {"run_id": run_id, "objectives": [f"o{k}" for k in range(shape[-1])]}
+                client.post(f"{service.url}/v1/runs", json=create).raise_for_status()
+                sent = bodies(shape, kind, args.steps + 50)
+                timed_posts(client, f"{floor_url}/echo", sent[:50])  # warm-up
+                floor_samples = timed_posts(client, f"{floor_url}/echo", sent[50:])
+                timed_posts(client, f"{service.url}/v1/runs/{run_id}/steps", sent[:50])
+                before = server_seconds(client, service.url)
+                step_samples = timed_posts(
+                    client, f"{service.url}/v1/runs/{run_id}/steps", sent[50:]
+                )
+                after = server_seconds(client, service.url)
+                step, base = stats(step_samples), stats(floor_samples)
+                step["server_mean_ms"] = 1e3 * (after[0] - before[0]) / (after[1] - before[1])
+                rows.append(
+                    {
+                        "shape": list(shape),
+                        "body": kind,
+                        "body_bytes": len(sent[-1][0]),
+                        "steps": args.steps,
+                        "step": step,
+                        "floor": base,
+                        "p50_vs_floor": step["p50_ms"] / base["p50_ms"],
+                    }
+                )
+    finally:
+        service.stop()
+        floor.terminate()
+        floor.wait()
+        redis_server.stop()
+
+    print(
+        f"{'shape':>14} {'body':>7} {'bytes':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server ms':>10} {'floor p50':>10} {'floor p99':>10} {'p50/floor':>10}"
+    )
+    for row in rows:
+        print(
+            f"{tuple(row['shape'])!s:>14} {row['body']:>7} {row['body_bytes']:>9} "
+            f"{row['step']['p50_ms']:>8.3f} {row['step']['p99_ms']:>8.3f} "
+            f"{row['step']['server_mean_ms']:>10.3f} {row['floor']['p50_ms']:>10.3f} "
+            f"{row['floor']['p99_ms']:>10.3f} "
+            f"{row['p50_vs_floor']:>10.2f}"
+        )
+    small, large_binary = rows[0], rows[2]
+    targets = {
+        "(64,8,4) json p50 <= 3 ms": small["step"]["p50_ms"] <= 3.0,
+        "(64,8,4) json p99 <= 10 ms": small["step"]["p99_ms"] <= 10.0,
+        "(64,8,4) json p50 <= 2x floor": small["p50_vs_floor"] <= 2.0,
+        "(512,16,8) binary p50 <= 10 ms": large_binary["step"]["p50_ms"] <= 10.0,
+    }
+    for name, met in targets.items():
+        print(f"target {name}: {'met' if met else 'MISSED'}")
+    result = {
+        "benchmark": "service_step",
+        "spard_version": spard.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "setup": "1 uvicorn worker, Redis on loopback (AOF, fsync everysec), httpx keep-alive, "
+        "sequential steps of one run",
+        "targets": targets,
+        "cases": rows,
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
