@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test install system-deps lint typecheck pytest bench clean
+.PHONY: test serve install system-deps lint typecheck pytest bench clean
 
 # The tests start their own redis-server; install Debian's when it is missing (needs root).
 system-deps:
@@ -30,6 +30,10 @@ pytest: install system-deps
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The service on its embedded in-memory store, on http://127.0.0.1:8000 (docs at /docs).
+serve: install
+	$(BIN)/spard serve
 
 bench: install system-deps
 	$(BIN)/python benchmarks/engine_step.py
