@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
+import spard
 from spard.service.errors import install_error_handlers
 from spard.service.middleware import BodyLimitMiddleware, TimingMiddleware
 from spard.service.routes import ops, runs, steps
 from spard.service.runs import RunService
 from spard.service.settings import Settings
 from spard.service.store import make_store
-
-import spard
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from fastapi import Request
+
 from spard.service.errors import UnauthorizedError
 from spard.service.settings import LOCAL_TENANT, Settings
 

@@ -8,10 +8,10 @@ from typing import Any
 import msgpack
 import numpy as np
 import orjson
-from spard.service.errors import PayloadTooLargeError, UnsupportedMediaTypeError
 
 from spard.errors import InputError
 from spard.scores import parse_scores
+from spard.service.errors import PayloadTooLargeError, UnsupportedMediaTypeError
 from spard.types import FloatArray
 from spard.wire import OCTET_STREAM, decode_step
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+
 from spard.service.auth import tenant_for
 from spard.service.runs import RunService
 from spard.service.settings import RUN_ID_PATTERN, Settings

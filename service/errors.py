@@ -11,11 +11,11 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from spard.service.metrics import STORE_ERRORS
-from spard.service.store import StoreUnavailableError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import spard
+from spard.service.metrics import STORE_ERRORS
+from spard.service.store import StoreUnavailableError
 
 
 class ServiceError(Exception):

@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+
 from spard.service.settings import Settings
 from spard.service.store import RunKey, Store
 

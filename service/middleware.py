@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from spard.service.errors import error_response
 from spard.service.metrics import observe_request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class _BodyTooLargeError(Exception):

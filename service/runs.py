@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 import orjson
+
+import spard
+from spard.records import SampleWeightSummary, history_entry, run_summary, sample_weight_summary
 from spard.service.errors import RunExistsError, RunNotFoundError, ServiceUnavailableError
 from spard.service.settings import Settings
 from spard.service.store import CommitOutcome, HistoryEntry, RunKey, RunRecord, Store
-
-import spard
 
 _MAX_ATTEMPTS = 16
 _CACHE_SIZE = 4096
@@ -85,9 +86,10 @@ class RunService:
                     return result
                 loaded = await self._load(key)
                 continue
-            weights = _sample_weight_summary(result.sample_weights, result.zero_signal)
+            weights = sample_weight_summary(result.sample_weights, result.zero_signal)
             record = _record(key, state, created_at=loaded.created_at, weights=weights)
-            entry = HistoryEntry(step=result.step, payload=_history_payload(result, weights))
+            payload = orjson.dumps(history_entry(result, weights, applied_at=time.time()))
+            entry = HistoryEntry(step=result.step, payload=payload)
             outcome, current = await self.store.commit(key, loaded.etag, record, entry)
             if outcome is CommitOutcome.APPLIED:
                 self._remember(key, _Loaded(record.etag, state, loaded.created_at, fresh=False))
@@ -169,75 +171,13 @@ def _record(
     state: spard.State,
     *,
     created_at: float,
-    weights: dict[str, float | int | None] | None = None,
+    weights: SampleWeightSummary | None = None,
 ) -> RunRecord:
     summary = run_summary(
-        key, state, created_at=created_at, updated_at=time.time(), weights=weights
+        key.run_id, state, created_at=created_at, updated_at=time.time(), weights=weights
     )
     return RunRecord(
         state=orjson.dumps(state.to_dict()),
         summary=orjson.dumps(summary),
         etag=secrets.token_hex(12),
-    )
-
-
-def run_summary(
-    key: RunKey,
-    state: spard.State,
-    *,
-    created_at: float,
-    updated_at: float,
-    weights: dict[str, float | int | None] | None = None,
-) -> dict[str, Any]:
-    """What GET /v1/runs/{id} serves, and what the per-run metrics read.
-
-    ``weights``: the last step's sample-weight summary when the caller has it already.
-    """
-    names = state.objectives
-    last = state.recent[-1] if state.recent else None
-    if weights is None and last is not None:
-        weights = _sample_weight_summary(last.sample_weights, last.zero_signal)
-    return {
-        "run_id": key.run_id,
-        "objectives": list(names),
-        "strategy": state.config.strategy,
-        "config": state.config.model_dump(mode="json"),
-        "prior_weights": dict(zip(names, state.prior_weights.tolist(), strict=True)),
-        "reward_weights": dict(zip(names, state.reward_weights.tolist(), strict=True)),
-        "last_step": state.last_step,
-        "steps_applied": state.steps_applied,
-        "stats": None if last is None else last.stats,
-        "last_sample_weights": weights,
-        "created_at": created_at,
-        "updated_at": updated_at,
-    }
-
-
-def _sample_weight_summary(
-    sample_weights: np.ndarray[Any, Any], zero_signal: np.ndarray[Any, Any]
-) -> dict[str, float | int | None]:
-    weights = sample_weights[~zero_signal]
-    quantiles: list[float | None] = (
-        np.quantile(weights, [0.0, 0.1, 0.5, 0.9, 1.0]).tolist() if weights.size else [None] * 5
-    )
-    return {
-        "prompts": int(sample_weights.size),
-        "zero_signal": int(zero_signal.sum()),
-        "min": quantiles[0],
-        "p10": quantiles[1],
-        "p50": quantiles[2],
-        "p90": quantiles[3],
-        "max": quantiles[4],
-    }
-
-
-def _history_payload(result: spard.StepResult, weights: dict[str, float | int | None]) -> bytes:
-    return orjson.dumps(
-        {
-            "step": result.step,
-            "reward_weights": result.weights_by_objective(),
-            "stats": result.stats,
-            "sample_weights": weights,
-            "applied_at": time.time(),
-        }
     )

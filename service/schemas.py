@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from spard.service.settings import RUN_ID_PATTERN
 
 from spard.config import Strategy
+from spard.service.settings import RUN_ID_PATTERN
 
 ObjectiveName = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")

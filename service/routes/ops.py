@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+
 from spard.service.dependencies import CurrentSettings, Runs
 from spard.service.errors import error_response
 from spard.service.metrics import render_metrics

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import ValidationError
+
+import spard
 from spard.service.dependencies import CurrentSettings, Run, Runs, Tenant
 from spard.service.errors import BadRequestError
 from spard.service.schemas import ERROR_RESPONSES, CreateRunRequest, HistoryPage, RunSummary
 from spard.service.store import RunKey
-
-import spard
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
 JSON = "application/json"

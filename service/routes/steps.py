@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+
+import spard
 from spard.service.codec import MSGPACK_TYPES, decode_step_body
 from spard.service.dependencies import Run
 from spard.service.errors import ServiceError
@@ -13,8 +15,6 @@ from spard.service.metrics import count_step
 from spard.service.runs import RunService
 from spard.service.schemas import ERROR_RESPONSES, StepRequest, StepResponse
 from spard.service.settings import Settings
-
-import spard
 from spard.wire import HEADER_SIZE, OCTET_STREAM
 
 router = APIRouter(prefix="/v1/runs", tags=["steps"], responses=ERROR_RESPONSES)

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+
 from spard.service.settings import Settings
 from spard.service.store.base import (
     CommitOutcome,

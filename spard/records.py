@@ -1,0 +1,98 @@
+"""JSON records of a run, shared by the service and the client's local mode.
+
+``run_summary`` is what ``GET /v1/runs/{id}`` returns, ``history_entry`` one entry of
+``GET /v1/runs/{id}/history`` and ``step_payload`` the body of a step response; pure functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from spard.engine import StepResult
+from spard.state import State
+from spard.types import BoolArray, FloatArray
+
+SampleWeightSummary = dict[str, float | int | None]
+
+
+def sample_weight_summary(
+    sample_weights: FloatArray, zero_signal: BoolArray
+) -> SampleWeightSummary:
+    """Quantiles of the data weights over informative prompts, and the zero-signal count."""
+    weights = sample_weights[~zero_signal]
+    quantiles: list[float | None] = (
+        np.quantile(weights, [0.0, 0.1, 0.5, 0.9, 1.0]).tolist() if weights.size else [None] * 5
+    )
+    return {
+        "prompts": int(sample_weights.size),
+        "zero_signal": int(zero_signal.sum()),
+        "min": quantiles[0],
+        "p10": quantiles[1],
+        "p50": quantiles[2],
+        "p90": quantiles[3],
+        "max": quantiles[4],
+    }
+
+
+def run_summary(
+    run_id: str,
+    state: State,
+    *,
+    created_at: float,
+    updated_at: float,
+    weights: SampleWeightSummary | None = None,
+) -> dict[str, Any]:
+    """A run's config, position, current weights and latest per-objective stats.
+
+    ``weights``: the last step's :func:`sample_weight_summary`, when the caller has it already.
+    """
+    names = state.objectives
+    last = state.recent[-1] if state.recent else None
+    if weights is None and last is not None:
+        weights = sample_weight_summary(last.sample_weights, last.zero_signal)
+    return {
+        "run_id": run_id,
+        "objectives": list(names),
+        "strategy": state.config.strategy,
+        "config": state.config.model_dump(mode="json"),
+        "prior_weights": dict(zip(names, state.prior_weights.tolist(), strict=True)),
+        "reward_weights": dict(zip(names, state.reward_weights.tolist(), strict=True)),
+        "last_step": state.last_step,
+        "steps_applied": state.steps_applied,
+        "stats": None if last is None else last.stats,
+        "last_sample_weights": weights,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+
+
+def history_entry(
+    result: StepResult, weights: SampleWeightSummary, applied_at: float
+) -> dict[str, Any]:
+    """One applied step as the history endpoint lists it."""
+    return {
+        "step": result.step,
+        "reward_weights": result.weights_by_objective(),
+        "stats": result.stats,
+        "sample_weights": weights,
+        "applied_at": applied_at,
+    }
+
+
+def step_payload(
+    run_id: str, result: StepResult, prompt_ids: list[str | int] | None
+) -> dict[str, Any]:
+    """The body of a step response; arrays stay numpy (orjson serialises them directly)."""
+    return {
+        "run_id": run_id,
+        "step": result.step,
+        "replayed": result.replayed,
+        "reward_weights": result.weights_by_objective(),
+        "sample_weights": result.sample_weights,
+        "zero_signal": result.zero_signal,
+        "advantages": result.advantages,
+        "stats": result.stats,
+        "prompt_ids": prompt_ids,
+    }
