@@ -1,1 +1,40 @@
-"""spard.client: the Python SDK of the SPARD service (sync, async and in-process)."""
+"""spard.client: the Python SDK of the SPARD service, sync and async, plus a local mode.
+
+>>> from spard.client import SpardClient
+>>> client = SpardClient("http://127.0.0.1:8000", api_key=None)   # or SpardClient.local()
+>>> run = client.create_run(["correctness", "format"], strategy="spard")
+>>> outcome = client.step(run.run_id, scores, step=0)            # scores: (N, G, K)
+>>> outcome.reward_weights, outcome.sample_weights
+"""
+
+from spard.client._client import AsyncSpardClient, SpardClient
+from spard.client.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidRequestError,
+    RunNotFoundError,
+    ServiceUnavailableError,
+    SpardClientError,
+    SpardConnectionError,
+    SpardServiceError,
+    SpardTimeoutError,
+)
+from spard.client.local import LocalRuns
+from spard.client.models import RunInfo, StepOutcome
+
+__all__ = [
+    "AsyncSpardClient",
+    "AuthenticationError",
+    "ConflictError",
+    "InvalidRequestError",
+    "LocalRuns",
+    "RunInfo",
+    "RunNotFoundError",
+    "ServiceUnavailableError",
+    "SpardClient",
+    "SpardClientError",
+    "SpardConnectionError",
+    "SpardServiceError",
+    "SpardTimeoutError",
+    "StepOutcome",
+]

@@ -1,0 +1,209 @@
+"""The request model shared by the sync and async clients: building requests, reading
+responses, retry decisions and the ``hold`` fallback. No I/O here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+import numpy as np
+
+import spard
+from spard.advantages import compute_advantages
+from spard.client.errors import (
+    ServiceUnavailableError,
+    SpardClientError,
+    SpardConnectionError,
+    SpardTimeoutError,
+    error_for_status,
+)
+from spard.client.models import RunInfo, StepOutcome
+from spard.scores import batch_statistics, parse_scores
+from spard.wire import OCTET_STREAM, encode_step
+
+Fallback = Literal["raise", "hold"]
+logger = logging.getLogger("spard.client")
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call, before it is sent."""
+
+    method: str
+    path: str
+    json: Any = None
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] | None = None
+
+    def to_httpx(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        body = json.dumps(self.json).encode() if self.json is not None else self.content
+        headers = dict(self.headers)
+        if self.json is not None:
+            headers["content-type"] = "application/json"
+        return client.build_request(
+            self.method, self.path, content=body, headers=headers, params=self.params
+        )
+
+
+@dataclass
+class _RunMemo:
+    objectives: list[str]
+    reward_weights: np.ndarray[Any, Any]
+    config: dict[str, Any]
+
+
+class ClientCore:
+    """Everything about the API that does not depend on sync or async I/O."""
+
+    def __init__(
+        self,
+        *,
+        retries: int,
+        backoff_s: float,
+        fallback: Fallback,
+        binary_threshold: int,
+    ) -> None:
+        if fallback not in ("raise", "hold"):
+            raise ValueError("fallback must be 'raise' or 'hold'")
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.fallback = fallback
+        self.binary_threshold = binary_threshold
+        self._runs: dict[str, _RunMemo] = {}
+        self._holding = False
+
+    # Requests -------------------------------------------------------------------------------
+    @staticmethod
+    def create_call(
+        objectives: list[str],
+        strategy: str | None,
+        config: dict[str, Any] | None,
+        prior_weights: Any,
+        run_id: str | None,
+    ) -> Call:
+        # The id is chosen here so that a retried create is recognisable (see create_conflict).
+        body = {
+            "run_id": run_id or f"run-{secrets.token_hex(8)}",
+            "objectives": list(objectives),
+            "config": config or {},
+        }
+        if strategy is not None:
+            body["strategy"] = strategy
+        if prior_weights is not None:
+            body["prior_weights"] = (
+                prior_weights
+                if isinstance(prior_weights, dict)
+                else np.asarray(prior_weights).tolist()
+            )
+        return Call("POST", "/v1/runs", json=body)
+
+    def step_call(
+        self,
+        run_id: str,
+        scores: Any,
+        step: int | None,
+        return_advantages: bool,
+        prompt_ids: list[str | int] | None,
+    ) -> Call:
+        array = np.asarray(scores, dtype=np.float64)
+        path = f"/v1/runs/{run_id}/steps"
+        if array.size >= self.binary_threshold and prompt_ids is None and array.ndim == 3:
+            content = encode_step(array, step, return_advantages=return_advantages)
+            return Call("POST", path, content=content, headers={"content-type": OCTET_STREAM})
+        body: dict[str, Any] = {
+            "scores": np.where(np.isnan(array), None, array).tolist(),
+            "return_advantages": return_advantages,
+        }
+        if step is not None:
+            body["step"] = step
+        if prompt_ids is not None:
+            body["prompt_ids"] = list(prompt_ids)
+        return Call("POST", path, json=body)
+
+    # Responses ------------------------------------------------------------------------------
+    @staticmethod
+    def payload(response: httpx.Response) -> Any:
+        """The JSON of a successful response; raises the error class of a failed one."""
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                detail, field_name = str(body.get("detail")), body.get("field")
+            except (ValueError, AttributeError):
+                detail, field_name = response.text[:500] or response.reason_phrase, None
+            raise error_for_status(response.status_code, detail, field_name)
+        return None if response.status_code == 204 else response.json()
+
+    def remember(self, info: RunInfo) -> RunInfo:
+        self._runs[info.run_id] = _RunMemo(info.objectives, info.reward_weights, info.config)
+        return info
+
+    def step_outcome(self, run_id: str, data: dict[str, Any]) -> StepOutcome:
+        memo = self._runs.get(run_id)
+        outcome = StepOutcome.from_json(data, memo.objectives if memo else None)
+        if memo is not None:
+            memo.reward_weights = outcome.reward_weights
+        if self._holding:
+            logger.warning("SPARD service reachable again: steps are applied again")
+            self._holding = False
+        return outcome
+
+    # Retries and fallback -------------------------------------------------------------------
+    def should_retry(self, attempt: int, error: Exception | None, status: int | None) -> bool:
+        if attempt >= self.retries:
+            return False
+        return error is not None or status in RETRY_STATUSES
+
+    def delay(self, attempt: int) -> float:
+        return float(self.backoff_s * (2**attempt))
+
+    @staticmethod
+    def transport_error(error: httpx.TransportError) -> SpardConnectionError:
+        if isinstance(error, httpx.TimeoutException):
+            return SpardTimeoutError(f"SPARD service timed out: {error!r}")
+        return SpardConnectionError(f"SPARD service unreachable: {error!r}")
+
+    def hold(
+        self,
+        run_id: str,
+        scores: Any,
+        step: int | None,
+        return_advantages: bool,
+        error: SpardClientError,
+    ) -> StepOutcome:
+        """The ``hold`` answer while the service is down: last weights, uniform data weights."""
+        memo = self._runs.get(run_id)
+        down = isinstance(error, SpardConnectionError | ServiceUnavailableError)
+        if self.fallback != "hold" or not down or memo is None:
+            raise error
+        if not self._holding:
+            logger.warning(
+                "SPARD service unavailable (%s); holding the last reward weights and uniform "
+                "sample weights until it is back",
+                error,
+            )
+            self._holding = True
+        array = parse_scores(scores, len(memo.objectives))
+        batch = batch_statistics(array)
+        sample_weights = np.ones(array.shape[0])
+        advantages = None
+        if return_advantages:
+            config = spard.SpardConfig.model_validate(memo.config)
+            advantages = compute_advantages(batch, memo.reward_weights, sample_weights, config)
+        return StepOutcome(
+            run_id=run_id,
+            step=step,
+            objectives=memo.objectives,
+            reward_weights=memo.reward_weights.copy(),
+            sample_weights=sample_weights,
+            zero_signal=(batch.dispersion @ memo.reward_weights) <= 0.0,
+            advantages=advantages,
+            stats=None,
+            replayed=False,
+            held=True,
+        )

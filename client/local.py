@@ -1,0 +1,189 @@
+"""The engine in-process behind an httpx transport: ``SpardClient.local()`` talks to this
+exactly as it talks to the service (same requests, same JSON, same errors), with no server."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+from pydantic import ValidationError
+
+import spard
+from spard.records import history_entry, run_summary, sample_weight_summary, step_payload
+from spard.wire import OCTET_STREAM, decode_step
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_ROUTE = re.compile(r"^/v1/runs(?:/(?P<run>[^/]+)(?:/(?P<tail>steps|history|state))?)?$")
+
+
+class _HttpProblemError(Exception):
+    def __init__(self, status: int, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.field = status, detail, field
+
+
+class _LocalRun:
+    def __init__(self, state: spard.State) -> None:
+        self.state = state
+        self.created_at = self.updated_at = time.time()
+        self.history: list[dict[str, Any]] = []
+
+    def summary(self, run_id: str) -> dict[str, Any]:
+        return run_summary(
+            run_id, self.state, created_at=self.created_at, updated_at=self.updated_at
+        )
+
+
+class LocalRuns:
+    """In-memory runs with the service's semantics (exactly-once steps, history, state)."""
+
+    def __init__(self, step_retention: int = 8, history_retention: int = 2000) -> None:
+        self._runs: dict[str, _LocalRun] = {}
+        self._lock = threading.Lock()
+        self._step_retention = step_retention
+        self._history_retention = history_retention
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Serve one request like the service would."""
+        try:
+            with self._lock:
+                status, payload = self._dispatch(request)
+        except _HttpProblemError as problem:
+            status, payload = problem.status, {"detail": problem.detail, "field": problem.field}
+        except spard.SpardError as exc:
+            conflict = isinstance(exc, spard.StepOrderError | spard.StepConflictError)
+            status, payload = (
+                (409 if conflict else 422),
+                {"detail": exc.message, "field": exc.field},
+            )
+        if status == 204:
+            return httpx.Response(204)
+        body = json.dumps(payload, default=_numpy_default).encode()
+        return httpx.Response(status, content=body, headers={"content-type": "application/json"})
+
+    def _dispatch(self, request: httpx.Request) -> tuple[int, Any]:
+        match = _ROUTE.match(request.url.path)
+        if match is None:
+            raise _HttpProblemError(404, f"no route {request.url.path}")
+        run_id, tail = match.group("run"), match.group("tail")
+        handlers: dict[tuple[str, bool, str | None], Callable[[], tuple[int, Any]]] = {
+            ("POST", False, None): lambda: self._create(_json(request)),
+            ("GET", True, None): lambda: (200, self._run(run_id).summary(run_id)),
+            ("DELETE", True, None): lambda: self._delete(run_id),
+            ("POST", True, "steps"): lambda: self._step(run_id, request),
+            ("GET", True, "history"): lambda: self._history(run_id, request),
+            ("GET", True, "state"): lambda: (200, self._run(run_id).state.to_dict()),
+            ("PUT", True, "state"): lambda: self._import(run_id, _json(request)),
+        }
+        handler = handlers.get((request.method, run_id is not None, tail))
+        if handler is None:
+            raise _HttpProblemError(405, f"{request.method} is not allowed on {request.url.path}")
+        return handler()
+
+    def _run(self, run_id: str | None) -> _LocalRun:
+        if run_id is None or run_id not in self._runs:
+            raise _HttpProblemError(404, f"run {run_id!r} not found", "run_id")
+        return self._runs[run_id]
+
+    def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
+        run_id = body.get("run_id")
+        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+            raise _HttpProblemError(422, f"run_id must match {_RUN_ID.pattern}", "run_id")
+        if run_id in self._runs:
+            raise _HttpProblemError(409, f"run {run_id!r} already exists", "run_id")
+        overrides = {"replay_window": self._step_retention, **(body.get("config") or {})}
+        if body.get("strategy") is not None:
+            overrides["strategy"] = body["strategy"]
+        try:
+            config = spard.SpardConfig.model_validate(overrides)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(["config", *(str(p) for p in error["loc"])])
+            raise _HttpProblemError(422, f"{field}: {error['msg']}", field) from None
+        state = spard.init(body.get("objectives") or [], config, body.get("prior_weights"))
+        self._runs[run_id] = _LocalRun(state)
+        return 201, self._runs[run_id].summary(run_id)
+
+    def _delete(self, run_id: str | None) -> tuple[int, Any]:
+        self._run(run_id)
+        del self._runs[run_id]  # type: ignore[arg-type]
+        return 204, None
+
+    def _step(self, run_id: str | None, request: httpx.Request) -> tuple[int, Any]:
+        run = self._run(run_id)
+        if request.headers.get("content-type", "").startswith(OCTET_STREAM):
+            decoded = decode_step(request.content)
+            step, scores = decoded.step, decoded.scores
+            advantages, prompt_ids = decoded.return_advantages, None
+        else:
+            body = _json(request)
+            step, scores = body.get("step"), body.get("scores")
+            advantages, prompt_ids = bool(body.get("return_advantages")), body.get("prompt_ids")
+        result, run.state = spard.step(run.state, scores, step, return_advantages=advantages)
+        if not result.replayed:
+            run.updated_at = time.time()
+            weights = sample_weight_summary(result.sample_weights, result.zero_signal)
+            run.history.append(history_entry(result, weights, applied_at=run.updated_at))
+            del run.history[: -self._history_retention]
+        return 200, step_payload(run_id or "", result, prompt_ids)
+
+    def _history(self, run_id: str | None, request: httpx.Request) -> tuple[int, Any]:
+        run = self._run(run_id)
+        after = int(request.url.params.get("after", -1))
+        limit = int(request.url.params.get("limit", 100))
+        entries = [entry for entry in run.history if entry["step"] > after][:limit]
+        next_after = entries[-1]["step"] if len(entries) == limit else None
+        return 200, {"run_id": run_id, "entries": entries, "next_after": next_after}
+
+    def _import(self, run_id: str | None, body: Any) -> tuple[int, Any]:
+        run = self._run(run_id)
+        state = spard.State.from_dict(body)
+        if state.objectives != run.state.objectives:
+            raise _HttpProblemError(
+                422, "state.objectives differ from the run's", "state.objectives"
+            )
+        run.state, run.updated_at = state, time.time()
+        keep = -1 if state.last_step is None else state.last_step
+        run.history = [entry for entry in run.history if entry["step"] <= keep]
+        return 200, run.summary(run_id or "")
+
+
+class LocalTransport(httpx.BaseTransport):
+    """Sync httpx transport over :class:`LocalRuns`."""
+
+    def __init__(self, runs: LocalRuns | None = None) -> None:
+        self.runs = runs or LocalRuns()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        return self.runs.handle(request)
+
+
+class AsyncLocalTransport(httpx.AsyncBaseTransport):
+    """Async httpx transport over :class:`LocalRuns`."""
+
+    def __init__(self, runs: LocalRuns | None = None) -> None:
+        self.runs = runs or LocalRuns()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        return self.runs.handle(request)
+
+
+def _json(request: httpx.Request) -> Any:
+    try:
+        return json.loads(request.content or b"{}")
+    except ValueError as exc:
+        raise _HttpProblemError(422, f"body is not valid JSON: {exc}", "body") from None
+
+
+def _numpy_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")

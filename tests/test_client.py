@@ -1,0 +1,215 @@
+"""The SDK against a real `spard serve` and in local mode, with the same test bodies."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from servers import RedisServer, ServiceProcess, free_port
+
+import spard
+from spard.client import (
+    AsyncSpardClient,
+    AuthenticationError,
+    ConflictError,
+    InvalidRequestError,
+    RunNotFoundError,
+    SpardClient,
+    SpardConnectionError,
+    SpardTimeoutError,
+)
+
+OBJECTIVES = ["correctness", "format"]
+API_KEY = "client-key"
+
+
+def batch(t: int, shape=(6, 4, 2)) -> np.ndarray:
+    scores = np.round(np.random.default_rng(t).random(shape) * 8) / 8  # exact in float32
+    scores[0, 0, 1] = np.nan
+    return scores
+
+
+@pytest.fixture(scope="module")
+def service():
+    server = ServiceProcess(env={"SPARD_API_KEYS": f"{API_KEY}=clients"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["service", "local"])
+def client(request):
+    if request.param == "local":
+        made = SpardClient.local()
+    else:
+        made = SpardClient(request.getfixturevalue("service").url, api_key=API_KEY)
+    yield made
+    made.close()
+
+
+def test_lifecycle_returns_numpy_and_matches_the_engine(client):
+    run = client.create_run(OBJECTIVES, strategy="spard", config={"warmup": 2})
+    assert run.objectives == OBJECTIVES
+    np.testing.assert_allclose(run.reward_weights, [0.5, 0.5])
+    state = spard.init(OBJECTIVES, spard.SpardConfig(warmup=2))
+    for t in range(5):
+        outcome = client.step(run.run_id, batch(t), step=t, return_advantages=True)
+        expected, state = spard.step(state, batch(t), step=t, return_advantages=True)
+        assert isinstance(outcome.reward_weights, np.ndarray)
+        np.testing.assert_array_equal(outcome.reward_weights, expected.reward_weights)
+        np.testing.assert_array_equal(outcome.sample_weights, expected.sample_weights)
+        np.testing.assert_array_equal(outcome.zero_signal, expected.zero_signal)
+        np.testing.assert_array_equal(outcome.advantages, expected.advantages)
+        assert outcome.weights_by_objective() == expected.weights_by_objective()
+        assert not outcome.replayed and not outcome.held
+    again = client.step(run.run_id, batch(4), step=4)
+    assert again.replayed
+    info = client.get_run(run.run_id)
+    assert info.last_step == 4
+    np.testing.assert_array_equal(info.reward_weights, state.reward_weights)
+    assert [entry["step"] for entry in client.history(run.run_id)] == list(range(5))
+    assert [entry["step"] for entry in client.history(run.run_id, after=1, limit=2)] == [2, 3]
+    saved = client.export_state(run.run_id)
+    assert client.import_state(run.run_id, saved).last_step == 4
+    client.delete_run(run.run_id)
+    with pytest.raises(RunNotFoundError):
+        client.get_run(run.run_id)
+
+
+def test_errors_have_one_type_per_class(client):
+    run = client.create_run(OBJECTIVES, run_id="typed-errors")
+    with pytest.raises(ConflictError):
+        client.create_run(OBJECTIVES, run_id="typed-errors")
+    with pytest.raises(InvalidRequestError) as caught:
+        client.step(run.run_id, np.ones((2, 3, 5)))
+    assert caught.value.field == "scores"
+    assert caught.value.status_code == 422
+    with pytest.raises(InvalidRequestError, match="config.warmup"):
+        client.create_run(OBJECTIVES, config={"warmup": 0})
+    client.step(run.run_id, batch(0), step=0)
+    with pytest.raises(ConflictError, match="different scores"):
+        client.step(run.run_id, batch(1), step=0)
+    with pytest.raises(RunNotFoundError):
+        client.step("no-such-run", batch(0))
+
+
+def test_large_batches_go_as_binary_and_agree_with_json(client):
+    sent = []
+    client._http.event_hooks["request"].append(lambda r: sent.append(r.headers["content-type"]))
+    small = client.create_run(OBJECTIVES, config={"warmup": 1})
+    large = client.create_run(OBJECTIVES, config={"warmup": 1})
+    client._core.binary_threshold = 10**9
+    by_json = [client.step(small.run_id, batch(t, (40, 8, 2)), step=t) for t in range(3)]
+    client._core.binary_threshold = 100
+    by_binary = [client.step(large.run_id, batch(t, (40, 8, 2)), step=t) for t in range(3)]
+    assert sent.count("application/octet-stream") == 3
+    for a, b in zip(by_json, by_binary, strict=True):
+        np.testing.assert_array_equal(a.reward_weights, b.reward_weights)
+        np.testing.assert_array_equal(a.sample_weights, b.sample_weights)
+
+
+def test_wrong_api_key_is_an_authentication_error(service):
+    with SpardClient(service.url, api_key="wrong") as client, pytest.raises(AuthenticationError):
+        client.create_run(OBJECTIVES)
+
+
+def test_unreachable_service_raises_after_retries():
+    client = SpardClient(f"http://127.0.0.1:{free_port()}", retries=2, backoff_s=0.01)
+    started = time.perf_counter()
+    with pytest.raises(SpardConnectionError, match="unreachable"):
+        client.get_run("x")
+    assert time.perf_counter() - started >= 0.03  # two backoffs: 0.01 + 0.02
+
+
+def test_a_silent_service_times_out():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = SpardClient(f"http://127.0.0.1:{port}", timeout_s=0.2, retries=1, backoff_s=0.01)
+        with pytest.raises(SpardTimeoutError, match="timed out"):
+            client.get_run("x")
+
+
+@pytest.fixture
+def redis_backed(tmp_path):
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    env = {"SPARD_AUTH_DISABLED": "true", "SPARD_REDIS_TIMEOUT_S": "0.3"}
+    server = ServiceProcess("--redis-url", redis_server.url, env=env).start()
+    yield server, redis_server
+    server.stop()
+    redis_server.stop()
+
+
+@pytest.mark.slow
+def test_retries_ride_out_a_short_outage(redis_backed):
+    server, redis_server = redis_backed
+    client = SpardClient(server.url, retries=6, backoff_s=0.1)
+    run = client.create_run(OBJECTIVES)
+    client.step(run.run_id, batch(0), step=0)
+    redis_server.kill()
+    threading.Timer(0.5, redis_server.start).start()
+    outcome = client.step(run.run_id, batch(1), step=1)  # 503s, retried until Redis is back
+    assert outcome.step == 1 and not outcome.held
+    assert client.get_run(run.run_id).steps_applied == 2
+
+
+@pytest.mark.slow
+def test_hold_fallback_keeps_a_training_loop_going(redis_backed, caplog):
+    server, redis_server = redis_backed
+    client = SpardClient(server.url, retries=1, backoff_s=0.01, fallback="hold")
+    run = client.create_run(OBJECTIVES, config={"warmup": 1})
+    for t in range(3):
+        last = client.step(run.run_id, batch(t), step=t)
+    weights_before = client.get_run(run.run_id).reward_weights
+    redis_server.kill()
+    with caplog.at_level(logging.WARNING, logger="spard.client"):
+        held = [client.step(run.run_id, batch(t), step=t, return_advantages=True) for t in (3, 4)]
+    assert all(h.held for h in held)
+    np.testing.assert_array_equal(held[0].reward_weights, weights_before)
+    np.testing.assert_array_equal(held[0].sample_weights, np.ones(6))
+    assert held[0].advantages.shape == (6, 4)
+    assert np.isfinite(held[0].advantages).all()
+    warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(warnings) == 1
+    redis_server.start()
+    resumed = client.step(run.run_id, batch(5), step=5)
+    assert not resumed.held and not resumed.replayed
+    assert [e["step"] for e in client.history(run.run_id)] == [0, 1, 2, 5]
+    assert last.step == 2
+
+
+def test_hold_does_not_hide_caller_errors(service):
+    client = SpardClient(service.url, api_key=API_KEY, fallback="hold")
+    run = client.create_run(OBJECTIVES)
+    with pytest.raises(InvalidRequestError):
+        client.step(run.run_id, np.ones((2, 3, 7)))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["service", "local"])
+async def test_async_client_is_the_same_api(mode, request):
+    if mode == "local":
+        client = AsyncSpardClient.local()
+    else:
+        client = AsyncSpardClient(request.getfixturevalue("service").url, api_key=API_KEY)
+    async with client:
+        run = await client.create_run(OBJECTIVES, config={"warmup": 2})
+        sync_twin = SpardClient.local()
+        twin = sync_twin.create_run(OBJECTIVES, config={"warmup": 2})
+        for t in range(4):
+            outcome = await client.step(run.run_id, batch(t), step=t, return_advantages=True)
+            expected = sync_twin.step(twin.run_id, batch(t), step=t, return_advantages=True)
+            np.testing.assert_array_equal(outcome.reward_weights, expected.reward_weights)
+            np.testing.assert_array_equal(outcome.advantages, expected.advantages)
+        assert len(await client.history(run.run_id)) == 4
+        state = await client.export_state(run.run_id)
+        assert (await client.import_state(run.run_id, state)).last_step == 3
+        assert (await client.get_run(run.run_id)).steps_applied == 4
+        await client.delete_run(run.run_id)
+        with pytest.raises(RunNotFoundError):
+            await client.get_run(run.run_id)
