@@ -11,10 +11,15 @@ PYTEST_ARGS ?=
 system-deps:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
+# torch first, pinned to the CPU wheel this machine kind keeps on disk: the trl extra would
+# otherwise pull a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,service]'
+	$(BIN)/python -m pip install -q '$(TORCH)'
+	$(BIN)/python -m pip install -q -e '.[dev,service,trl]'
 	touch $@
 
 install: $(BIN)/.installed

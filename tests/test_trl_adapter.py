@@ -1,0 +1,145 @@
+"""SpardGRPOTrainer, run for real: TRL's GRPOTrainer on CPU, a tiny model, a real service."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl", reason="the trl extra is not installed")
+import torch
+from servers import ServiceProcess, free_port
+from trl import GRPOTrainer
+from trl_setup import REWARDS, char_tokenizer, grpo_config, prompts_dataset, tiny_model
+
+from spard.client import SpardClient
+from spard.trainer_adapters.trl import STATE_FILE, SpardGRPOTrainer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def service():
+    server = ServiceProcess(env={"SPARD_AUTH_DISABLED": "true"}).start()
+    yield server
+    server.stop()
+
+
+def make_trainer(tmp_path, client, **config):
+    tokenizer = char_tokenizer()
+    return SpardGRPOTrainer(
+        model=tiny_model(tokenizer),
+        reward_funcs=REWARDS,
+        args=grpo_config(str(tmp_path), **config),
+        train_dataset=prompts_dataset(),
+        processing_class=tokenizer,
+        spard_client=client,
+        spard_config={"warmup": 1},
+    )
+
+
+def test_trainer_steps_the_curriculum_and_scales_advantages(tmp_path, service, monkeypatch):
+    base_outputs, final_outputs = [], []
+    original = GRPOTrainer._generate_and_score_completions
+
+    def record_base(self, inputs):
+        output = original(self, inputs)
+        base_outputs.append(output["advantages"].clone())
+        return output
+
+    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", record_base)
+    client = SpardClient(service.url)
+    trainer = make_trainer(tmp_path, client)
+    wrapped = trainer._generate_and_score_completions
+    outcomes = []
+
+    def record_final(inputs):
+        output = wrapped(inputs)
+        final_outputs.append(output["advantages"].clone())
+        return output
+
+    trainer._generate_and_score_completions = record_final
+    original_step = client.step
+    client.step = lambda *a, **k: outcomes.append(original_step(*a, **k)) or outcomes[-1]
+    initial_weights = trainer.reward_weights.clone()
+    trainer.train()
+
+    history = client.history(trainer.spard_run_id)
+    assert [entry["step"] for entry in history] == [0, 1, 2]
+    assert set(history[0]["reward_weights"]) == {"has_vowel", "length_score", "digits_score"}
+    assert not torch.allclose(trainer.reward_weights, initial_weights)
+    assert torch.allclose(
+        trainer.reward_weights.double(), torch.tensor(outcomes[-1].reward_weights)
+    )
+    assert len(base_outputs) == len(final_outputs) == len(outcomes) == 3
+    for base, final, outcome in zip(base_outputs, final_outputs, outcomes, strict=True):
+        per_completion = torch.tensor(outcome.sample_weights).repeat_interleave(4).to(base.dtype)
+        assert torch.allclose(final, base * per_completion)
+    assert any(not torch.allclose(f, b) for f, b in zip(final_outputs, base_outputs, strict=True))
+
+    logged = {key for entry in trainer.state.log_history for key in entry}
+    for name in ("has_vowel", "length_score", "digits_score"):
+        assert f"spard/weight/{name}" in logged
+    assert {"spard/sample_weight_mean", "spard/zero_signal_frac", "spard/held"} <= logged
+
+
+def test_checkpoint_saves_and_resume_imports_the_curriculum(tmp_path, service):
+    client = SpardClient(service.url)
+    trainer = make_trainer(tmp_path, client, save_strategy="steps", save_steps=2, max_steps=2)
+    trainer.train()
+    checkpoint = tmp_path / "checkpoint-2"
+    saved = json.loads((checkpoint / STATE_FILE).read_text())
+    assert saved["run_id"] == trainer.spard_run_id
+    assert saved["state"]["last_step"] == 1
+
+    # The run moves on past the checkpoint; resuming rolls the curriculum back to it.
+    import numpy as np
+
+    client.step(trainer.spard_run_id, np.random.rand(2, 4, 3), step=5)
+    resumed = make_trainer(tmp_path, client, save_strategy="no", max_steps=3)
+    resumed.spard_run_id = trainer.spard_run_id
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    steps = [entry["step"] for entry in client.history(trainer.spard_run_id)]
+    assert steps == [0, 1, 2]
+
+
+def test_evaluation_leaves_the_curriculum_alone(tmp_path, service):
+    client = SpardClient(service.url)
+    trainer = make_trainer(tmp_path, client)
+    trainer.evaluate(eval_dataset=prompts_dataset(8))
+    assert client.get_run(trainer.spard_run_id).steps_applied == 0
+
+
+def test_local_mode_needs_no_service(tmp_path):
+    trainer = make_trainer(tmp_path, SpardClient.local(), max_steps=2)
+    trainer.train()
+    assert trainer.spard_client.get_run(trainer.spard_run_id).steps_applied == 2
+
+
+def test_two_processes_end_with_identical_weights(tmp_path, service):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun
+    script = Path(__file__).with_name("trl_two_process.py")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run(
+        [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()), str(script)]
+        + ["--server", service.url, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["reward_weights"] == ranks[1]["reward_weights"]
+    assert ranks[0]["run_id"] == ranks[1]["run_id"]
+    assert ranks[0]["reward_weights"] != [1 / 3] * 3
+    history = SpardClient(service.url).history(ranks[0]["run_id"])
+    assert [entry["step"] for entry in history] == [0, 1, 2]
+    assert history[0]["sample_weights"]["prompts"] == 4  # 2 prompts per rank, gathered

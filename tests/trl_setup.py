@@ -1,0 +1,89 @@
+"""A tiny, offline TRL GRPO setup: random Qwen2 from a config, char tokenizer, toy rewards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasets import Dataset
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from trl import GRPOConfig
+
+CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789 .,!?")
+
+
+def char_tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2, **{c: i + 3 for i, c in enumerate(CHARS)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tokenizer.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
+    fast.padding_side = "left"
+    return fast
+
+
+def tiny_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Qwen2ForCausalLM:
+    import torch
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    return Qwen2ForCausalLM(config)
+
+
+def prompts_dataset(count: int = 32) -> Dataset:
+    words = ["say hi", "count to 3", "spell cat", "add 1 and 2", "name a colour", "greet me"]
+    return Dataset.from_dict({"prompt": [words[i % len(words)] + ":" for i in range(count)]})
+
+
+def has_vowel(completions: list[str], **_: Any) -> list[float]:
+    return [float(any(c in "aeiou" for c in text)) for text in completions]
+
+
+def length_score(completions: list[str], **_: Any) -> list[float]:
+    return [min(len(text), 8) / 8.0 for text in completions]
+
+
+def digits_score(completions: list[str], **_: Any) -> list[float | None]:
+    # Not applicable (None) to completions that start with a space: a missing score.
+    return [
+        None if text.startswith(" ") else float(sum(c.isdigit() for c in text))
+        for text in completions
+    ]
+
+
+REWARDS = [has_vowel, length_score, digits_score]
+
+
+def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
+    options: dict[str, Any] = {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": 8,
+        "num_generations": 4,
+        "max_completion_length": 8,
+        "max_steps": 3,
+        "learning_rate": 1e-3,
+        "logging_steps": 1,
+        "report_to": "none",
+        "bf16": False,
+        "use_vllm": False,
+        "save_strategy": "no",
+        "beta": 0.0,
+        "use_cpu": True,
+        "seed": 0,
+        "dataloader_num_workers": 0,
+    }
+    return GRPOConfig(**{**options, **overrides})

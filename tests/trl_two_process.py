@@ -1,0 +1,38 @@
+"""Run under `torchrun --nproc_per_node 2` by test_trl_adapter: 3 GRPO steps, gloo on CPU."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch.distributed as dist
+from trl_setup import REWARDS, char_tokenizer, grpo_config, prompts_dataset, tiny_model
+
+from spard.client import SpardClient
+from spard.trainer_adapters.trl import SpardGRPOTrainer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    tokenizer = char_tokenizer()
+    trainer = SpardGRPOTrainer(
+        model=tiny_model(tokenizer),
+        reward_funcs=REWARDS,
+        args=grpo_config(str(args.out), ddp_backend="gloo"),
+        train_dataset=prompts_dataset(),
+        processing_class=tokenizer,
+        spard_client=SpardClient(args.server),
+        spard_config={"warmup": 1},
+    )
+    trainer.train()
+    rank = dist.get_rank()
+    result = {"run_id": trainer.spard_run_id, "reward_weights": trainer.reward_weights.tolist()}
+    (args.out / f"rank{rank}.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
