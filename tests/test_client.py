@@ -64,7 +64,8 @@ def test_lifecycle_returns_numpy_and_matches_the_engine(client):
         np.testing.assert_array_equal(outcome.zero_signal, expected.zero_signal)
         np.testing.assert_array_equal(outcome.advantages, expected.advantages)
         assert outcome.weights_by_objective() == expected.weights_by_objective()
-        assert not outcome.replayed and not outcome.held
+        assert not outcome.replayed
+        assert not outcome.held
     again = client.step(run.run_id, batch(4), step=4)
     assert again.replayed
     info = client.get_run(run.run_id)
@@ -87,7 +88,7 @@ def test_errors_have_one_type_per_class(client):
         client.step(run.run_id, np.ones((2, 3, 5)))
     assert caught.value.field == "scores"
     assert caught.value.status_code == 422
-    with pytest.raises(InvalidRequestError, match="config.warmup"):
+    with pytest.raises(InvalidRequestError, match=r"config\.warmup"):
         client.create_run(OBJECTIVES, config={"warmup": 0})
     client.step(run.run_id, batch(0), step=0)
     with pytest.raises(ConflictError, match="different scores"):
@@ -154,7 +155,8 @@ def test_retries_ride_out_a_short_outage(redis_backed):
     redis_server.kill()
     threading.Timer(0.5, redis_server.start).start()
     outcome = client.step(run.run_id, batch(1), step=1)  # 503s, retried until Redis is back
-    assert outcome.step == 1 and not outcome.held
+    assert outcome.step == 1
+    assert not outcome.held
     assert client.get_run(run.run_id).steps_applied == 2
 
 
@@ -178,7 +180,8 @@ def test_hold_fallback_keeps_a_training_loop_going(redis_backed, caplog):
     assert len(warnings) == 1
     redis_server.start()
     resumed = client.step(run.run_id, batch(5), step=5)
-    assert not resumed.held and not resumed.replayed
+    assert not resumed.held
+    assert not resumed.replayed
     assert [e["step"] for e in client.history(run.run_id)] == [0, 1, 2, 5]
     assert last.step == 2
 

@@ -127,8 +127,18 @@ def test_two_processes_end_with_identical_weights(tmp_path, service):
     script = Path(__file__).with_name("trl_two_process.py")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     done = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()), str(script)]
-        + ["--server", service.url, "--out", str(tmp_path)],
+        [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(free_port()),
+            str(script),
+            "--server",
+            service.url,
+            "--out",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
