@@ -5,7 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test serve install system-deps lint typecheck pytest bench clean
+.PHONY: test serve install install-verl system-deps lint typecheck pytest pytest-verl bench clean
+
+# verl 0.9 pins transformers < 5.11 and TRL 1.16 needs a newer one: verl's adapter is tested in
+# an environment of its own.
+VERL_VENV ?= .venv-verl
+VERL_BIN := $(VERL_VENV)/bin
 
 # The tests start their own redis-server; install Debian's when it is missing (needs root).
 system-deps:
@@ -24,6 +29,15 @@ $(BIN)/.installed: pyproject.toml Makefile
 
 install: $(BIN)/.installed
 
+$(VERL_BIN)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_BIN)/python -m pip install -q --upgrade pip
+	$(VERL_BIN)/python -m pip install -q '$(TORCH)'
+	$(VERL_BIN)/python -m pip install -q -e '.[service,verl]' pytest hypothesis anyio
+	touch $@
+
+install-verl: $(VERL_BIN)/.installed
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -32,9 +46,12 @@ typecheck: install
 	$(BIN)/mypy --strict spard
 
 pytest: install system-deps
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --ignore=tests/verl $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+pytest-verl: install-verl system-deps
+	$(VERL_BIN)/python -m pytest tests/verl $(PYTEST_ARGS)
+
+test: lint typecheck pytest pytest-verl
 
 # The service on its embedded in-memory store, on http://127.0.0.1:8000 (docs at /docs).
 serve: install
@@ -45,4 +62,4 @@ bench: install system-deps
 	$(BIN)/python benchmarks/service_step.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VERL_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
