@@ -15,8 +15,12 @@ from spard.replay import read_replay_file, replay
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spard`` console script; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        # The benchmark parses its own options (argparse.REMAINDER drops leading --flags).
+        return _run_bench(argparse.Namespace(command="bench", bench_args=arguments[1:]))
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return 2
@@ -67,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--redis-url", default=None, help="e.g. redis://localhost:6379/0")
     serve_parser.add_argument("--log-level", default="info")
     serve_parser.set_defaults(handler=_run_serve)
+
+    bench_parser = commands.add_parser(
+        "bench",
+        help="the efficacy benchmark: GRPO on a multi-objective task, every strategy",
+        add_help=False,
+    )
+    bench_parser.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench_parser.set_defaults(handler=_run_bench)
     return parser
 
 
@@ -156,6 +168,18 @@ def _run_serve(args: argparse.Namespace) -> int:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    try:
+        from spard.efficacy.run import main as bench_main
+    except ImportError as exc:
+        raise spard.InputError(
+            f"the benchmark needs torch and the bench extra: pip install 'spard[bench]' ({exc})",
+            field="bench",
+        ) from None
+    status: int = bench_main(args.bench_args)
+    return status
 
 
 def _weights_table(results: Sequence[spard.StepResult], names: Sequence[str]) -> str:

@@ -46,6 +46,11 @@ def test_wheel_contains_the_mapped_packages_and_imports_from_them(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in ("spard", *SUBPACKAGES):
         assert f"{module.replace('.', '/')}/__init__.py" in names
+    # Every module of the mapped folders ships, nested packages included.
+    for folder, package in [("service", "spard/service"), ("client", "spard/client")]:
+        for source in (ROOT / folder).rglob("*.py"):
+            assert f"{package}/{source.relative_to(ROOT / folder).as_posix()}" in names, source
+    assert "spard/efficacy/train.py" in names
     assert "spard/py.typed" in names
     assert not any(name.startswith(("tests/", "service/", "benchmarks/")) for name in names)
     target = tmp_path / "site"
