@@ -28,7 +28,10 @@ class SpardConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     strategy: Strategy = Field("spard", description="spard | pawa | radr | static | saw | gdpo")
-    pawa_mode: PawaMode = Field("gain", description="utility: gain z, absolute |z| or lag -z")
+    # Chosen by the efficacy benchmark's search (benchmarks/efficacy/README.md): lag beat gain
+    # and absolute by far more than the seed spread; the other knobs are within noise there,
+    # so they keep algorithm.md's starting values.
+    pawa_mode: PawaMode = Field("lag", description="utility: gain z, absolute |z| or lag -z")
 
     level_decay: float = Field(0.9, ge=0.0, lt=1.0, description="b_mu, EMA of the level")
     progress_decay: float = Field(0.9, ge=0.0, lt=1.0, description="b_g, EMA of the gains")

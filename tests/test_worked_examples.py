@@ -16,8 +16,16 @@ def two_objective_batch(mean_a: float, mean_b: float) -> np.ndarray:
     return np.array([[[mean_a - 0.05, mean_b - 0.05], [mean_a + 0.05, mean_b + 0.05]]])
 
 
+# The values the hand computations below use (algorithm.md's starting point), pinned so the
+# tests do not depend on the frozen defaults.
+HAND = {"level_decay": 0.9, "progress_decay": 0.9, "scale_decay": 0.9, "eps_rel": 1e-3, "eps": 1e-8}
+HAND |= {"step_size": 0.2, "prior_strength": 1.0, "prior_mix": 0.05, "warmup": 4, "update_every": 1}
+HAND |= {"utility_clip": 3.0, "gain_window": 16, "data_weight_power": 0.5}
+HAND |= {"data_weight_min": 0.2, "data_weight_max": 5.0}
+
+
 def run_pawa(means_a, mode: str, means_b=None):
-    config = spard.SpardConfig(strategy="pawa", pawa_mode=mode)
+    config = spard.SpardConfig(strategy="pawa", pawa_mode=mode, **HAND)
     state = spard.init(["a", "b"], config)
     results = []
     for t, mean_a in enumerate(means_a):
@@ -90,7 +98,7 @@ def test_radr_binary_rewards_2_of_8_vs_8_of_8_vs_0_of_8():
     # D: 2-of-8 -> (2 * .75 + 6 * .25) / 8 = .375; 8-of-8 and 0-of-8 -> 0; 4-of-8 -> .5.
     # s = mean D over the 4 groups = .21875; v = D / s; gamma = .5 -> sqrt(v); mean 1 over
     # informative prompts: weights 2 sqrt(.375) / (sqrt(.375) + sqrt(.5)) and the rest.
-    state = spard.init(["correct"], spard.SpardConfig(strategy="radr"))
+    state = spard.init(["correct"], spard.SpardConfig(strategy="radr", **HAND))
     result, state = spard.step(state, radr_batch(2, 8, 0, 4))
     low = 2 * math.sqrt(0.375) / (math.sqrt(0.375) + math.sqrt(0.5))
     np.testing.assert_allclose(result.sample_weights, [low, 0.0, 0.0, 2.0 - low], rtol=1e-12)
@@ -102,7 +110,9 @@ def test_radr_binary_rewards_2_of_8_vs_8_of_8_vs_0_of_8():
 def test_radr_clips_then_renormalises():
     # gamma = 1, D = (.21875, .21875, .5): normalised (.7, .7, 1.6); clip at 1.5 gives
     # (.7, .7, 1.5), mean 29/30, renormalised (21/29, 21/29, 45/29).
-    config = spard.SpardConfig(strategy="radr", data_weight_power=1.0, data_weight_max=1.5)
+    config = spard.SpardConfig(
+        strategy="radr", **{**HAND, "data_weight_power": 1.0, "data_weight_max": 1.5}
+    )
     state = spard.init(["correct"], config)
     result, _ = spard.step(state, radr_batch(1, 1, 4))
     np.testing.assert_allclose(result.sample_weights, [21 / 29, 21 / 29, 45 / 29], rtol=1e-12)
@@ -120,7 +130,9 @@ def test_radr_weighs_objectives_by_the_reward_weights_in_force():
     x = [[1.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 0.0]]
     y = [[0.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 1.0]]
     scores = np.stack([np.array(x), np.array(y)])
-    state = spard.init(["x", "y"], spard.SpardConfig(strategy="radr"), prior_weights=[0.8, 0.2])
+    state = spard.init(
+        ["x", "y"], spard.SpardConfig(strategy="radr", **HAND), prior_weights=[0.8, 0.2]
+    )
     result, _ = spard.step(state, scores)
     assert result.sample_weights[0] / result.sample_weights[1] == pytest.approx(2.0)
 

@@ -22,9 +22,9 @@ VARIANTS = [
     Variant("gdpo", "gdpo"),
     Variant("radr", "radr"),
     Variant("pawa", "pawa"),
-    Variant("spard", "spard"),
+    Variant("spard", "spard"),  # the frozen defaults (PAWA mode lag)
+    Variant("spard-gain", "spard", {"pawa_mode": "gain"}),
     Variant("spard-absolute", "spard", {"pawa_mode": "absolute"}),
-    Variant("spard-lag", "spard", {"pawa_mode": "lag"}),
 ]
 QUICK = {"steps": 40, "eval_every": 10, "eval_prompts": 96}
 RESULTS = Path(__file__).parent / "results"

@@ -111,8 +111,9 @@ def train_run(variant: Variant, seed: int, bench: BenchConfig) -> dict[str, Any]
         "variant": variant.name,
         "seed": seed,
         "eval_steps": eval_steps,
-        "scores": np.array(eval_scores).tolist(),  # (evals, K)
-        "weights": weights,  # (steps, K)
-        "data_weight_std": data_weight_spread,
+        # Rounded: the committed results stay small, and 1e-5 is far below seed-to-seed spread.
+        "scores": np.round(eval_scores, 5).tolist(),  # (evals, K)
+        "weights": np.round(weights, 4).tolist(),  # (steps, K)
+        "data_weight_std": np.round(data_weight_spread, 4).tolist(),
         "bench": asdict(bench),
     }

@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 import spard
+from spard.records import step_payload
 from spard.service.codec import MSGPACK_TYPES, decode_step_body
 from spard.service.dependencies import Run
 from spard.service.errors import ServiceError
@@ -62,17 +63,7 @@ async def post_step(request: Request, run: Run) -> Response:
         count_step("rejected")
         raise
     count_step("replayed" if result.replayed else "applied")
-    payload = {
-        "run_id": run.run_id,
-        "step": result.step,
-        "replayed": result.replayed,
-        "reward_weights": result.weights_by_objective(),
-        "sample_weights": result.sample_weights,
-        "zero_signal": result.zero_signal,
-        "advantages": result.advantages,
-        "stats": result.stats,
-        "prompt_ids": decoded.prompt_ids,
-    }
+    payload = step_payload(run.run_id, result, decoded.prompt_ids)
     return Response(
         orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
     )
