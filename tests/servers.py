@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,6 +20,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def cluster_port(taken: set[int]) -> int:
+    """A free port whose cluster bus port (port + 10000) is free too (and below 65536)."""
+    for port in random.sample(range(20000, 30000), 2000):
+        if port not in taken and _is_free(port) and _is_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
 
 
 class RedisServer:
@@ -113,3 +131,68 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class RedisClusterServers:
+    """A real 3-master Redis Cluster on free local ports (`redis-cli --cluster create`)."""
+
+    def __init__(self, directory: Path, masters: int = 3) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None or shutil.which("redis-cli") is None:
+            raise RuntimeError("redis-server and redis-cli are needed: run `make test`")
+        self.binary = binary
+        self.directory = directory
+        self.ports: list[int] = []
+        for _ in range(masters):
+            self.ports.append(cluster_port(set(self.ports)))
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self) -> None:
+        for port in self.ports:
+            folder = self.directory / str(port)
+            folder.mkdir(parents=True, exist_ok=True)
+            command = [self.binary, "--port", str(port), "--bind", "127.0.0.1"]
+            command += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            command += ["--dir", str(folder), "--save", "", "--appendonly", "no"]
+            command += ["--protected-mode", "no"]
+            self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        for port in self.ports:
+            client = redis.Redis(port=port)
+            for _ in range(200):
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    time.sleep(0.02)
+        nodes = [f"127.0.0.1:{port}" for port in self.ports]
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *nodes,
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        client = redis.Redis(port=self.ports[0])
+        for _ in range(300):
+            info = client.execute_command("CLUSTER INFO")  # redis-py parses it into a dict
+            if info.get("cluster_state") in ("ok", b"ok"):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=10)
