@@ -14,7 +14,7 @@ VERL_BIN := $(VERL_VENV)/bin
 
 # The tests start their own redis-server; install Debian's when it is missing (needs root).
 system-deps:
-	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+	@command -v redis-server >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus; }
 
 # torch first, pinned to the CPU wheel this machine kind keeps on disk: the trl extra would
 # otherwise pull a multi-GB CUDA build.

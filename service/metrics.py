@@ -42,7 +42,8 @@ RUN_GAUGES = {
     "reliability": "spard_run_objective_reliability",
     "mean": "spard_run_objective_batch_mean",
 }
-SAMPLE_WEIGHT_QUANTILES = {"min": "0", "p10": "0.1", "p50": "0.5", "p90": "0.9", "max": "1"}
+# Label "stat", not "quantile": Prometheus reserves that one for summaries.
+SAMPLE_WEIGHT_STATS = ("min", "p10", "p50", "p90", "max")
 
 
 class _RunCollector:
@@ -62,7 +63,7 @@ class _RunCollector:
         sample = GaugeMetricFamily(
             "spard_run_sample_weight",
             "Quantiles of the last step's data weights over informative prompts",
-            labels=[*run_labels, "quantile"],
+            labels=[*run_labels, "stat"],
         )
         zero = GaugeMetricFamily(
             "spard_run_zero_signal_fraction",
@@ -81,9 +82,9 @@ class _RunCollector:
                         families[field].add_metric([*ids, objective], value)
             weights = summary.get("last_sample_weights")
             if weights:
-                for field, quantile in SAMPLE_WEIGHT_QUANTILES.items():
-                    if weights[field] is not None:
-                        sample.add_metric([*ids, quantile], weights[field])
+                for stat in SAMPLE_WEIGHT_STATS:
+                    if weights[stat] is not None:
+                        sample.add_metric([*ids, stat], weights[stat])
                 zero.add_metric(ids, weights["zero_signal"] / max(weights["prompts"], 1))
         yield from families.values()
         yield from (last_step, sample, zero)
