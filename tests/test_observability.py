@@ -73,7 +73,8 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(tmp_path):
     target = server.url.removeprefix("http://")
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        f"scrape_configs:\n  - job_name: spard\n    static_configs:\n      - targets: ['{target}']\n"
+        "scrape_configs:\n  - job_name: spard\n    static_configs:\n"
+        f"      - targets: ['{target}']\n"
     )
     process = subprocess.Popen(
         [
