@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import numpy as np
-from pydantic import ValidationError
 
 import spard
+from spard.config import config_from_overrides
 from spard.records import history_entry, run_summary, sample_weight_summary, step_payload
 from spard.wire import OCTET_STREAM, decode_step
 
@@ -97,15 +97,11 @@ class LocalRuns:
             raise _HttpProblemError(422, f"run_id must match {_RUN_ID.pattern}", "run_id")
         if run_id in self._runs:
             raise _HttpProblemError(409, f"run {run_id!r} already exists", "run_id")
-        overrides = {"replay_window": self._step_retention, **(body.get("config") or {})}
-        if body.get("strategy") is not None:
-            overrides["strategy"] = body["strategy"]
-        try:
-            config = spard.SpardConfig.model_validate(overrides)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            field = ".".join(["config", *(str(p) for p in error["loc"])])
-            raise _HttpProblemError(422, f"{field}: {error['msg']}", field) from None
+        config = config_from_overrides(
+            body.get("config") or {},
+            strategy=body.get("strategy"),
+            defaults={"replay_window": self._step_retention},
+        )
         state = spard.init(body.get("objectives") or [], config, body.get("prior_weights"))
         self._runs[run_id] = _LocalRun(state)
         return 201, self._runs[run_id].summary(run_id)

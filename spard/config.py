@@ -6,9 +6,12 @@ contract and the code can be read side by side.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from spard.errors import InputError
 
 Strategy = Literal["spard", "pawa", "radr", "static", "saw", "gdpo"]
 PawaMode = Literal["gain", "absolute", "lag"]
@@ -86,3 +89,29 @@ class SpardConfig(BaseModel):
     def rebalances_data(self) -> bool:
         """Whether RADR sets the data weights (``spard`` and ``radr``)."""
         return self.strategy in ("spard", "radr")
+
+
+def input_error(exc: ValidationError, prefix: str) -> InputError:
+    """The first error of a pydantic validation as an :class:`InputError` naming
+    ``prefix.<location>``."""
+    error = exc.errors()[0]
+    field = ".".join([prefix, *(str(part) for part in error["loc"])])
+    return InputError(f"{field}: {error['msg']}", field=field)
+
+
+def config_from_overrides(
+    overrides: Any, *, strategy: str | None = None, defaults: Mapping[str, Any] | None = None
+) -> SpardConfig:
+    """A config from a request's ``config`` overrides (over ``defaults``) and its ``strategy``
+    shortcut; raises :class:`InputError` naming ``config.<field>``."""
+    if not isinstance(overrides, Mapping):
+        raise InputError("config must be an object of SpardConfig fields", field="config")
+    merged = {**(defaults or {}), **overrides}
+    if strategy is not None:
+        if merged.get("strategy", strategy) != strategy:
+            raise InputError("strategy and config.strategy disagree", field="config.strategy")
+        merged["strategy"] = strategy
+    try:
+        return SpardConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise input_error(exc, "config") from None

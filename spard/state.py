@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from spard.config import SpardConfig
+from spard.config import SpardConfig, input_error
 from spard.errors import InputError
 from spard.progress import ObjectiveTracks
 from spard.types import BoolArray, FloatArray
@@ -95,9 +95,7 @@ class State:
         try:
             model = _StateModel.model_validate(data)
         except ValidationError as exc:
-            error = exc.errors()[0]
-            field = ".".join(["state", *(str(part) for part in error["loc"])])
-            raise InputError(f"{field}: {error['msg']}", field=field) from None
+            raise input_error(exc, "state") from None
         return model.to_state()
 
 

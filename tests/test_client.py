@@ -90,6 +90,9 @@ def test_errors_have_one_type_per_class(client):
     assert caught.value.status_code == 422
     with pytest.raises(InvalidRequestError, match=r"config\.warmup"):
         client.create_run(OBJECTIVES, config={"warmup": 0})
+    with pytest.raises(InvalidRequestError, match="disagree") as disagree:
+        client.create_run(OBJECTIVES, strategy="saw", config={"strategy": "pawa"})
+    assert disagree.value.field == "config.strategy"
     client.step(run.run_id, batch(0), step=0)
     with pytest.raises(ConflictError, match="different scores"):
         client.step(run.run_id, batch(1), step=0)

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Query, Response
-from pydantic import ValidationError
 
-import spard
+from spard.config import config_from_overrides
 from spard.service.dependencies import CurrentSettings, Run, Runs, Tenant
 from spard.service.errors import BadRequestError
 from spard.service.schemas import ERROR_RESPONSES, CreateRunRequest, HistoryPage, RunSummary
@@ -38,17 +37,11 @@ async def create_run(
             f"objectives: {len(body.objectives)} given; the limit is {settings.max_objectives}",
             field="objectives",
         )
-    overrides = {"replay_window": settings.step_retention, **body.config}
-    if body.strategy is not None:
-        if overrides.get("strategy", body.strategy) != body.strategy:
-            raise BadRequestError("strategy and config.strategy disagree", field="config.strategy")
-        overrides["strategy"] = body.strategy
-    try:
-        config = spard.SpardConfig.model_validate(overrides)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(["config", *(str(p) for p in error["loc"])])
-        raise BadRequestError(f"{field}: {error['msg']}", field=field) from None
+    config = config_from_overrides(
+        body.config,
+        strategy=body.strategy,
+        defaults={"replay_window": settings.step_retention},
+    )
     run_id = body.run_id or f"run-{secrets.token_hex(8)}"
     key = RunKey(tenant=tenant, run_id=run_id)
     summary = await runs.create(key, list(body.objectives), config, body.prior_weights)
