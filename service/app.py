@@ -10,7 +10,8 @@ from fastapi import FastAPI
 import spard
 from spard.service.errors import install_error_handlers
 from spard.service.middleware import BodyLimitMiddleware, TimingMiddleware
-from spard.service.routes import ops, runs, steps
+from spard.service.observations import ObservationService
+from spard.service.routes import observations, ops, runs, steps
 from spard.service.runs import RunService
 from spard.service.settings import Settings
 from spard.service.store import make_store
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = make_store(settings)
         app.state.runs = RunService(store, settings)
+        app.state.observations = ObservationService(app.state.runs)
         try:
             yield
         finally:
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(runs.router)
     app.include_router(steps.router)
+    app.include_router(observations.router)
     app.include_router(ops.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TimingMiddleware)

@@ -34,6 +34,7 @@ REQUEST_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 STEPS = Counter("spard_steps_total", "Step requests by outcome", ["outcome"])
+OBSERVATIONS = Counter("spard_observations_total", "Streamed observations by outcome", ["outcome"])
 STORE_ERRORS = Counter("spard_store_errors_total", "Requests failed by an unavailable store")
 RUN_GAUGES = {
     "weight": "spard_run_reward_weight",
@@ -117,3 +118,10 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 def count_step(outcome: str) -> None:
     """Count a step request: applied, replayed or rejected."""
     STEPS.labels(outcome).inc()
+
+
+def count_observations(accepted: int, duplicates: int, late: int) -> None:
+    """Count streamed observations: accepted, duplicate, late."""
+    for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("late", late)):
+        if count:
+            OBSERVATIONS.labels(outcome).inc(count)

@@ -21,9 +21,34 @@ from spard.records import SampleWeightSummary, history_entry, run_summary, sampl
 from spard.service.errors import RunExistsError, RunNotFoundError, ServiceUnavailableError
 from spard.service.settings import Settings
 from spard.service.store import CommitOutcome, HistoryEntry, RunKey, RunRecord, Store
+from spard.streaming import StreamingConfig
 
 _MAX_ATTEMPTS = 16
 _CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What never changes in a run's life: checked by observations without decoding state."""
+
+    incarnation: str  # tells this run from an earlier one with the same id
+    objectives: tuple[str, ...]
+    streaming: StreamingConfig
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "incarnation": self.incarnation,
+                "objectives": self.objectives,
+                "streaming": self.streaming.model_dump(mode="json"),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes) -> RunMeta:
+        meta = orjson.loads(data)
+        streaming = StreamingConfig.model_validate(meta["streaming"])
+        return cls(meta["incarnation"], tuple(meta["objectives"]), streaming)
 
 
 @dataclass(frozen=True)
@@ -32,6 +57,7 @@ class _Loaded:
     state: spard.State
     created_at: float
     fresh: bool  # read from the store for this request, not from the cache
+    meta: RunMeta
 
 
 class RunService:
@@ -48,15 +74,24 @@ class RunService:
         objectives: list[str],
         config: spard.SpardConfig,
         prior_weights: Any,
+        streaming: StreamingConfig,
     ) -> dict[str, Any]:
         """Create a run; raises :class:`RunExistsError` if the id is taken."""
         state = spard.init(objectives, config, prior_weights=prior_weights)
         now = time.time()
-        record = _record(key, state, created_at=now)
-        if not await self.store.create(key, record):
+        meta = RunMeta(secrets.token_hex(12), state.objectives, streaming)
+        record = replace(_record(key, state, meta, created_at=now), meta=meta.to_json())
+        if not await self.store.create(key, record, meta.incarnation):
             raise RunExistsError(f"run {key.run_id!r} already exists", field="run_id")
-        self._remember(key, _Loaded(record.etag, state, now, fresh=True))
+        self._remember(key, _Loaded(record.etag, state, now, True, meta))
         return orjson.loads(record.summary)  # type: ignore[no-any-return]
+
+    async def meta(self, key: RunKey, *, reload: bool = False) -> RunMeta:
+        """The run's unchanging metadata (cached by this replica)."""
+        cached = self._cache.get(key)
+        if cached is not None and not reload:
+            return cached.meta
+        return (await self._load(key)).meta
 
     async def summary(self, key: RunKey) -> bytes:
         """The stored JSON summary of a run."""
@@ -87,17 +122,17 @@ class RunService:
                 loaded = await self._load(key)
                 continue
             weights = sample_weight_summary(result.sample_weights, result.zero_signal)
-            record = _record(key, state, created_at=loaded.created_at, weights=weights)
+            record = _record(key, state, loaded.meta, created_at=loaded.created_at, weights=weights)
             payload = orjson.dumps(history_entry(result, weights, applied_at=time.time()))
             entry = HistoryEntry(step=result.step, payload=payload)
             outcome, current = await self.store.commit(key, loaded.etag, record, entry)
             if outcome is CommitOutcome.APPLIED:
-                self._remember(key, _Loaded(record.etag, state, loaded.created_at, fresh=False))
+                self._remember(key, replace(loaded, etag=record.etag, state=state, fresh=False))
                 return result
             if outcome is CommitOutcome.MISSING or current is None:
                 self._cache.pop(key, None)
                 raise _not_found(key)
-            loaded = self._decode(current)
+            loaded = self._decode(current, loaded.meta)
             self._remember(key, loaded)
         raise ServiceUnavailableError(
             f"run {key.run_id!r} is contended: step not applied after {_MAX_ATTEMPTS} tries"
@@ -121,10 +156,10 @@ class RunService:
                 f"{list(loaded.state.objectives)}",
                 field="state.objectives",
             )
-        record = _record(key, state, created_at=loaded.created_at)
+        record = _record(key, state, loaded.meta, created_at=loaded.created_at)
         if not await self.store.replace(key, record, state.last_step):
             raise _not_found(key)
-        self._remember(key, _Loaded(record.etag, state, loaded.created_at, fresh=False))
+        self._remember(key, _Loaded(record.etag, state, loaded.created_at, False, loaded.meta))
         return orjson.loads(record.summary)  # type: ignore[no-any-return]
 
     async def delete(self, key: RunKey) -> None:
@@ -145,15 +180,15 @@ class RunService:
         if record is None:
             self._cache.pop(key, None)
             raise _not_found(key)
-        loaded = self._decode(record)
+        loaded = self._decode(record, RunMeta.from_json(record.meta))
         self._remember(key, loaded)
         return loaded
 
     @staticmethod
-    def _decode(record: RunRecord) -> _Loaded:
+    def _decode(record: RunRecord, meta: RunMeta) -> _Loaded:
         state = spard.State.from_dict(orjson.loads(record.state))
         created_at = float(orjson.loads(record.summary)["created_at"])
-        return _Loaded(record.etag, state, created_at, fresh=True)
+        return _Loaded(record.etag, state, created_at, True, meta)
 
     def _remember(self, key: RunKey, loaded: _Loaded) -> None:
         self._cache[key] = loaded
@@ -169,6 +204,7 @@ def _not_found(key: RunKey) -> RunNotFoundError:
 def _record(
     key: RunKey,
     state: spard.State,
+    meta: RunMeta,
     *,
     created_at: float,
     weights: SampleWeightSummary | None = None,
@@ -176,8 +212,16 @@ def _record(
     summary = run_summary(
         key.run_id, state, created_at=created_at, updated_at=time.time(), weights=weights
     )
+    summary["streaming"] = meta.streaming.model_dump(mode="json")
+    current = {
+        "run_id": key.run_id,
+        "step": state.last_step,
+        "reward_weights": summary["reward_weights"],
+    }
     return RunRecord(
         state=orjson.dumps(state.to_dict()),
         summary=orjson.dumps(summary),
         etag=secrets.token_hex(12),
+        last_step=state.last_step,
+        weights=orjson.dumps(current),
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from spard.config import Strategy
 from spard.service.settings import RUN_ID_PATTERN
+from spard.streaming import MAX_GROUP_SIZE, StreamingConfig
 
 ObjectiveName = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
@@ -31,6 +32,10 @@ class CreateRunRequest(BaseModel):
     prior_weights: list[float] | dict[str, float] | None = Field(
         None, description="w0: K positive numbers, or objective -> weight; uniform if absent"
     )
+    streaming: dict[str, Any] = Field(
+        default_factory=dict,
+        description="how streamed observations become steps (StreamingConfig fields)",
+    )
 
 
 class StepRequest(BaseModel):
@@ -44,6 +49,70 @@ class StepRequest(BaseModel):
     )
     prompt_ids: list[str | int] | None = Field(None, description="N ids, echoed back")
     return_advantages: bool = Field(False, description="also return (N, G) advantages")
+
+
+GroupIdText = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^|\x00-\x1f\x7f]+$")
+]
+ObservationId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+
+
+class Observation(BaseModel):
+    """One rollout's scores, from any reward worker."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    step: StrictInt | None = Field(
+        None, ge=0, description="the step it belongs to; absent: the run's open step"
+    )
+    group_id: StrictInt | GroupIdText = Field(
+        description="the prompt (group); groups are ordered by id in the committed batch"
+    )
+    rollout_index: StrictInt | None = Field(
+        None, ge=0, lt=MAX_GROUP_SIZE, description="absent: the group's next free index"
+    )
+    observation_id: ObservationId | None = Field(
+        None, description="with no rollout_index: makes a resend a duplicate, not a new rollout"
+    )
+    scores: dict[ObjectiveName, float | None] = Field(
+        description="objective -> score; absent or null = missing"
+    )
+
+
+class ObservationBatch(BaseModel):
+    """Body of ``POST /v1/runs/{run_id}/observations`` (a single observation is accepted too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    observations: list[Observation] = Field(min_length=1)
+
+
+class ObserveResponse(BaseModel):
+    """What happened to each observation (indexes into the request's list)."""
+
+    accepted: int
+    duplicates: int = Field(description="sent before with the same scores")
+    conflicts: list[int] = Field(description="sent before with other scores (first ones kept)")
+    overflow: list[int] = Field(description="no free rollout index below group_size")
+    late: list[int] = Field(description="their step was already committed: not stored")
+    steps: list[int] = Field(description="the steps they went to")
+    committed: list[int] = Field(description="steps this request committed automatically")
+
+
+class CommitRequest(BaseModel):
+    """Optional body of ``POST /v1/runs/{run_id}/steps/{step}/commit``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    return_advantages: bool = False
+
+
+class WeightsResponse(BaseModel):
+    """The current reward weights (what the next step will get)."""
+
+    run_id: str
+    step: int | None = Field(description="the last applied step")
+    reward_weights: dict[str, float]
 
 
 class SampleWeightSummary(BaseModel):
@@ -71,6 +140,7 @@ class RunSummary(BaseModel):
     last_sample_weights: SampleWeightSummary | None
     created_at: float
     updated_at: float
+    streaming: StreamingConfig
 
 
 class StepResponse(BaseModel):
@@ -85,6 +155,14 @@ class StepResponse(BaseModel):
     advantages: list[list[float]] | None = Field(description="(N, G) when asked for")
     stats: ObjectiveStats
     prompt_ids: list[str | int] | None
+
+
+class CommitResponse(StepResponse):
+    """A step built from observations: ``prompt_ids`` are the group ids, in batch order."""
+
+    dropped_groups: list[str | int]
+    observations: int
+    committed_before: list[int] = Field(description="open earlier steps committed first")
 
 
 class HistoryEntry(BaseModel):

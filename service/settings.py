@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 2**20, gt=0, description="request body limit (413)")
     max_scores: int = Field(4 * 2**20, gt=0, description="limit of N*G*K in one step (413)")
     max_objectives: int = Field(64, gt=0)
+    max_observations: int = Field(10_000, gt=0, description="observations in one request (413)")
     step_retention: int = Field(8, ge=1, le=10_000, description="step responses kept per run")
     history_retention: int = Field(2000, ge=1, description="history entries kept per run")
     run_ttl_s: int = Field(30 * 86400, ge=0, description="idle runs expire after this; 0: never")

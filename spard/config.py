@@ -95,8 +95,14 @@ def input_error(exc: ValidationError, prefix: str) -> InputError:
     """The first error of a pydantic validation as an :class:`InputError` naming
     ``prefix.<location>``."""
     error = exc.errors()[0]
-    field = ".".join([prefix, *(str(part) for part in error["loc"])])
+    location = [str(part) for part in error["loc"]]
+    while len(location) > 1 and location[-1] in _UNION_TAGS:
+        location.pop()  # "group_id.int": which member of a union pydantic tried
+    field = ".".join([part for part in [prefix, *location] if part])
     return InputError(f"{field}: {error['msg']}", field=field)
+
+
+_UNION_TAGS = frozenset({"int", "str", "float", "bool", "none", "constrained-str"})
 
 
 def config_from_overrides(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import test_service_api as api
 import test_service_concurrency as concurrency
+import test_streaming as streaming
 from conftest import service_client, service_settings
 from servers import RedisClusterServers
 
@@ -38,6 +39,10 @@ async def cluster_client(cluster):
         api.test_health_readiness_and_metrics,
         concurrency.test_duplicate_steps_from_many_tasks_apply_once,
         concurrency.test_interleaved_runs_stay_independent,
+        streaming.test_committed_steps_equal_batch_steps,
+        streaming.test_auto_commit_on_next_step_and_commit_of_open_earlier_steps,
+        streaming.test_import_state_drops_later_observations,
+        streaming.test_concurrent_writers_with_duplicates_commit_the_batch_step,
     ],
     ids=lambda f: f.__name__,
 )
@@ -51,7 +56,7 @@ def test_every_key_of_a_run_shares_one_slot(cluster):
     from spard.service.store import RunKey
 
     key = RunKey("tenant-a", "run-1")
-    run_key, history_key = (f"spard:{key.hash_tag}:{suffix}" for suffix in ("run", "history"))
+    names = [f"spard:{key.hash_tag}:{suffix}" for suffix in ("run", "history", "obs", "obs:7")]
     client = redis_sync.Redis(port=cluster.ports[0])
-    slots = {client.execute_command("CLUSTER KEYSLOT", k) for k in (run_key, history_key)}
+    slots = {client.execute_command("CLUSTER KEYSLOT", k) for k in names}
     assert len(slots) == 1

@@ -13,6 +13,7 @@ from spard.service.dependencies import CurrentSettings, Run, Runs, Tenant
 from spard.service.errors import BadRequestError
 from spard.service.schemas import ERROR_RESPONSES, CreateRunRequest, HistoryPage, RunSummary
 from spard.service.store import RunKey
+from spard.streaming import streaming_config
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
 JSON = "application/json"
@@ -44,7 +45,8 @@ async def create_run(
     )
     run_id = body.run_id or f"run-{secrets.token_hex(8)}"
     key = RunKey(tenant=tenant, run_id=run_id)
-    summary = await runs.create(key, list(body.objectives), config, body.prior_weights)
+    streaming = streaming_config(body.streaming)
+    summary = await runs.create(key, list(body.objectives), config, body.prior_weights, streaming)
     return _json(summary, status_code=201)
 
 

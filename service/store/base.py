@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from spard.streaming import ObservationItem, ObserveOutcome, SealedStep
+
 
 @dataclass(frozen=True)
 class RunKey:
@@ -31,6 +33,9 @@ class RunRecord:
     state: bytes  # JSON of spard.State.to_dict()
     summary: bytes  # JSON of the run summary served by GET /v1/runs/{id}
     etag: str
+    last_step: int | None = None  # mirrors the state, for scripts that cannot decode it
+    weights: bytes = b"{}"  # JSON served by GET /v1/runs/{id}/weights
+    meta: bytes = b""  # JSON RunMeta, written at creation only (empty in writes after it)
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,9 @@ class StoreUnavailableError(Exception):
 class Store(Protocol):
     """Async storage of runs. Every method raises :class:`StoreUnavailableError` on outage."""
 
-    async def create(self, key: RunKey, record: RunRecord) -> bool:
-        """Store a new run; False if the id already exists."""
+    async def create(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
+        """Store a new run; False if the id already exists. ``incarnation`` tells this run
+        from an earlier one of the same id (observations check it)."""
         ...
 
     async def load(self, key: RunKey) -> RunRecord | None:
@@ -83,6 +89,26 @@ class Store(Protocol):
 
     async def delete(self, key: RunKey) -> bool:
         """Delete a run and its history; False if it did not exist."""
+        ...
+
+    async def load_weights(self, key: RunKey) -> tuple[str, bytes] | None:
+        """The run's etag and current weights JSON (cheap), or None."""
+        ...
+
+    async def observe(
+        self,
+        key: RunKey,
+        incarnation: str,
+        step: int,
+        items: list[ObservationItem],
+        group_size: int,
+    ) -> ObserveOutcome:
+        """Record observations of one step (-1: the open step) atomically; see
+        :class:`spard.streaming.ObservationLedger` for the semantics."""
+        ...
+
+    async def seal(self, key: RunKey, step: int, retention: int) -> SealedStep | None:
+        """Close ``step`` for commit and return what arrived; None if no such run."""
         ...
 
     async def history(self, key: RunKey, after: int | None, limit: int) -> list[bytes] | None:

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import bisect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from spard.service.settings import Settings
 from spard.service.store.base import CommitOutcome, HistoryEntry, RunKey, RunRecord
+from spard.streaming import ObservationItem, ObservationLedger, ObserveOutcome, SealedStep
 
 
 @dataclass
 class _Run:
     record: RunRecord
     updated: float
+    incarnation: str
+    meta: bytes
+    observations: ObservationLedger = field(default_factory=ObservationLedger)
     history_steps: list[int] = field(default_factory=list)
     history: dict[int, bytes] = field(default_factory=dict)
 
@@ -37,15 +41,41 @@ class MemoryStore:
             return None
         return run
 
-    async def create(self, key: RunKey, record: RunRecord) -> bool:
+    async def create(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
         if self._live(key) is not None:
             return False
-        self._runs[key] = _Run(record=record, updated=time.time())
+        self._runs[key] = _Run(record, time.time(), incarnation, record.meta)
         return True
 
     async def load(self, key: RunKey) -> RunRecord | None:
         run = self._live(key)
-        return None if run is None else run.record
+        return None if run is None else replace(run.record, meta=run.meta)
+
+    async def load_weights(self, key: RunKey) -> tuple[str, bytes] | None:
+        run = self._live(key)
+        return None if run is None else (run.record.etag, run.record.weights)
+
+    async def observe(
+        self,
+        key: RunKey,
+        incarnation: str,
+        step: int,
+        items: list[ObservationItem],
+        group_size: int,
+    ) -> ObserveOutcome:
+        run = self._live(key)
+        if run is None:
+            return ObserveOutcome("missing")
+        if run.incarnation != incarnation:
+            return ObserveOutcome("reload")
+        run.updated = time.time()
+        return run.observations.observe(step, items, run.record.last_step, group_size)
+
+    async def seal(self, key: RunKey, step: int, retention: int) -> SealedStep | None:
+        run = self._live(key)
+        if run is None:
+            return None
+        return run.observations.seal(step, run.record.last_step, retention)
 
     async def load_summary(self, key: RunKey) -> bytes | None:
         run = self._live(key)
@@ -72,6 +102,7 @@ class MemoryStore:
         if run is None:
             return False
         run.record, run.updated = record, time.time()
+        run.observations.drop_after(last_step)
         keep_until = -1 if last_step is None else last_step
         for step in [s for s in run.history_steps if s > keep_until]:
             run.history_steps.remove(step)

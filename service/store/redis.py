@@ -2,11 +2,16 @@
 
 Keys of a run share the hash tag ``{tenant:run}`` (one Redis Cluster slot)::
 
-    <prefix>:{tenant:run}:run       hash: state, summary, etag, updated
+    <prefix>:{tenant:run}:run       hash: state, summary, etag, updated, last_step, weights,
+                                    meta, incarnation
     <prefix>:{tenant:run}:history   sorted set: history entries scored by step
+    <prefix>:{tenant:run}:obs       sorted set: steps holding streamed observations
+    <prefix>:{tenant:run}:obs:<s>   hash: step s's observations (fields: see redis_scripts.OBSERVE)
     <prefix>:active                 sorted set: runs by last write time (for per-run metrics)
 
-Writes are Lua scripts that compare the stored etag and write in one round trip.
+Writes are Lua scripts that compare the stored etag and write in one round trip. The scripts
+build the ``obs:<s>`` key names themselves: they share the run's hash tag, so they live in the
+run's Cluster slot like the keys passed in.
 """
 
 from __future__ import annotations
@@ -31,47 +36,8 @@ from spard.service.store.base import (
     RunRecord,
     StoreUnavailableError,
 )
-
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'summary', ARGV[2], 'etag', ARGV[3],
-           'updated', ARGV[4])
-if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
-return 1
-"""
-
-_COMMIT = """
-local current = redis.call('HGET', KEYS[1], 'etag')
-if not current then return {0} end
-if current ~= ARGV[1] then
-  local record = redis.call('HMGET', KEYS[1], 'state', 'summary', 'etag')
-  return {1, record[1], record[2], record[3]}
-end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'summary', ARGV[3], 'etag', ARGV[4],
-           'updated', ARGV[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[6], ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[6], ARGV[7])
-local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
-if excess > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1) end
-if tonumber(ARGV[9]) > 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[9])
-  redis.call('EXPIRE', KEYS[2], ARGV[9])
-end
-return {2}
-"""
-
-_REPLACE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'summary', ARGV[2], 'etag', ARGV[3],
-           'updated', ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[5], '+inf')
-if tonumber(ARGV[6]) > 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
-end
-return 1
-"""
+from spard.service.store.redis_scripts import COMMIT, CREATE, DELETE, OBSERVE, REPLACE, SEAL
+from spard.streaming import ObservationItem, ObserveOutcome, SealedStep, parse_observation_field
 
 _UNAVAILABLE = (
     redis_errors.ConnectionError,
@@ -83,6 +49,10 @@ _UNAVAILABLE = (
     OSError,
 )
 _INDEX_EVERY_S = 5.0  # how often one replica refreshes a run's entry in the active index
+
+
+def _step_arg(step: int | None) -> int:
+    return -1 if step is None else step
 
 
 class RedisStore:
@@ -107,14 +77,17 @@ class RedisStore:
         self._active = f"{self._prefix}:active"
         self._history_retention = settings.history_retention
         self._ttl = settings.run_ttl_s
-        self._create = self._client.register_script(_CREATE)
-        self._commit = self._client.register_script(_COMMIT)
-        self._replace = self._client.register_script(_REPLACE)
+        self._create = self._client.register_script(CREATE)
+        self._commit = self._client.register_script(COMMIT)
+        self._replace = self._client.register_script(REPLACE)
+        self._delete = self._client.register_script(DELETE)
+        self._observe = self._client.register_script(OBSERVE)
+        self._seal = self._client.register_script(SEAL)
         self._indexed: dict[RunKey, float] = {}
 
     def _keys(self, key: RunKey) -> list[str]:
         base = f"{self._prefix}:{key.hash_tag}"
-        return [f"{base}:run", f"{base}:history"]
+        return [f"{base}:run", f"{base}:history", f"{base}:obs"]
 
     @contextlib.asynccontextmanager
     async def _guard(self, operation: str) -> AsyncIterator[None]:
@@ -132,13 +105,12 @@ class RedisStore:
         member = orjson.dumps([key.tenant, key.run_id])
         await self._client.zadd(self._active, {member: now})
 
-    async def create(self, key: RunKey, record: RunRecord) -> bool:
+    async def create(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
         now = time.time()
+        args = [record.state, record.summary, record.etag, now, self._ttl]
+        args += [_step_arg(record.last_step), record.weights, record.meta, incarnation]
         async with self._guard("create"):
-            created = await self._create(
-                keys=self._keys(key),
-                args=[record.state, record.summary, record.etag, now, self._ttl],
-            )
+            created = await self._create(keys=self._keys(key), args=args)
             if created:
                 self._indexed.pop(key, None)
                 await self._index(key, now)
@@ -146,12 +118,60 @@ class RedisStore:
 
     async def load(self, key: RunKey) -> RunRecord | None:
         async with self._guard("load"):
-            state, summary, etag = await self._client.hmget(
-                self._keys(key)[0], ["state", "summary", "etag"]
+            state, summary, etag, last_step, weights, meta = await self._client.hmget(
+                self._keys(key)[0], ["state", "summary", "etag", "last_step", "weights", "meta"]
             )
         if etag is None:
             return None
-        return RunRecord(state=state, summary=summary, etag=etag.decode())
+        last = int(last_step)
+        return RunRecord(state, summary, etag.decode(), None if last < 0 else last, weights, meta)
+
+    async def load_weights(self, key: RunKey) -> tuple[str, bytes] | None:
+        async with self._guard("load"):
+            etag, weights = await self._client.hmget(self._keys(key)[0], ["etag", "weights"])
+        return None if etag is None else (etag.decode(), weights)
+
+    async def observe(
+        self,
+        key: RunKey,
+        incarnation: str,
+        step: int,
+        items: list[ObservationItem],
+        group_size: int,
+    ) -> ObserveOutcome:
+        args: list[Any] = [incarnation, step, group_size, self._ttl]
+        for item in items:
+            args += [item.group, item.rollout_index, item.observation_id, item.scores]
+        async with self._guard("observe"):
+            reply = await self._observe(keys=self._keys(key), args=args)
+        if reply[0] < 2:
+            return ObserveOutcome("missing" if reply[0] == 0 else "reload")
+        if reply[0] == 2:
+            return ObserveOutcome("late", step=int(reply[1]))
+        step, accepted, duplicates, complete, conflicts, overflow, open_before = reply[1:]
+        return ObserveOutcome(
+            "ok",
+            int(step),
+            int(accepted),
+            int(duplicates),
+            int(complete),
+            [int(i) for i in conflicts],
+            [int(i) for i in overflow],
+            [int(s) for s in open_before],
+        )
+
+    async def seal(self, key: RunKey, step: int, retention: int) -> SealedStep | None:
+        async with self._guard("seal"):
+            reply = await self._seal(keys=self._keys(key), args=[step, retention])
+        if reply[0] == 0:
+            return None
+        last, fields, open_before = int(reply[1]), reply[2], reply[3]
+        observed: dict[tuple[str, int], bytes] = {}
+        for name, value in zip(fields[::2], fields[1::2], strict=True):
+            position = parse_observation_field(name.decode())
+            if position is not None:
+                observed[position] = value
+        return SealedStep(observed, None if last < 0 else last, [int(s) for s in open_before])
 
     async def load_summary(self, key: RunKey) -> bytes | None:
         async with self._guard("load"):
@@ -163,7 +183,7 @@ class RedisStore:
     ) -> tuple[CommitOutcome, RunRecord | None]:
         now = time.time()
         args = [expected_etag, record.state, record.summary, record.etag, now, entry.step]
-        args += [entry.payload, self._history_retention, self._ttl]
+        args += [entry.payload, self._history_retention, self._ttl, record.weights]
         async with self._guard("commit"):
             reply = await self._commit(keys=self._keys(key), args=args)
             if reply[0] == 2:
@@ -178,18 +198,19 @@ class RedisStore:
     async def replace(self, key: RunKey, record: RunRecord, last_step: int | None) -> bool:
         drop_from = "-inf" if last_step is None else f"({last_step}"
         args = [record.state, record.summary, record.etag, time.time(), drop_from, self._ttl]
+        args += [_step_arg(last_step), record.weights]
         async with self._guard("replace"):
             return bool(await self._replace(keys=self._keys(key), args=args))
 
     async def delete(self, key: RunKey) -> bool:
         async with self._guard("delete"):
-            removed = await self._client.delete(*self._keys(key))
+            removed = await self._delete(keys=self._keys(key))
             await self._client.zrem(self._active, orjson.dumps([key.tenant, key.run_id]))
         self._indexed.pop(key, None)
         return bool(removed)
 
     async def history(self, key: RunKey, after: int | None, limit: int) -> list[bytes] | None:
-        run_key, history_key = self._keys(key)
+        run_key, history_key, _ = self._keys(key)
         low = "-inf" if after is None else f"({after}"
         async with self._guard("history"):
             exists = await self._client.exists(run_key)

@@ -1,0 +1,132 @@
+"""Streaming: observations from reward workers, step commits, and cheap weight reads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Path, Request, Response
+from pydantic import ValidationError
+
+from spard.config import input_error
+from spard.records import step_payload
+from spard.service.dependencies import Run
+from spard.service.errors import BadRequestError, PayloadTooLargeError
+from spard.service.observations import ObservationService
+from spard.service.schemas import (
+    ERROR_RESPONSES,
+    CommitRequest,
+    CommitResponse,
+    Observation,
+    ObservationBatch,
+    ObserveResponse,
+    WeightsResponse,
+)
+from spard.service.settings import Settings
+
+router = APIRouter(prefix="/v1/runs", tags=["streaming"], responses=ERROR_RESPONSES)
+JSON = "application/json"
+
+
+def _service(request: Request) -> ObservationService:
+    service: ObservationService = request.app.state.observations
+    return service
+
+
+def _parse_observations(body: bytes, limit: int) -> list[Observation]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"body is not valid JSON: {exc}", field="body") from None
+    single = not (isinstance(data, dict) and "observations" in data)
+    try:
+        if single:
+            return [Observation.model_validate(data)]
+        observations = ObservationBatch.model_validate(data).observations
+    except ValidationError as exc:
+        raise input_error(exc, "observations.0" if single else "") from None
+    if len(observations) > limit:
+        raise PayloadTooLargeError(
+            f"observations: {len(observations)} in one request; the limit is {limit}",
+            field="observations",
+        )
+    return observations
+
+
+@router.post(
+    "/{run_id}/observations",
+    response_model=ObserveResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {
+                        "anyOf": [
+                            ObservationBatch.model_json_schema(
+                                ref_template="#/components/schemas/{model}"
+                            ),
+                            Observation.model_json_schema(),
+                        ]
+                    }
+                }
+            },
+        }
+    },
+    responses={413: {"description": "too many observations in one request"}},
+)
+async def post_observations(request: Request, run: Run) -> Response:
+    """Record scores as reward workers produce them: one observation, or
+    ``{"observations": [...]}``. Idempotent per (step, group_id, rollout_index); a step
+    already committed makes its observations ``late`` (reported, not stored)."""
+    settings: Settings = request.app.state.settings
+    observations = _parse_observations(await request.body(), settings.max_observations)
+    report = await _service(request).observe(run, observations)
+    return Response(orjson.dumps(report.to_json()), media_type=JSON)
+
+
+@router.post(
+    "/{run_id}/steps/{step}/commit",
+    response_model=CommitResponse,
+    responses={409: {"description": "nothing to commit, or the step conflicts"}},
+)
+async def commit_step(
+    request: Request,
+    run: Run,
+    step: Annotated[int, Path(ge=0, description="the step to close")],
+    body: CommitRequest | None = None,
+) -> Response:
+    """Close a step and run the engine once on the observations that arrived (groups ordered
+    by id). Sending it again, to any replica, returns the stored result (``replayed``)."""
+    options = body or CommitRequest()
+    commit = await _service(request).commit(run, step, return_advantages=options.return_advantages)
+    payload: dict[str, Any] = step_payload(run.run_id, commit.result, commit.batch.group_ids)
+    payload["dropped_groups"] = commit.batch.dropped_groups
+    payload["observations"] = commit.batch.observations
+    payload["committed_before"] = commit.committed_before
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON)
+
+
+@router.get(
+    "/{run_id}/weights",
+    response_model=WeightsResponse,
+    responses={304: {"description": "unchanged since the ETag given in If-None-Match"}},
+)
+async def get_weights(
+    request: Request,
+    run: Run,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The current reward weights; cheap, with an ETag (send it back in If-None-Match to get
+    304 while nothing changed)."""
+    etag, weights = await _service(request).weights(run)
+    tag = f'"{etag}"'
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    if if_none_match is not None and _matches(if_none_match, tag):
+        return Response(status_code=304, headers=headers)
+    return Response(weights, media_type=JSON, headers=headers)
+
+
+def _matches(if_none_match: str, tag: str) -> bool:
+    candidates = [part.strip().removeprefix("W/") for part in if_none_match.split(",")]
+    return "*" in candidates or tag in candidates

@@ -1,0 +1,150 @@
+"""The Lua scripts of the Redis store: each write is one atomic round trip."""
+
+# Shared by the scripts: drop the observation hashes of steps in a score range of KEYS[3].
+DROP_OBSERVATIONS = """
+local function drop_observations(low, high)
+  for _, step in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], low, high)) do
+    redis.call('DEL', KEYS[3] .. ':' .. step)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], low, high)
+end
+"""
+
+CREATE = (
+    DROP_OBSERVATIONS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2])
+drop_observations('-inf', '+inf')
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'summary', ARGV[2], 'etag', ARGV[3],
+           'updated', ARGV[4], 'last_step', ARGV[6], 'weights', ARGV[7], 'meta', ARGV[8],
+           'incarnation', ARGV[9])
+if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
+return 1
+"""
+)
+
+DELETE = (
+    DROP_OBSERVATIONS
+    + """
+drop_observations('-inf', '+inf')
+return redis.call('DEL', KEYS[1], KEYS[2])
+"""
+)
+
+COMMIT = """
+local current = redis.call('HGET', KEYS[1], 'etag')
+if not current then return {0} end
+if current ~= ARGV[1] then
+  local record = redis.call('HMGET', KEYS[1], 'state', 'summary', 'etag')
+  return {1, record[1], record[2], record[3]}
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'summary', ARGV[3], 'etag', ARGV[4],
+           'updated', ARGV[5], 'last_step', ARGV[6], 'weights', ARGV[10])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[6], ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[7])
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
+if excess > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1) end
+if tonumber(ARGV[9]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[9])
+  redis.call('EXPIRE', KEYS[2], ARGV[9])
+end
+return {2}
+"""
+
+REPLACE = (
+    DROP_OBSERVATIONS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'summary', ARGV[2], 'etag', ARGV[3],
+           'updated', ARGV[4], 'last_step', ARGV[7], 'weights', ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[5], '+inf')
+drop_observations(ARGV[5], '+inf')
+if tonumber(ARGV[6]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+end
+return 1
+"""
+)
+
+# KEYS: run, history, obs. ARGV: incarnation, step (-1: the open step), group_size (0: unset),
+# ttl, then per observation: group, rollout (-1: assign), observation id ('' if none), scores.
+# Step hash fields: o|<group>|<rollout> = scores, n|<group> = count, k|<group>|<id> = assigned
+# rollout, #complete = complete groups, #sealed = closed for commit.
+OBSERVE = """
+local run = redis.call('HMGET', KEYS[1], 'incarnation', 'last_step')
+if not run[1] then return {0} end
+if run[1] ~= ARGV[1] then return {1} end
+local last = tonumber(run[2])
+local step = tonumber(ARGV[2])
+if step < 0 then
+  step = last + 1
+  while redis.call('HEXISTS', KEYS[3] .. ':' .. step, '#sealed') == 1 do step = step + 1 end
+end
+local obs = KEYS[3] .. ':' .. step
+if step <= last or redis.call('HEXISTS', obs, '#sealed') == 1 then return {2, step} end
+local group_size = tonumber(ARGV[3])
+local accepted, duplicates, conflicts, overflow = 0, 0, {}, {}
+for i = 0, (#ARGV - 4) / 4 - 1 do
+  local at = 5 + 4 * i
+  local group, rollout, id, scores = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2], ARGV[at + 3]
+  local assign = rollout < 0
+  if assign then
+    local known = false
+    if id ~= '' then known = redis.call('HGET', obs, 'k|' .. group .. '|' .. id) end
+    if known then
+      rollout = tonumber(known)
+    else
+      rollout = tonumber(redis.call('HGET', obs, 'n|' .. group) or '0')
+      while redis.call('HEXISTS', obs, 'o|' .. group .. '|' .. rollout) == 1 do
+        rollout = rollout + 1
+      end
+    end
+  end
+  local field = 'o|' .. group .. '|' .. rollout
+  local previous = redis.call('HGET', obs, field)
+  if not previous then
+    if group_size > 0 and rollout >= group_size then
+      overflow[#overflow + 1] = i
+    else
+      redis.call('HSET', obs, field, scores)
+      if assign and id ~= '' then redis.call('HSET', obs, 'k|' .. group .. '|' .. id, rollout) end
+      accepted = accepted + 1
+      local count = redis.call('HINCRBY', obs, 'n|' .. group, 1)
+      if group_size > 0 and count == group_size then redis.call('HINCRBY', obs, '#complete', 1) end
+    end
+  elseif previous == scores then
+    duplicates = duplicates + 1
+  else
+    conflicts[#conflicts + 1] = i
+  end
+end
+redis.call('ZADD', KEYS[3], step, step)
+if tonumber(ARGV[4]) > 0 then
+  redis.call('EXPIRE', obs, ARGV[4])
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
+local complete = tonumber(redis.call('HGET', obs, '#complete') or '0')
+local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. step)
+return {3, step, accepted, duplicates, complete, conflicts, overflow, open}
+"""
+
+# KEYS: run, history, obs. ARGV: step, retention.
+SEAL = (
+    DROP_OBSERVATIONS
+    + """
+local last = redis.call('HGET', KEYS[1], 'last_step')
+if not last then return {0} end
+last = tonumber(last)
+local obs = KEYS[3] .. ':' .. ARGV[1]
+local fields = {}
+if redis.call('EXISTS', obs) == 1 then
+  redis.call('HSET', obs, '#sealed', 1)
+  fields = redis.call('HGETALL', obs)
+end
+drop_observations('-inf', last - tonumber(ARGV[2]))
+local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. ARGV[1])
+return {1, last, fields, open}
+"""
+)
