@@ -8,6 +8,7 @@
 """
 
 from spard.client._client import AsyncSpardClient, SpardClient
+from spard.client._streaming import ObserveSummary, RunWeights
 from spard.client.errors import (
     AuthenticationError,
     ConflictError,
@@ -20,16 +21,19 @@ from spard.client.errors import (
     SpardTimeoutError,
 )
 from spard.client.local import LocalRuns
-from spard.client.models import RunInfo, StepOutcome
+from spard.client.models import CommitOutcome, RunInfo, StepOutcome
 
 __all__ = [
     "AsyncSpardClient",
     "AuthenticationError",
+    "CommitOutcome",
     "ConflictError",
     "InvalidRequestError",
     "LocalRuns",
+    "ObserveSummary",
     "RunInfo",
     "RunNotFoundError",
+    "RunWeights",
     "ServiceUnavailableError",
     "SpardClient",
     "SpardClientError",

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from spard.client._core import Call, ClientCore, Fallback
+from spard.client._observing import AsyncObserving, SyncObserving
 from spard.client.errors import ConflictError, SpardClientError
 from spard.client.local import AsyncLocalTransport, LocalRuns, LocalTransport
 from spard.client.models import RunInfo, StepOutcome
@@ -17,7 +18,7 @@ from spard.client.models import RunInfo, StepOutcome
 _LOCAL_URL = "http://spard.local"
 
 
-class SpardClient:
+class SpardClient(SyncObserving):
     """Sync client of the SPARD service.
 
     ``SpardClient("http://host:8000", api_key="...")``; ``SpardClient.local()`` runs the engine
@@ -25,6 +26,10 @@ class SpardClient:
     retried (``retries`` times, exponential backoff from ``backoff_s``). ``fallback="hold"``
     keeps a trainer going while the service stays down: the last weights, uniform sample
     weights, a warning once, and normal service when it is back.
+
+    Reward workers stream scores with ``observe`` (batched by ``observe_batch_size`` or every
+    ``flush_interval_s``), a trainer closes a step with ``commit``; ``weights`` is cached for
+    ``weights_max_age_s``.
     """
 
     def __init__(
@@ -37,6 +42,9 @@ class SpardClient:
         backoff_s: float = 0.2,
         fallback: Fallback = "raise",
         binary_threshold: int = 16384,
+        observe_batch_size: int = 512,
+        flush_interval_s: float = 0.05,
+        weights_max_age_s: float = 1.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._core = ClientCore(
@@ -45,6 +53,8 @@ class SpardClient:
             fallback=fallback,
             binary_threshold=binary_threshold,
         )
+        self._init_observing(observe_batch_size, flush_interval_s, weights_max_age_s)
+        self._init_flusher()
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
             base_url=base_url, timeout=timeout_s, headers=headers, transport=transport
@@ -63,9 +73,14 @@ class SpardClient:
         config: dict[str, Any] | None = None,
         prior_weights: Any = None,
         run_id: str | None = None,
+        streaming: dict[str, Any] | None = None,
     ) -> RunInfo:
-        """Create a run; returns it (``reward_weights`` are the prior)."""
-        call = ClientCore.create_call(objectives, strategy, config, prior_weights, run_id)
+        """Create a run; returns it (``reward_weights`` are the prior). ``streaming``: how
+        observations become steps (``group_size``, ``incomplete_groups``,
+        ``commit_after_groups``, ``commit_on_next_step``)."""
+        call = ClientCore.create_call(
+            objectives, strategy, config, prior_weights, run_id, streaming
+        )
         try:
             data = self._send(call)
         except ConflictError:
@@ -142,7 +157,11 @@ class SpardClient:
             attempt += 1
 
     def close(self) -> None:
-        self._http.close()
+        """Send buffered observations, then release connections."""
+        try:
+            self._stop_flusher()
+        finally:
+            self._http.close()
 
     def __enter__(self) -> SpardClient:
         return self
@@ -156,7 +175,7 @@ class SpardClient:
         self.close()
 
 
-class AsyncSpardClient:
+class AsyncSpardClient(AsyncObserving):
     """Async twin of :class:`SpardClient`: the same methods, awaited."""
 
     def __init__(
@@ -169,6 +188,9 @@ class AsyncSpardClient:
         backoff_s: float = 0.2,
         fallback: Fallback = "raise",
         binary_threshold: int = 16384,
+        observe_batch_size: int = 512,
+        flush_interval_s: float = 0.05,
+        weights_max_age_s: float = 1.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._core = ClientCore(
@@ -177,6 +199,8 @@ class AsyncSpardClient:
             fallback=fallback,
             binary_threshold=binary_threshold,
         )
+        self._init_observing(observe_batch_size, flush_interval_s, weights_max_age_s)
+        self._init_flusher()
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
             base_url=base_url, timeout=timeout_s, headers=headers, transport=transport
@@ -195,8 +219,11 @@ class AsyncSpardClient:
         config: dict[str, Any] | None = None,
         prior_weights: Any = None,
         run_id: str | None = None,
+        streaming: dict[str, Any] | None = None,
     ) -> RunInfo:
-        call = ClientCore.create_call(objectives, strategy, config, prior_weights, run_id)
+        call = ClientCore.create_call(
+            objectives, strategy, config, prior_weights, run_id, streaming
+        )
         try:
             data = await self._send(call)
         except ConflictError:
@@ -267,7 +294,10 @@ class AsyncSpardClient:
             attempt += 1
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        try:
+            await self._stop_flusher()
+        finally:
+            await self._http.aclose()
 
     async def __aenter__(self) -> AsyncSpardClient:
         return self

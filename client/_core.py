@@ -21,7 +21,7 @@ from spard.client.errors import (
     SpardTimeoutError,
     error_for_status,
 )
-from spard.client.models import RunInfo, StepOutcome
+from spard.client.models import CommitOutcome, RunInfo, StepOutcome
 from spard.scores import batch_statistics, parse_scores
 from spard.wire import OCTET_STREAM, encode_step
 
@@ -86,6 +86,7 @@ class ClientCore:
         config: dict[str, Any] | None,
         prior_weights: Any,
         run_id: str | None,
+        streaming: dict[str, Any] | None = None,
     ) -> Call:
         # The id is chosen here so that a retried create is recognisable (see create_conflict).
         body = {
@@ -95,6 +96,8 @@ class ClientCore:
         }
         if strategy is not None:
             body["strategy"] = strategy
+        if streaming:
+            body["streaming"] = streaming
         if prior_weights is not None:
             body["prior_weights"] = (
                 prior_weights
@@ -126,6 +129,27 @@ class ClientCore:
             body["prompt_ids"] = list(prompt_ids)
         return Call("POST", path, json=body)
 
+    @staticmethod
+    def observe_call(run_id: str, observations: list[dict[str, Any]]) -> Call:
+        return Call("POST", f"/v1/runs/{run_id}/observations", json={"observations": observations})
+
+    @staticmethod
+    def commit_call(run_id: str, step: int, return_advantages: bool) -> Call:
+        body = {"return_advantages": return_advantages}
+        return Call("POST", f"/v1/runs/{run_id}/steps/{step}/commit", json=body)
+
+    @staticmethod
+    def weights_call(run_id: str, etag: str | None) -> Call:
+        headers = {"if-none-match": f'"{etag}"'} if etag else {}
+        return Call("GET", f"/v1/runs/{run_id}/weights", headers=headers)
+
+    def commit_outcome(self, run_id: str, data: dict[str, Any]) -> CommitOutcome:
+        memo = self._runs.get(run_id)
+        outcome = CommitOutcome.from_commit_json(data, memo.objectives if memo else None)
+        if memo is not None:
+            memo.reward_weights = outcome.reward_weights
+        return outcome
+
     # Responses ------------------------------------------------------------------------------
     @staticmethod
     def payload(response: httpx.Response) -> Any:
@@ -137,7 +161,7 @@ class ClientCore:
             except (ValueError, AttributeError):
                 detail, field_name = response.text[:500] or response.reason_phrase, None
             raise error_for_status(response.status_code, detail, field_name)
-        return None if response.status_code == 204 else response.json()
+        return None if response.status_code in (204, 304) else response.json()
 
     def remember(self, info: RunInfo) -> RunInfo:
         self._runs[info.run_id] = _RunMemo(info.objectives, info.reward_weights, info.config)

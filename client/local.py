@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -15,11 +16,23 @@ import numpy as np
 
 import spard
 from spard.config import config_from_overrides
+from spard.ledger import ObservationLedger, ObserveReport, nothing_to_commit
 from spard.records import history_entry, run_summary, sample_weight_summary, step_payload
+from spard.streaming import (
+    StreamingConfig,
+    assemble,
+    due_commits,
+    items_by_step,
+    parse_observations,
+    streaming_config,
+)
 from spard.wire import OCTET_STREAM, decode_step
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_ROUTE = re.compile(r"^/v1/runs(?:/(?P<run>[^/]+)(?:/(?P<tail>steps|history|state))?)?$")
+_ROUTE = re.compile(
+    r"^/v1/runs(?:/(?P<run>[^/]+)"
+    r"(?:/(?P<tail>steps|history|state|observations|weights)(?:/(?P<step>\d+)/commit)?)?)?$"
+)
 
 
 class _HttpProblemError(Exception):
@@ -29,15 +42,29 @@ class _HttpProblemError(Exception):
 
 
 class _LocalRun:
-    def __init__(self, state: spard.State) -> None:
+    def __init__(self, state: spard.State, streaming: StreamingConfig) -> None:
         self.state = state
+        self.streaming = streaming
+        self.observations = ObservationLedger()
+        self.etag = secrets.token_hex(12)
         self.created_at = self.updated_at = time.time()
         self.history: list[dict[str, Any]] = []
 
     def summary(self, run_id: str) -> dict[str, Any]:
-        return run_summary(
+        summary = run_summary(
             run_id, self.state, created_at=self.created_at, updated_at=self.updated_at
         )
+        summary["streaming"] = self.streaming.model_dump(mode="json")
+        return summary
+
+    def weights(self, run_id: str) -> dict[str, Any]:
+        names, weights = self.state.objectives, self.state.reward_weights.tolist()
+        return {
+            "run_id": run_id,
+            "etag": self.etag,
+            "step": self.state.last_step,
+            "reward_weights": dict(zip(names, weights, strict=True)),
+        }
 
 
 class LocalRuns:
@@ -62,8 +89,8 @@ class LocalRuns:
                 (409 if conflict else 422),
                 {"detail": exc.message, "field": exc.field},
             )
-        if status == 204:
-            return httpx.Response(204)
+        if status in (204, 304):
+            return httpx.Response(status)
         body = json.dumps(payload, default=_numpy_default).encode()
         return httpx.Response(status, content=body, headers={"content-type": "application/json"})
 
@@ -71,7 +98,9 @@ class LocalRuns:
         match = _ROUTE.match(request.url.path)
         if match is None:
             raise _HttpProblemError(404, f"no route {request.url.path}")
-        run_id, tail = match.group("run"), match.group("tail")
+        run_id, tail, step = match.group("run"), match.group("tail"), 0
+        if match.group("step") is not None:
+            tail, step = "commit", int(match.group("step"))
         handlers: dict[tuple[str, bool, str | None], Callable[[], tuple[int, Any]]] = {
             ("POST", False, None): lambda: self._create(_json(request)),
             ("GET", True, None): lambda: (200, self._run(run_id).summary(run_id)),
@@ -80,6 +109,9 @@ class LocalRuns:
             ("GET", True, "history"): lambda: self._history(run_id, request),
             ("GET", True, "state"): lambda: (200, self._run(run_id).state.to_dict()),
             ("PUT", True, "state"): lambda: self._import(run_id, _json(request)),
+            ("POST", True, "observations"): lambda: self._observe(run_id, _json(request)),
+            ("POST", True, "commit"): lambda: self._commit(run_id, step, _json(request)),
+            ("GET", True, "weights"): lambda: self._weights(run_id, request),
         }
         handler = handlers.get((request.method, run_id is not None, tail))
         if handler is None:
@@ -103,7 +135,7 @@ class LocalRuns:
             defaults={"replay_window": self._step_retention},
         )
         state = spard.init(body.get("objectives") or [], config, body.get("prior_weights"))
-        self._runs[run_id] = _LocalRun(state)
+        self._runs[run_id] = _LocalRun(state, streaming_config(body.get("streaming")))
         return 201, self._runs[run_id].summary(run_id)
 
     def _delete(self, run_id: str | None) -> tuple[int, Any]:
@@ -121,13 +153,62 @@ class LocalRuns:
             body = _json(request)
             step, scores = body.get("step"), body.get("scores")
             advantages, prompt_ids = bool(body.get("return_advantages")), body.get("prompt_ids")
+        result = self._apply(run, step, scores, advantages)
+        return 200, step_payload(run_id or "", result, prompt_ids)
+
+    def _apply(self, run: _LocalRun, step: int | None, scores: Any, advantages: bool) -> Any:
         result, run.state = spard.step(run.state, scores, step, return_advantages=advantages)
         if not result.replayed:
-            run.updated_at = time.time()
+            run.updated_at, run.etag = time.time(), secrets.token_hex(12)
             weights = sample_weight_summary(result.sample_weights, result.zero_signal)
             run.history.append(history_entry(result, weights, applied_at=run.updated_at))
             del run.history[: -self._history_retention]
-        return 200, step_payload(run_id or "", result, prompt_ids)
+        return result
+
+    def _observe(self, run_id: str | None, body: Any) -> tuple[int, Any]:
+        run = self._run(run_id)
+        observations = parse_observations(body)
+        report = ObserveReport()
+        grouped = items_by_step(observations, run.state.objectives, run.streaming)
+        for step, (positions, items) in grouped.items():
+            last, size = run.state.last_step, run.streaming.group_size or 0
+            outcome = run.observations.observe(step, items, last, size)
+            report.add(outcome, positions)
+            for due in due_commits(run.streaming, outcome):
+                try:
+                    self._commit(run_id, due, {})
+                except (_HttpProblemError, spard.InputError):
+                    continue  # nothing usable for that step: it stays open
+                if due not in report.committed:
+                    report.committed.append(due)
+        return 200, report.to_json()
+
+    def _commit(self, run_id: str | None, step: int, body: Any) -> tuple[int, Any]:
+        run = self._run(run_id)
+        sealed = run.observations.seal(step, run.state.last_step, self._step_retention)
+        before = []
+        for earlier in sealed.open_before:
+            try:
+                self._commit(run_id, earlier, {})
+            except (_HttpProblemError, spard.InputError):
+                continue
+            before.append(earlier)
+        if not sealed.observed:
+            raise _HttpProblemError(409, nothing_to_commit(step, sealed.last_step), "step")
+        batch = assemble(sealed.observed, len(run.state.objectives), run.streaming)
+        advantages = bool((body or {}).get("return_advantages"))
+        result = self._apply(run, step, batch.scores, advantages)
+        payload = step_payload(run_id or "", result, batch.group_ids)
+        payload["dropped_groups"] = batch.dropped_groups
+        payload["observations"] = batch.observations
+        payload["committed_before"] = before
+        return 200, payload
+
+    def _weights(self, run_id: str | None, request: httpx.Request) -> tuple[int, Any]:
+        run = self._run(run_id)
+        if request.headers.get("if-none-match", "").strip('" ') == run.etag:
+            return 304, None
+        return 200, run.weights(run_id or "")
 
     def _history(self, run_id: str | None, request: httpx.Request) -> tuple[int, Any]:
         run = self._run(run_id)
@@ -144,7 +225,8 @@ class LocalRuns:
             raise _HttpProblemError(
                 422, "state.objectives differ from the run's", "state.objectives"
             )
-        run.state, run.updated_at = state, time.time()
+        run.state, run.updated_at, run.etag = state, time.time(), secrets.token_hex(12)
+        run.observations.drop_after(state.last_step)
         keep = -1 if state.last_step is None else state.last_step
         run.history = [entry for entry in run.history if entry["step"] <= keep]
         return 200, run.summary(run_id or "")

@@ -83,3 +83,25 @@ class StepOutcome:
             stats=data["stats"],
             replayed=data["replayed"],
         )
+
+
+@dataclass(frozen=True)
+class CommitOutcome(StepOutcome):
+    """A step committed from streamed observations: ``group_ids`` (N,) are the batch's rows
+    (``sample_weights[i]`` belongs to ``group_ids[i]``)."""
+
+    group_ids: list[str | int] | None = None
+    dropped_groups: list[str | int] | None = None
+    observations: int = 0
+    committed_before: list[int] | None = None
+
+    @classmethod
+    def from_commit_json(cls, data: dict[str, Any], objectives: list[str] | None) -> CommitOutcome:
+        outcome = StepOutcome.from_json(data, objectives)
+        return cls(
+            **{name: getattr(outcome, name) for name in StepOutcome.__dataclass_fields__},
+            group_ids=data["prompt_ids"],
+            dropped_groups=data["dropped_groups"],
+            observations=data["observations"],
+            committed_before=data["committed_before"],
+        )

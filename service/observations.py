@@ -7,45 +7,21 @@ groups, late arrivals) are those of :mod:`spard.streaming`; the store applies th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import spard
+from spard.ledger import ObserveOutcome, ObserveReport, nothing_to_commit
 from spard.service.errors import RunNotFoundError, ServiceError, ServiceUnavailableError
 from spard.service.metrics import count_observations, count_step
 from spard.service.runs import RunMeta, RunService
-from spard.service.schemas import Observation
 from spard.service.store import RunKey
-from spard.streaming import (
-    AssembledBatch,
-    ObservationItem,
-    ObserveOutcome,
-    assemble,
-    encode_scores,
-    group_key,
-)
+from spard.streaming import AssembledBatch, Observation, assemble, due_commits, items_by_step
 
 
 class StepNotCommittableError(ServiceError):
     """Nothing to commit: no observations arrived, or they are no longer kept."""
 
     status_code = 409
-
-
-@dataclass
-class ObserveReport:
-    """The answer to ``POST .../observations``; indexes refer to the request's list."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    conflicts: list[int] = field(default_factory=list)
-    overflow: list[int] = field(default_factory=list)
-    late: list[int] = field(default_factory=list)
-    steps: list[int] = field(default_factory=list)
-    committed: list[int] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return self.__dict__
 
 
 @dataclass(frozen=True)
@@ -78,7 +54,7 @@ class ObservationService:
     async def _observe_with(
         self, key: RunKey, meta: RunMeta, observations: Sequence[Observation], report: ObserveReport
     ) -> bool:
-        by_step = _items_by_step(observations, meta)
+        by_step = items_by_step(observations, meta.objectives, meta.streaming)
         group_size = meta.streaming.group_size or 0
         for step, (positions, items) in by_step.items():
             outcome = await self.store.observe(key, meta.incarnation, step, items, group_size)
@@ -86,7 +62,7 @@ class ObservationService:
                 raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
             if outcome.status == "reload":
                 return False
-            _merge(report, outcome, positions)
+            report.add(outcome, positions)
             await self._auto_commit(key, meta, outcome, report)
         count_observations(report.accepted, report.duplicates, len(report.late))
         return True
@@ -94,12 +70,7 @@ class ObservationService:
     async def _auto_commit(
         self, key: RunKey, meta: RunMeta, outcome: ObserveOutcome, report: ObserveReport
     ) -> None:
-        streaming = meta.streaming
-        due = list(outcome.open_before) if streaming.commit_on_next_step else []
-        threshold = streaming.commit_after_groups
-        if threshold is not None and outcome.complete_groups >= threshold:
-            due.append(outcome.step)
-        for step in due:
+        for step in due_commits(meta.streaming, outcome):
             try:
                 await self.commit(key, step, return_advantages=False)
             except StepNotCommittableError:
@@ -124,14 +95,8 @@ class ObservationService:
                 continue
             committed_before.append(earlier)
         if not sealed.observed:
-            last = sealed.last_step
-            if last is not None and step <= last:
-                raise StepNotCommittableError(
-                    f"step {step} is already applied and no observations of it are kept "
-                    "(applied as a batch step, or older than the retention)",
-                    field="step",
-                )
-            raise StepNotCommittableError(f"no observations arrived for step {step}", field="step")
+            message = nothing_to_commit(step, sealed.last_step)
+            raise StepNotCommittableError(message, field="step")
         batch = assemble(sealed.observed, len(meta.objectives), meta.streaming)
         try:
             result = await self.runs.step(key, step, batch.scores, return_advantages)
@@ -147,41 +112,3 @@ class ObservationService:
         if found is None:
             raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
         return found
-
-
-def _items_by_step(
-    observations: Sequence[Observation], meta: RunMeta
-) -> dict[int, tuple[list[int], list[ObservationItem]]]:
-    """Validate against the run and encode, grouped by step (-1: the open step)."""
-    group_size = meta.streaming.group_size
-    by_step: dict[int, tuple[list[int], list[ObservationItem]]] = {}
-    for position, observation in enumerate(observations):
-        where = f"observations.{position}"
-        rollout = observation.rollout_index
-        if group_size is not None and rollout is not None and rollout >= group_size:
-            raise spard.InputError(
-                f"{where}.rollout_index: {rollout} is not below the run's group_size {group_size}",
-                field=f"{where}.rollout_index",
-            )
-        item = ObservationItem(
-            group=group_key(observation.group_id),
-            rollout_index=-1 if rollout is None else rollout,
-            observation_id=observation.observation_id or "",
-            scores=encode_scores(observation.scores, meta.objectives, f"{where}.scores"),
-        )
-        step = -1 if observation.step is None else observation.step
-        positions, items = by_step.setdefault(step, ([], []))
-        positions.append(position)
-        items.append(item)
-    return by_step
-
-
-def _merge(report: ObserveReport, outcome: ObserveOutcome, positions: list[int]) -> None:
-    if outcome.status == "late":
-        report.late += positions
-    report.accepted += outcome.accepted
-    report.duplicates += outcome.duplicates
-    report.conflicts += [positions[i] for i in outcome.conflicts]
-    report.overflow += [positions[i] for i in outcome.overflow]
-    if outcome.step not in report.steps:
-        report.steps.append(outcome.step)

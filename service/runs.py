@@ -213,15 +213,17 @@ def _record(
         key.run_id, state, created_at=created_at, updated_at=time.time(), weights=weights
     )
     summary["streaming"] = meta.streaming.model_dump(mode="json")
+    etag = secrets.token_hex(12)
     current = {
         "run_id": key.run_id,
+        "etag": etag,
         "step": state.last_step,
         "reward_weights": summary["reward_weights"],
     }
     return RunRecord(
         state=orjson.dumps(state.to_dict()),
         summary=orjson.dumps(summary),
-        etag=secrets.token_hex(12),
+        etag=etag,
         last_step=state.last_step,
         weights=orjson.dumps(current),
     )

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from spard.config import Strategy
 from spard.service.settings import RUN_ID_PATTERN
-from spard.streaming import MAX_GROUP_SIZE, StreamingConfig
+from spard.streaming import Observation, ObservationBatch, StreamingConfig
 
 ObjectiveName = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
 ObjectiveStats = dict[str, dict[str, float | None]]
+__all__ = ["Observation", "ObservationBatch"]  # re-exported: part of the API's models
 
 
 class CreateRunRequest(BaseModel):
@@ -51,42 +52,6 @@ class StepRequest(BaseModel):
     return_advantages: bool = Field(False, description="also return (N, G) advantages")
 
 
-GroupIdText = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^|\x00-\x1f\x7f]+$")
-]
-ObservationId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
-
-
-class Observation(BaseModel):
-    """One rollout's scores, from any reward worker."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    step: StrictInt | None = Field(
-        None, ge=0, description="the step it belongs to; absent: the run's open step"
-    )
-    group_id: StrictInt | GroupIdText = Field(
-        description="the prompt (group); groups are ordered by id in the committed batch"
-    )
-    rollout_index: StrictInt | None = Field(
-        None, ge=0, lt=MAX_GROUP_SIZE, description="absent: the group's next free index"
-    )
-    observation_id: ObservationId | None = Field(
-        None, description="with no rollout_index: makes a resend a duplicate, not a new rollout"
-    )
-    scores: dict[ObjectiveName, float | None] = Field(
-        description="objective -> score; absent or null = missing"
-    )
-
-
-class ObservationBatch(BaseModel):
-    """Body of ``POST /v1/runs/{run_id}/observations`` (a single observation is accepted too)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    observations: list[Observation] = Field(min_length=1)
-
-
 class ObserveResponse(BaseModel):
     """What happened to each observation (indexes into the request's list)."""
 
@@ -111,6 +76,7 @@ class WeightsResponse(BaseModel):
     """The current reward weights (what the next step will get)."""
 
     run_id: str
+    etag: str = Field(description="the same as the ETag header")
     step: int | None = Field(description="the last applied step")
     reward_weights: dict[str, float]
 

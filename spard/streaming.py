@@ -17,22 +17,31 @@ The rules, shared by the service's stores and the client's local mode:
 - Committing closes ("seals") the step first: an observation that arrives for a sealed or
   already applied step is *late* and is reported, never silently merged into a later step.
 
-Everything here is pure; :class:`ObservationLedger` is the in-memory bookkeeping that the
-Redis store mirrors in Lua.
+Everything here is pure; :mod:`spard.ledger` holds the in-memory bookkeeping that the Redis
+store mirrors in Lua.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from spard.config import input_error
 from spard.errors import InputError
+from spard.ledger import ObservationItem, ObserveOutcome
 from spard.types import FloatArray
 
 GroupId = int | str
@@ -66,12 +75,100 @@ class StreamingConfig(BaseModel):
         return self
 
 
+def due_commits(config: StreamingConfig, outcome: ObserveOutcome) -> list[int]:
+    """The steps a run's auto-commit rules close after ``outcome``, in order."""
+    due = list(outcome.open_before) if config.commit_on_next_step else []
+    threshold = config.commit_after_groups
+    if outcome.status == "ok" and threshold is not None and outcome.complete_groups >= threshold:
+        due.append(outcome.step)
+    return due
+
+
 def streaming_config(data: Mapping[str, object] | None) -> StreamingConfig:
     """Validate a ``streaming`` request field; :class:`InputError` names the bad key."""
     try:
         return StreamingConfig.model_validate(dict(data or {}))
     except ValidationError as exc:
         raise input_error(exc, "streaming") from exc
+
+
+ObjectiveName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+GroupIdText = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^|\x00-\x1f\x7f]+$")
+]
+ObservationId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+
+
+class Observation(BaseModel):
+    """One rollout's scores, from any reward worker."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    step: StrictInt | None = Field(
+        None, ge=0, description="the step it belongs to; absent: the run's open step"
+    )
+    group_id: StrictInt | GroupIdText = Field(
+        description="the prompt (group); groups are ordered by id in the committed batch"
+    )
+    rollout_index: StrictInt | None = Field(
+        None, ge=0, lt=MAX_GROUP_SIZE, description="absent: the group's next free index"
+    )
+    observation_id: ObservationId | None = Field(
+        None, description="with no rollout_index: makes a resend a duplicate, not a new rollout"
+    )
+    scores: dict[ObjectiveName, float | None] = Field(
+        description="objective -> score; absent or null = missing"
+    )
+
+
+class ObservationBatch(BaseModel):
+    """Body of ``POST /v1/runs/{run_id}/observations`` (a single observation is accepted too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    observations: list[Observation] = Field(min_length=1)
+
+
+def parse_observations(data: Any) -> list[Observation]:
+    """A decoded JSON body (one observation, or ``{"observations": [...]}``) as observations;
+    :class:`InputError` names the field (``observations.<i>.<key>``)."""
+    single = not (isinstance(data, dict) and "observations" in data)
+    try:
+        if single:
+            return [Observation.model_validate(data)]
+        return ObservationBatch.model_validate(data).observations
+    except ValidationError as exc:
+        raise input_error(exc, "observations.0" if single else "") from None
+
+
+def items_by_step(
+    observations: Sequence[Observation], objectives: Sequence[str], config: StreamingConfig
+) -> dict[int, tuple[list[int], list[ObservationItem]]]:
+    """Check observations against a run and encode them, grouped by step (-1: the open step);
+    each group lists the observations' positions in the request and their store items."""
+    by_step: dict[int, tuple[list[int], list[ObservationItem]]] = {}
+    for position, observation in enumerate(observations):
+        where = f"observations.{position}"
+        rollout = observation.rollout_index
+        if config.group_size is not None and rollout is not None and rollout >= config.group_size:
+            raise InputError(
+                f"{where}.rollout_index: {rollout} is not below the run's group_size "
+                f"{config.group_size}",
+                field=f"{where}.rollout_index",
+            )
+        item = ObservationItem(
+            group=group_key(observation.group_id),
+            rollout_index=-1 if rollout is None else rollout,
+            observation_id=observation.observation_id or "",
+            scores=encode_scores(observation.scores, objectives, f"{where}.scores"),
+        )
+        step = -1 if observation.step is None else observation.step
+        positions, items = by_step.setdefault(step, ([], []))
+        positions.append(position)
+        items.append(item)
+    return by_step
 
 
 def group_key(group_id: GroupId) -> str:
@@ -148,130 +245,3 @@ def assemble(
         dropped_groups=[group_id_of(k) for k in dropped],
         observations=len(observed),
     )
-
-
-@dataclass(frozen=True)
-class ObservationItem:
-    """One observation as a store takes it (already validated and encoded)."""
-
-    group: str  # group_key(group_id)
-    rollout_index: int  # -1: assign the next free index
-    observation_id: str  # "" when absent
-    scores: bytes  # encode_scores(...)
-
-
-@dataclass(frozen=True)
-class ObserveOutcome:
-    """What a store did with the observations of one step.
-
-    ``status``: "ok"; "late" (the step is sealed or applied: nothing stored); "missing" (no
-    such run); "reload" (the run was recreated: the caller's metadata is stale).
-    ``conflicts`` / ``overflow`` index the observations passed in; ``open_before`` lists
-    steps before ``step`` holding observations that are not applied yet.
-    """
-
-    status: Literal["ok", "late", "missing", "reload"]
-    step: int = -1
-    accepted: int = 0
-    duplicates: int = 0
-    complete_groups: int = 0
-    conflicts: list[int] = field(default_factory=list)
-    overflow: list[int] = field(default_factory=list)
-    open_before: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SealedStep:
-    """A step closed for commit: what arrived, and the open steps before it."""
-
-    observed: dict[tuple[str, int], bytes]
-    last_step: int | None
-    open_before: list[int]
-
-
-def parse_observation_field(name: str) -> tuple[str, int] | None:
-    """``o|<group>|<rollout>`` -> (group, rollout); None for bookkeeping fields."""
-    if not name.startswith("o|"):
-        return None
-    group, _, rollout = name[2:].rpartition("|")
-    return group, int(rollout)
-
-
-class _StepBook:
-    def __init__(self) -> None:
-        self.observed: dict[tuple[str, int], bytes] = {}
-        self.counts: dict[str, int] = {}
-        self.by_id: dict[tuple[str, str], int] = {}
-        self.complete = 0
-        self.sealed = False
-
-
-class ObservationLedger:
-    """The observations of one run, in memory: the reference semantics of the Redis script."""
-
-    def __init__(self) -> None:
-        self._steps: dict[int, _StepBook] = {}
-
-    def observe(
-        self, step: int, items: Sequence[ObservationItem], last_step: int | None, group_size: int
-    ) -> ObserveOutcome:
-        """Record ``items`` for ``step`` (-1: the open step); ``group_size`` 0 when unset."""
-        last = -1 if last_step is None else last_step
-        if step < 0:
-            step = last + 1
-            while step in self._steps and self._steps[step].sealed:
-                step += 1
-        book = self._steps.get(step)
-        if step <= last or (book is not None and book.sealed):
-            return ObserveOutcome("late", step=step)
-        book = self._steps.setdefault(step, _StepBook())
-        accepted = duplicates = 0
-        conflicts: list[int] = []
-        overflow: list[int] = []
-        for position, item in enumerate(items):
-            rollout = item.rollout_index
-            if rollout < 0:
-                known = book.by_id.get((item.group, item.observation_id))
-                if item.observation_id and known is not None:
-                    rollout = known
-                else:
-                    rollout = book.counts.get(item.group, 0)
-                    while (item.group, rollout) in book.observed:
-                        rollout += 1
-            previous = book.observed.get((item.group, rollout))
-            if previous is None:
-                if group_size and rollout >= group_size:
-                    overflow.append(position)
-                    continue
-                book.observed[(item.group, rollout)] = item.scores
-                if item.rollout_index < 0 and item.observation_id:
-                    book.by_id[(item.group, item.observation_id)] = rollout
-                book.counts[item.group] = book.counts.get(item.group, 0) + 1
-                accepted += 1
-                if group_size and book.counts[item.group] == group_size:
-                    book.complete += 1
-            elif previous == item.scores:
-                duplicates += 1
-            else:
-                conflicts.append(position)
-        open_before = sorted(s for s in self._steps if last < s < step)
-        return ObserveOutcome(
-            "ok", step, accepted, duplicates, book.complete, conflicts, overflow, open_before
-        )
-
-    def seal(self, step: int, last_step: int | None, retention: int) -> SealedStep:
-        """Close ``step`` and return what arrived; forget steps older than the retention."""
-        last = -1 if last_step is None else last_step
-        book = self._steps.get(step)
-        if book is not None:
-            book.sealed = True
-        for old in [s for s in self._steps if s <= last - retention]:
-            del self._steps[old]
-        open_before = sorted(s for s in self._steps if last < s < step)
-        return SealedStep(dict(book.observed) if book else {}, last_step, open_before)
-
-    def drop_after(self, last_step: int | None) -> None:
-        """Forget the observations of steps after ``last_step`` (a state import rewound)."""
-        last = -1 if last_step is None else last_step
-        for step in [s for s in self._steps if s > last]:
-            del self._steps[step]

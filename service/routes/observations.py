@@ -6,9 +6,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Path, Request, Response
-from pydantic import ValidationError
 
-from spard.config import input_error
 from spard.records import step_payload
 from spard.service.dependencies import Run
 from spard.service.errors import BadRequestError, PayloadTooLargeError
@@ -23,6 +21,7 @@ from spard.service.schemas import (
     WeightsResponse,
 )
 from spard.service.settings import Settings
+from spard.streaming import parse_observations
 
 router = APIRouter(prefix="/v1/runs", tags=["streaming"], responses=ERROR_RESPONSES)
 JSON = "application/json"
@@ -38,13 +37,7 @@ def _parse_observations(body: bytes, limit: int) -> list[Observation]:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequestError(f"body is not valid JSON: {exc}", field="body") from None
-    single = not (isinstance(data, dict) and "observations" in data)
-    try:
-        if single:
-            return [Observation.model_validate(data)]
-        observations = ObservationBatch.model_validate(data).observations
-    except ValidationError as exc:
-        raise input_error(exc, "observations.0" if single else "") from None
+    observations = parse_observations(data)
     if len(observations) > limit:
         raise PayloadTooLargeError(
             f"observations: {len(observations)} in one request; the limit is {limit}",

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from spard.streaming import ObservationItem, ObserveOutcome, SealedStep
+from spard.ledger import ObservationItem, ObserveOutcome, SealedStep
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import bisect
 import time
 from dataclasses import dataclass, field, replace
 
+from spard.ledger import ObservationItem, ObservationLedger, ObserveOutcome, SealedStep
 from spard.service.settings import Settings
 from spard.service.store.base import CommitOutcome, HistoryEntry, RunKey, RunRecord
-from spard.streaming import ObservationItem, ObservationLedger, ObserveOutcome, SealedStep
 
 
 @dataclass

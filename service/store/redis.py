@@ -28,6 +28,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from spard.ledger import ObservationItem, ObserveOutcome, SealedStep, parse_observation_field
 from spard.service.settings import Settings
 from spard.service.store.base import (
     CommitOutcome,
@@ -37,7 +38,6 @@ from spard.service.store.base import (
     StoreUnavailableError,
 )
 from spard.service.store.redis_scripts import COMMIT, CREATE, DELETE, OBSERVE, REPLACE, SEAL
-from spard.streaming import ObservationItem, ObserveOutcome, SealedStep, parse_observation_field
 
 _UNAVAILABLE = (
     redis_errors.ConnectionError,

@@ -1,0 +1,172 @@
+"""The observations of a run in memory: the reference semantics that the Redis store's Lua
+script mirrors (see :mod:`spard.streaming` for the rules)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ObservationItem:
+    """One observation as a store takes it (already validated and encoded)."""
+
+    group: str  # group_key(group_id)
+    rollout_index: int  # -1: assign the next free index
+    observation_id: str  # "" when absent
+    scores: bytes  # encode_scores(...)
+
+
+@dataclass(frozen=True)
+class ObserveOutcome:
+    """What a store did with the observations of one step.
+
+    ``status``: "ok"; "late" (the step is sealed or applied: nothing stored); "missing" (no
+    such run); "reload" (the run was recreated: the caller's metadata is stale).
+    ``conflicts`` / ``overflow`` index the observations passed in; ``open_before`` lists
+    steps before ``step`` holding observations that are not applied yet.
+    """
+
+    status: Literal["ok", "late", "missing", "reload"]
+    step: int = -1
+    accepted: int = 0
+    duplicates: int = 0
+    complete_groups: int = 0
+    conflicts: list[int] = field(default_factory=list)
+    overflow: list[int] = field(default_factory=list)
+    open_before: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SealedStep:
+    """A step closed for commit: what arrived, and the open steps before it."""
+
+    observed: dict[tuple[str, int], bytes]
+    last_step: int | None
+    open_before: list[int]
+
+
+@dataclass
+class ObserveReport:
+    """The answer to one observations request; indexes refer to the request's list."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    conflicts: list[int] = field(default_factory=list)
+    overflow: list[int] = field(default_factory=list)
+    late: list[int] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    committed: list[int] = field(default_factory=list)
+
+    def add(self, outcome: ObserveOutcome, positions: list[int]) -> None:
+        """Merge a store's outcome for the observations at ``positions``."""
+        if outcome.status == "late":
+            self.late += positions
+        self.accepted += outcome.accepted
+        self.duplicates += outcome.duplicates
+        self.conflicts += [positions[i] for i in outcome.conflicts]
+        self.overflow += [positions[i] for i in outcome.overflow]
+        if outcome.step not in self.steps:
+            self.steps.append(outcome.step)
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def nothing_to_commit(step: int, last_step: int | None) -> str:
+    """Why a step with no kept observations cannot be committed."""
+    if last_step is not None and step <= last_step:
+        return (
+            f"step {step} is already applied and no observations of it are kept "
+            "(applied as a batch step, or older than the retention)"
+        )
+    return f"no observations arrived for step {step}"
+
+
+def parse_observation_field(name: str) -> tuple[str, int] | None:
+    """``o|<group>|<rollout>`` -> (group, rollout); None for bookkeeping fields."""
+    if not name.startswith("o|"):
+        return None
+    group, _, rollout = name[2:].rpartition("|")
+    return group, int(rollout)
+
+
+class _StepBook:
+    def __init__(self) -> None:
+        self.observed: dict[tuple[str, int], bytes] = {}
+        self.counts: dict[str, int] = {}
+        self.by_id: dict[tuple[str, str], int] = {}
+        self.complete = 0
+        self.sealed = False
+
+
+class ObservationLedger:
+    """The observations of one run, in memory: the reference semantics of the Redis script."""
+
+    def __init__(self) -> None:
+        self._steps: dict[int, _StepBook] = {}
+
+    def observe(
+        self, step: int, items: Sequence[ObservationItem], last_step: int | None, group_size: int
+    ) -> ObserveOutcome:
+        """Record ``items`` for ``step`` (-1: the open step); ``group_size`` 0 when unset."""
+        last = -1 if last_step is None else last_step
+        if step < 0:
+            step = last + 1
+            while step in self._steps and self._steps[step].sealed:
+                step += 1
+        book = self._steps.get(step)
+        if step <= last or (book is not None and book.sealed):
+            return ObserveOutcome("late", step=step)
+        book = self._steps.setdefault(step, _StepBook())
+        accepted = duplicates = 0
+        conflicts: list[int] = []
+        overflow: list[int] = []
+        for position, item in enumerate(items):
+            rollout = item.rollout_index
+            if rollout < 0:
+                known = book.by_id.get((item.group, item.observation_id))
+                if item.observation_id and known is not None:
+                    rollout = known
+                else:
+                    rollout = book.counts.get(item.group, 0)
+                    while (item.group, rollout) in book.observed:
+                        rollout += 1
+            previous = book.observed.get((item.group, rollout))
+            if previous is None:
+                if group_size and rollout >= group_size:
+                    overflow.append(position)
+                    continue
+                book.observed[(item.group, rollout)] = item.scores
+                if item.rollout_index < 0 and item.observation_id:
+                    book.by_id[(item.group, item.observation_id)] = rollout
+                book.counts[item.group] = book.counts.get(item.group, 0) + 1
+                accepted += 1
+                if group_size and book.counts[item.group] == group_size:
+                    book.complete += 1
+            elif previous == item.scores:
+                duplicates += 1
+            else:
+                conflicts.append(position)
+        open_before = sorted(s for s in self._steps if last < s < step)
+        return ObserveOutcome(
+            "ok", step, accepted, duplicates, book.complete, conflicts, overflow, open_before
+        )
+
+    def seal(self, step: int, last_step: int | None, retention: int) -> SealedStep:
+        """Close ``step`` and return what arrived; forget steps older than the retention."""
+        last = -1 if last_step is None else last_step
+        book = self._steps.get(step)
+        if book is not None:
+            book.sealed = True
+        for old in [s for s in self._steps if s <= last - retention]:
+            del self._steps[old]
+        open_before = sorted(s for s in self._steps if last < s < step)
+        return SealedStep(dict(book.observed) if book else {}, last_step, open_before)
+
+    def drop_after(self, last_step: int | None) -> None:
+        """Forget the observations of steps after ``last_step`` (a state import rewound)."""
+        last = -1 if last_step is None else last_step
+        for step in [s for s in self._steps if s > last]:
+            del self._steps[step]
