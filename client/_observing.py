@@ -74,6 +74,10 @@ class _Observing:
         for run, batch in reversed(batches):
             self._buffer.restore(run, batch)
 
+    def known_weights(self, run_id: str) -> RunWeights | None:
+        """The last weights fetched for ``run_id`` (however old), without a request."""
+        return self._weights.get(run_id)
+
     def _cached_weights(self, run_id: str, max_age_s: float | None) -> RunWeights | None:
         cached = self._weights.get(run_id)
         age = self._weights_max_age_s if max_age_s is None else max_age_s
