@@ -60,6 +60,7 @@ serve: install
 bench: install system-deps
 	$(BIN)/python benchmarks/engine_step.py
 	$(BIN)/python benchmarks/service_step.py
+	$(BIN)/python benchmarks/observe_throughput.py
 
 clean:
 	rm -rf $(VENV) $(VERL_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -31,6 +31,8 @@ class _Observing:
         self, batch_size: int, flush_interval_s: float, weights_max_age_s: float
     ) -> None:
         self._buffer = ObservationBuffer(batch_size)
+        # Past this many buffered observations, observe() sends them itself before returning.
+        self._max_buffered = max(8 * batch_size, 8192)
         self._flush_interval_s = flush_interval_s
         self._weights_max_age_s = weights_max_age_s
         self._weights: dict[str, RunWeights] = {}
@@ -129,6 +131,8 @@ class SyncObserving(_Observing):
         self._start_flusher()
         if full:
             self._wake.set()
+        if len(self._buffer) >= self._max_buffered:  # backpressure: help send, then go on
+            self._record(self._send_pending(None))
 
     def flush(self) -> ObserveSummary:
         """Send every buffered observation now; returns what the service did with all the
@@ -234,6 +238,8 @@ class AsyncObserving(_Observing):
             self._flusher_task = asyncio.get_running_loop().create_task(self._flush_loop())
         if full and self._wake_event is not None:
             self._wake_event.set()
+        if len(self._buffer) >= self._max_buffered:  # backpressure, as in the sync client
+            self._record(await self._send_pending(None))
 
     async def flush(self) -> ObserveSummary:
         self._record(await self._send_pending(None))
