@@ -17,7 +17,13 @@ import numpy as np
 import spard
 from spard.config import config_from_overrides
 from spard.ledger import ObservationLedger, ObserveReport, nothing_to_commit
-from spard.records import history_entry, run_summary, sample_weight_summary, step_payload
+from spard.records import (
+    commit_payload,
+    history_entry,
+    run_summary,
+    sample_weight_summary,
+    step_payload,
+)
 from spard.streaming import (
     StreamingConfig,
     assemble,
@@ -175,34 +181,28 @@ class LocalRuns:
             outcome = run.observations.observe(step, items, last, size)
             report.add(outcome, positions)
             for due in due_commits(run.streaming, outcome):
-                try:
-                    self._commit(run_id, due, {})
-                except (_HttpProblemError, spard.InputError):
-                    continue  # nothing usable for that step: it stays open
-                if due not in report.committed:
+                if self._commit_if_possible(run_id, due) and due not in report.committed:
                     report.committed.append(due)
         return 200, report.to_json()
 
     def _commit(self, run_id: str | None, step: int, body: Any) -> tuple[int, Any]:
         run = self._run(run_id)
         sealed = run.observations.seal(step, run.state.last_step, self._step_retention)
-        before = []
-        for earlier in sealed.open_before:
-            try:
-                self._commit(run_id, earlier, {})
-            except (_HttpProblemError, spard.InputError):
-                continue
-            before.append(earlier)
+        before = [s for s in sealed.open_before if self._commit_if_possible(run_id, s)]
         if not sealed.observed:
             raise _HttpProblemError(409, nothing_to_commit(step, sealed.last_step), "step")
         batch = assemble(sealed.observed, len(run.state.objectives), run.streaming)
         advantages = bool((body or {}).get("return_advantages"))
         result = self._apply(run, step, batch.scores, advantages)
-        payload = step_payload(run_id or "", result, batch.group_ids)
-        payload["dropped_groups"] = batch.dropped_groups
-        payload["observations"] = batch.observations
-        payload["committed_before"] = before
-        return 200, payload
+        return 200, commit_payload(run_id or "", result, batch, before)
+
+    def _commit_if_possible(self, run_id: str | None, step: int) -> bool:
+        """Commit a step the rules make due; one with nothing usable stays open."""
+        try:
+            self._commit(run_id, step, {})
+        except (_HttpProblemError, spard.InputError):
+            return False
+        return True
 
     def _weights(self, run_id: str | None, request: httpx.Request) -> tuple[int, Any]:
         run = self._run(run_id)

@@ -71,14 +71,17 @@ class ObservationService:
         self, key: RunKey, meta: RunMeta, outcome: ObserveOutcome, report: ObserveReport
     ) -> None:
         for step in due_commits(meta.streaming, outcome):
-            try:
-                await self.commit(key, step, return_advantages=False)
-            except StepNotCommittableError:
-                continue  # nothing usable arrived for that step: it stays open
-            except spard.InputError:
-                continue  # e.g. every group incomplete under "drop"
-            if step not in report.committed:
+            if await self._commit_if_possible(key, step) and step not in report.committed:
                 report.committed.append(step)
+
+    async def _commit_if_possible(self, key: RunKey, step: int) -> bool:
+        """Commit a step the rules make due; one with nothing usable (no observations, or
+        every group incomplete under "drop") stays open."""
+        try:
+            await self.commit(key, step, return_advantages=False)
+        except (StepNotCommittableError, spard.InputError):
+            return False
+        return True
 
     async def commit(self, key: RunKey, step: int, *, return_advantages: bool) -> Commit:
         """Close ``step`` and step the engine on what arrived, exactly once (a commit sent
@@ -87,13 +90,7 @@ class ObservationService:
         sealed = await self.store.seal(key, step, self.retention)
         if sealed is None:
             raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
-        committed_before: list[int] = []
-        for earlier in sealed.open_before:
-            try:
-                await self.commit(key, earlier, return_advantages=False)
-            except (StepNotCommittableError, spard.InputError):
-                continue
-            committed_before.append(earlier)
+        committed_before = [s for s in sealed.open_before if await self._commit_if_possible(key, s)]
         if not sealed.observed:
             message = nothing_to_commit(step, sealed.last_step)
             raise StepNotCommittableError(message, field="step")

@@ -12,6 +12,7 @@ import numpy as np
 
 from spard.engine import StepResult
 from spard.state import State
+from spard.streaming import AssembledBatch
 from spard.types import BoolArray, FloatArray
 
 SampleWeightSummary = dict[str, float | int | None]
@@ -96,3 +97,15 @@ def step_payload(
         "stats": result.stats,
         "prompt_ids": prompt_ids,
     }
+
+
+def commit_payload(
+    run_id: str, result: StepResult, batch: AssembledBatch, committed_before: list[int]
+) -> dict[str, Any]:
+    """The body of a commit response: a step response whose ``prompt_ids`` are the batch's
+    group ids, plus what the assembly left out and the earlier steps committed first."""
+    payload = step_payload(run_id, result, batch.group_ids)
+    payload["dropped_groups"] = batch.dropped_groups
+    payload["observations"] = batch.observations
+    payload["committed_before"] = committed_before
+    return payload

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Header, Path, Request, Response
 
-from spard.records import step_payload
+from spard.records import commit_payload
 from spard.service.dependencies import Run
 from spard.service.errors import BadRequestError, PayloadTooLargeError
 from spard.service.observations import ObservationService
@@ -93,10 +93,7 @@ async def commit_step(
     by id). Sending it again, to any replica, returns the stored result (``replayed``)."""
     options = body or CommitRequest()
     commit = await _service(request).commit(run, step, return_advantages=options.return_advantages)
-    payload: dict[str, Any] = step_payload(run.run_id, commit.result, commit.batch.group_ids)
-    payload["dropped_groups"] = commit.batch.dropped_groups
-    payload["observations"] = commit.batch.observations
-    payload["committed_before"] = commit.committed_before
+    payload = commit_payload(run.run_id, commit.result, commit.batch, commit.committed_before)
     return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON)
 
 

@@ -104,7 +104,7 @@ class Store(Protocol):
         group_size: int,
     ) -> ObserveOutcome:
         """Record observations of one step (-1: the open step) atomically; see
-        :class:`spard.streaming.ObservationLedger` for the semantics."""
+        :class:`spard.ledger.ObservationLedger` for the semantics."""
         ...
 
     async def seal(self, key: RunKey, step: int, retention: int) -> SealedStep | None:
