@@ -221,7 +221,7 @@ def _record(
         "reward_weights": summary["reward_weights"],
     }
     return RunRecord(
-        state=orjson.dumps(state.to_dict()),
+        state=state.to_json(),
         summary=orjson.dumps(summary),
         etag=etag,
         last_step=state.last_step,

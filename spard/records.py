@@ -18,14 +18,24 @@ from spard.types import BoolArray, FloatArray
 SampleWeightSummary = dict[str, float | int | None]
 
 
+_SUMMARY_QUANTILES = np.array([0.0, 0.1, 0.5, 0.9, 1.0])
+
+
 def sample_weight_summary(
     sample_weights: FloatArray, zero_signal: BoolArray
 ) -> SampleWeightSummary:
     """Quantiles of the data weights over informative prompts, and the zero-signal count."""
-    weights = sample_weights[~zero_signal]
-    quantiles: list[float | None] = (
-        np.quantile(weights, [0.0, 0.1, 0.5, 0.9, 1.0]).tolist() if weights.size else [None] * 5
-    )
+    weights = np.sort(sample_weights[~zero_signal])
+    quantiles: list[float | None] = [None] * 5
+    if weights.size:
+        # np.quantile's default (linear) rule on one sort: np.quantile itself costs ~10x more
+        # per step, and this runs on every step.
+        positions = _SUMMARY_QUANTILES * (weights.size - 1)
+        lower = np.floor(positions).astype(np.intp)
+        upper = np.minimum(lower + 1, weights.size - 1)
+        fraction = positions - lower
+        low, high = weights[lower], weights[upper]
+        quantiles = (low + (high - low) * fraction).tolist()
     return {
         "prompts": int(sample_weights.size),
         "zero_signal": int(zero_signal.sum()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import orjson
 import pytest
 
 import spard
@@ -93,6 +94,20 @@ def test_state_dict_is_json_safe_versioned_and_exact():
     np.testing.assert_array_equal(restored.tracks.gains, state.tracks.gains)
 
 
+@pytest.mark.parametrize("strategy", ["spard", "saw", "static"])
+def test_state_to_json_is_the_dict_encoded_byte_for_byte(strategy):
+    state = spard.init(["a", "b", "c"], spard.SpardConfig(strategy=strategy))
+    assert state.to_json() == orjson.dumps(state.to_dict())
+    for t in range(12):
+        scores = batch(t, (4, 5, 3))
+        scores[t % 4, :, 2] = np.nan  # NaN statistics, and gaps in the gains window
+        if t < 3:
+            scores[:, :, 1] = np.nan
+        _, state = spard.step(state, scores)
+        assert state.to_json() == orjson.dumps(state.to_dict())
+    assert spard.State.from_dict(orjson.loads(state.to_json())).to_dict() == state.to_dict()
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -120,3 +135,22 @@ def test_state_from_something_not_a_dict_is_rejected():
     with pytest.raises(spard.InputError, match=r"^state: Input should be") as caught:
         spard.State.from_dict(["not", "a", "state"])
     assert caught.value.field == "state"
+
+
+@pytest.mark.parametrize("prompts", [1, 2, 7, 64, 513])
+def test_sample_weight_summary_matches_numpy_quantiles(prompts):
+    from spard.records import sample_weight_summary
+
+    rng = np.random.default_rng(prompts)
+    for _ in range(20):
+        weights, zero_signal = rng.random(prompts), rng.random(prompts) < 0.3
+        summary = sample_weight_summary(weights, zero_signal)
+        assert summary["prompts"] == prompts
+        assert summary["zero_signal"] == int(zero_signal.sum())
+        got = [summary[name] for name in ("min", "p10", "p50", "p90", "max")]
+        informative = weights[~zero_signal]
+        if informative.size == 0:
+            assert got == [None] * 5
+        else:
+            expected = np.quantile(informative, [0.0, 0.1, 0.5, 0.9, 1.0])
+            np.testing.assert_allclose(got, expected, rtol=1e-14, atol=0)
