@@ -106,6 +106,9 @@ class ObservationService:
     async def weights(self, key: RunKey) -> tuple[str, bytes]:
         """The run's etag and its current weights JSON."""
         found = await self.store.load_weights(key)
-        if found is None:
+        if found is not None and not found[1]:  # written by an earlier version: upgrade it
+            await self.runs.meta(key, reload=True)
+            found = await self.store.load_weights(key)
+        if found is None or not found[1]:
             raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
         return found

@@ -96,7 +96,10 @@ class RunService:
     async def summary(self, key: RunKey) -> bytes:
         """The stored JSON summary of a run."""
         summary = await self.store.load_summary(key)
-        if summary is None:
+        if summary == b"":  # written by an earlier version: upgrade it, then read again
+            await self._load(key)
+            summary = await self.store.load_summary(key)
+        if not summary:
             raise _not_found(key)
         return summary
 
@@ -176,13 +179,35 @@ class RunService:
         return entries
 
     async def _load(self, key: RunKey) -> _Loaded:
-        record = await self.store.load(key)
-        if record is None:
-            self._cache.pop(key, None)
-            raise _not_found(key)
-        loaded = self._decode(record, RunMeta.from_json(record.meta))
-        self._remember(key, loaded)
-        return loaded
+        for _ in range(_MAX_ATTEMPTS):
+            record = await self.store.load(key)
+            if record is None:
+                self._cache.pop(key, None)
+                raise _not_found(key)
+            if record.meta:
+                loaded = self._decode(record, RunMeta.from_json(record.meta))
+            else:
+                upgraded = await self._upgrade(key, record)
+                if upgraded is None:
+                    continue  # written or upgraded meanwhile: read it again
+                loaded = upgraded
+            self._remember(key, loaded)
+            return loaded
+        raise ServiceUnavailableError(
+            f"run {key.run_id!r} is contended: not upgraded after {_MAX_ATTEMPTS} tries"
+        )
+
+    async def _upgrade(self, key: RunKey, record: RunRecord) -> _Loaded | None:
+        """Derive what an earlier version did not store (meta with default streaming, an
+        incarnation, last_step, the weights) from the run's state; the etag stays, so writers
+        holding it are not disturbed."""
+        loaded = self._decode(record, RunMeta(secrets.token_hex(12), (), StreamingConfig()))
+        meta = replace(loaded.meta, objectives=loaded.state.objectives)
+        fields = _record(key, loaded.state, meta, created_at=loaded.created_at, etag=record.etag)
+        fields = replace(fields, meta=meta.to_json())
+        if not await self.store.upgrade(key, fields, meta.incarnation):
+            return None
+        return replace(loaded, meta=meta)
 
     @staticmethod
     def _decode(record: RunRecord, meta: RunMeta) -> _Loaded:
@@ -208,12 +233,13 @@ def _record(
     *,
     created_at: float,
     weights: SampleWeightSummary | None = None,
+    etag: str | None = None,
 ) -> RunRecord:
     summary = run_summary(
         key.run_id, state, created_at=created_at, updated_at=time.time(), weights=weights
     )
     summary["streaming"] = meta.streaming.model_dump(mode="json")
-    etag = secrets.token_hex(12)
+    etag = etag if etag is not None else secrets.token_hex(12)
     current = {
         "run_id": key.run_id,
         "etag": etag,

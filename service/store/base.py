@@ -67,11 +67,18 @@ class Store(Protocol):
         ...
 
     async def load(self, key: RunKey) -> RunRecord | None:
-        """The run, or None if it does not exist."""
+        """The run, or None if it does not exist. A run written by an earlier version comes
+        back with empty ``meta``: :meth:`upgrade` it before use."""
+        ...
+
+    async def upgrade(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
+        """Give a run written by an earlier version what this one reads (``record``'s summary,
+        last_step, weights and meta, and ``incarnation``), if it still has ``record.etag`` and
+        was not upgraded meanwhile; False otherwise."""
         ...
 
     async def load_summary(self, key: RunKey) -> bytes | None:
-        """Just the summary of a run (cheap), or None."""
+        """Just the summary of a run (cheap), or None; empty if the run needs an upgrade."""
         ...
 
     async def commit(
@@ -92,7 +99,8 @@ class Store(Protocol):
         ...
 
     async def load_weights(self, key: RunKey) -> tuple[str, bytes] | None:
-        """The run's etag and current weights JSON (cheap), or None."""
+        """The run's etag and current weights JSON (cheap), or None; the weights are empty if
+        the run needs an upgrade."""
         ...
 
     async def observe(

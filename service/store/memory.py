@@ -51,6 +51,14 @@ class MemoryStore:
         run = self._live(key)
         return None if run is None else replace(run.record, meta=run.meta)
 
+    async def upgrade(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
+        # Only the Redis store outlives a version; here every run has its meta from creation.
+        run = self._live(key)
+        if run is None or run.record.etag != record.etag or run.meta:
+            return False
+        run.record, run.incarnation, run.meta = replace(record, meta=b""), incarnation, record.meta
+        return True
+
     async def load_weights(self, key: RunKey) -> tuple[str, bytes] | None:
         run = self._live(key)
         return None if run is None else (run.record.etag, run.record.weights)

@@ -37,7 +37,15 @@ from spard.service.store.base import (
     RunRecord,
     StoreUnavailableError,
 )
-from spard.service.store.redis_scripts import COMMIT, CREATE, DELETE, OBSERVE, REPLACE, SEAL
+from spard.service.store.redis_scripts import (
+    COMMIT,
+    CREATE,
+    DELETE,
+    OBSERVE,
+    REPLACE,
+    SEAL,
+    UPGRADE,
+)
 
 _UNAVAILABLE = (
     redis_errors.ConnectionError,
@@ -83,6 +91,7 @@ class RedisStore:
         self._delete = self._client.register_script(DELETE)
         self._observe = self._client.register_script(OBSERVE)
         self._seal = self._client.register_script(SEAL)
+        self._upgrade = self._client.register_script(UPGRADE)
         self._indexed: dict[RunKey, float] = {}
 
     def _keys(self, key: RunKey) -> list[str]:
@@ -123,13 +132,21 @@ class RedisStore:
             )
         if etag is None:
             return None
+        if meta is None:  # written by an earlier version: the caller upgrades it
+            return RunRecord(state, summary, etag.decode())
         last = int(last_step)
         return RunRecord(state, summary, etag.decode(), None if last < 0 else last, weights, meta)
+
+    async def upgrade(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
+        args = [record.etag, record.summary, _step_arg(record.last_step), record.weights]
+        args += [record.meta, incarnation]
+        async with self._guard("upgrade"):
+            return bool(await self._upgrade(keys=self._keys(key)[:1], args=args))
 
     async def load_weights(self, key: RunKey) -> tuple[str, bytes] | None:
         async with self._guard("load"):
             etag, weights = await self._client.hmget(self._keys(key)[0], ["etag", "weights"])
-        return None if etag is None else (etag.decode(), weights)
+        return None if etag is None else (etag.decode(), weights or b"")
 
     async def observe(
         self,
@@ -175,8 +192,13 @@ class RedisStore:
 
     async def load_summary(self, key: RunKey) -> bytes | None:
         async with self._guard("load"):
-            summary: bytes | None = await self._client.hget(self._keys(key)[0], "summary")
-        return summary
+            summary, incarnation = await self._client.hmget(
+                self._keys(key)[0], ["summary", "incarnation"]
+            )
+        if summary is None:
+            return None
+        summary_bytes: bytes = summary
+        return summary_bytes if incarnation is not None else b""
 
     async def commit(
         self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryEntry

@@ -52,6 +52,17 @@ end
 return {2}
 """
 
+# A run written by an earlier version (state, summary, etag, updated only) gets the fields
+# this version reads, derived from its state, unless it changed or was upgraded meanwhile.
+# ARGV: etag, summary, last_step, weights, meta, incarnation.
+UPGRADE = """
+if redis.call('HGET', KEYS[1], 'etag') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'incarnation') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'summary', ARGV[2], 'last_step', ARGV[3], 'weights', ARGV[4],
+           'meta', ARGV[5], 'incarnation', ARGV[6])
+return 1
+"""
+
 REPLACE = (
     DROP_OBSERVATIONS
     + """
