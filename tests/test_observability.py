@@ -26,13 +26,25 @@ def dashboard_expressions() -> list[str]:
 
 
 def drive_traffic(url: str, stop: threading.Event) -> None:
-    """Two runs stepping, with replays and rejected requests, until told to stop."""
+    """Two runs stepping, with replays and rejected requests, and one run fed streamed
+    observations (with resends), until told to stop."""
     rng = np.random.default_rng(0)
     with httpx.Client(base_url=url) as client:
         for run_id in ("obs-a", "obs-b"):
             client.post("/v1/runs", json={"run_id": run_id, "objectives": ["x", "y", "z"]})
+        streaming = {"group_size": 4, "commit_after_groups": 2}
+        body = {"run_id": "obs-s", "objectives": ["x", "y", "z"], "streaming": streaming}
+        client.post("/v1/runs", json=body)
         step = 0
         while not stop.is_set():
+            observations = [
+                {"step": step, "group_id": group, "rollout_index": rollout, "scores": scores}
+                for group in range(2)
+                for rollout in range(4)
+                for scores in [dict(zip("xyz", rng.random(3).round(2).tolist(), strict=True))]
+            ]
+            client.post("/v1/runs/obs-s/observations", json={"observations": observations})
+            client.post("/v1/runs/obs-s/observations", json=observations[0])  # a resend: late
             for run_id in ("obs-a", "obs-b"):
                 scores = (rng.random((4, 4, 3)) < 0.5).astype(float).tolist()
                 body = {"step": step, "scores": scores}
