@@ -1,8 +1,9 @@
 """Streaming for the clients (no I/O): the observation buffer, report and weight cache.
 
 Reward workers call ``observe`` once per sample from many threads; the buffer batches those
-into few requests. Observations without a rollout index get an ``observation_id`` here, so a
-request retried after a lost answer is a duplicate on the service, not a new rollout.
+into few requests. Observations without a rollout index or a step get an ``observation_id``
+here, so a request retried after a lost answer is a duplicate on the service, not a new
+rollout, even when its step was committed in between.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def observation_body(
         body["step"] = step
     if rollout_index is not None:
         body["rollout_index"] = rollout_index
-    else:
+    # Without an index or a step the service places the observation itself, so a resend
+    # needs an id to be recognised (in its step, or in an earlier one the step moved past).
+    if observation_id or rollout_index is None or step is None:
         body["observation_id"] = observation_id or secrets.token_hex(12)
     return body
 

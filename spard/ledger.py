@@ -110,20 +110,31 @@ class ObservationLedger:
     def observe(
         self, step: int, items: Sequence[ObservationItem], last_step: int | None, group_size: int
     ) -> ObserveOutcome:
-        """Record ``items`` for ``step`` (-1: the open step); ``group_size`` 0 when unset."""
+        """Record ``items`` for ``step`` (-1: the open step); ``group_size`` 0 when unset.
+
+        Sent without a step, an observation whose id is already stored in an earlier kept step
+        is a duplicate: a client retried a request whose answer was lost while that step was
+        committed, and it must not count again in the next step.
+        """
         last = -1 if last_step is None else last_step
-        if step < 0:
+        resolved = step < 0
+        if resolved:
             step = last + 1
             while step in self._steps and self._steps[step].sealed:
                 step += 1
         book = self._steps.get(step)
         if step <= last or (book is not None and book.sealed):
             return ObserveOutcome("late", step=step)
+        earlier = [book for s, book in self._steps.items() if s < step] if resolved else []
         book = self._steps.setdefault(step, _StepBook())
         accepted = duplicates = 0
         conflicts: list[int] = []
         overflow: list[int] = []
         for position, item in enumerate(items):
+            identity = (item.group, item.observation_id)
+            if item.observation_id and any(identity in known.by_id for known in earlier):
+                duplicates += 1  # a resend of one stored in an earlier step (see observe)
+                continue
             rollout = item.rollout_index
             if rollout < 0:
                 known = book.by_id.get((item.group, item.observation_id))
@@ -139,8 +150,8 @@ class ObservationLedger:
                     overflow.append(position)
                     continue
                 book.observed[(item.group, rollout)] = item.scores
-                if item.rollout_index < 0 and item.observation_id:
-                    book.by_id[(item.group, item.observation_id)] = rollout
+                if item.observation_id:
+                    book.by_id[identity] = rollout
                 book.counts[item.group] = book.counts.get(item.group, 0) + 1
                 accepted += 1
                 if group_size and book.counts[item.group] == group_size:

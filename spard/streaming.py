@@ -10,6 +10,8 @@ The rules, shared by the service's stores and the client's local mode:
   a duplicate, different scores a conflict (the first ones stay).
 - ``rollout_index`` may be left out: the next free index of the group is assigned in arrival
   order; an ``observation_id`` makes that idempotent too (a retried request is a duplicate).
+- ``step`` may be left out: the run's open step takes it, except that an ``observation_id``
+  already stored in an earlier kept step makes it a duplicate (a retry must not count twice).
 - Groups are ordered by id: integer ids numerically, then string ids in code-point order.
 - ``G`` is ``group_size`` when configured, else the largest rollout index seen plus one.
   A group with fewer than ``G`` rollouts is padded with missing scores (``incomplete_groups =
@@ -116,7 +118,9 @@ class Observation(BaseModel):
         None, ge=0, lt=MAX_GROUP_SIZE, description="absent: the group's next free index"
     )
     observation_id: ObservationId | None = Field(
-        None, description="with no rollout_index: makes a resend a duplicate, not a new rollout"
+        None,
+        description="unique per observation within a group: makes a resend a duplicate, not a "
+        "new rollout (with no rollout_index) nor an observation of the next step (with no step)",
     )
     scores: dict[ObjectiveName, float | None] = Field(
         description="objective -> score; absent or null = missing"

@@ -174,3 +174,16 @@ async def test_async_client_against_the_service(service):
         assert summary.accepted == 32
         outcome = await client.commit(run.run_id, 0)
         assert outcome.observations == 32
+
+
+def test_observation_ids_wherever_the_service_places_the_observation():
+    from spard.client._streaming import observation_body
+
+    placed = observation_body(0, {"a": 1.0}, None, 2, None)  # the service picks the step
+    assert placed["rollout_index"] == 2
+    assert len(placed["observation_id"]) == 24
+    assigned = observation_body(0, {"a": 1.0}, 3, None, None)  # ... or the rollout index
+    assert len(assigned["observation_id"]) == 24
+    explicit = observation_body(0, {"a": 1.0}, 3, 1, None)  # fully addressed: no id needed
+    assert "observation_id" not in explicit
+    assert observation_body(0, {"a": 1.0}, 3, 1, "mine")["observation_id"] == "mine"

@@ -166,6 +166,37 @@ async def test_auto_commit_after_complete_groups(client):
     assert report["steps"] == [1]
 
 
+async def test_a_resend_without_step_after_its_step_committed_is_a_duplicate(client):
+    """The request that completes a step auto-commits it; if its answer is lost, the client's
+    retry must not count again in the next step (the observation ids say it is a resend)."""
+    await create(client, "retry", group_size=4, commit_after_groups=2)
+    scores = batch(0, prompts=2)
+    sent = observations_of(scores, None, [0, 1])
+    for position, observation in enumerate(sent):
+        del observation["step"]
+        observation["observation_id"] = f"id-{position}"
+        if position >= 4:  # group 1 lets the service assign the rollout indices
+            del observation["rollout_index"]
+    report = await observe(client, "retry", sent)
+    assert report["committed"] == [0]
+    assert report["accepted"] == 8
+
+    resent = await observe(client, "retry", sent)  # the retry, after the commit
+    assert (resent["accepted"], resent["duplicates"]) == (0, 8)
+    assert resent["committed"] == []
+    assert resent["late"] == []
+    # Step 1 holds nothing of step 0: its own observations take every rollout index.
+    fresh = observations_of(batch(1, prompts=2), None, [0, 1])
+    for position, observation in enumerate(fresh):
+        del observation["step"]
+        observation["observation_id"] = f"new-{position}"
+    report = await observe(client, "retry", fresh)
+    assert (report["accepted"], report["overflow"], report["committed"]) == (8, [], [1])
+    history = (await client.get("/v1/runs/retry/history")).json()["entries"]
+    expected = engine_results([scores, batch(1, prompts=2)])
+    assert [entry["stats"] for entry in history] == [result.stats for result in expected]
+
+
 async def test_auto_commit_on_next_step_and_commit_of_open_earlier_steps(client):
     await create(client, "next", group_size=4, commit_on_next_step=True)
     await observe(client, "next", observations_of(batch(0), 0, list(range(6))))

@@ -82,24 +82,34 @@ return 1
 # KEYS: run, history, obs. ARGV: incarnation, step (-1: the open step), group_size (0: unset),
 # ttl, then per observation: group, rollout (-1: assign), observation id ('' if none), scores.
 # Step hash fields: o|<group>|<rollout> = scores, n|<group> = count, k|<group>|<id> = assigned
-# rollout, #complete = complete groups, #sealed = closed for commit.
+# rollout, #complete = complete groups, #sealed = closed for commit. Sent without a step, an
+# observation whose id is stored in an earlier kept step is a duplicate (see spard.ledger).
 OBSERVE = """
 local run = redis.call('HMGET', KEYS[1], 'incarnation', 'last_step')
 if not run[1] then return {0} end
 if run[1] ~= ARGV[1] then return {1} end
 local last = tonumber(run[2])
 local step = tonumber(ARGV[2])
+local earlier = {}
 if step < 0 then
   step = last + 1
   while redis.call('HEXISTS', KEYS[3] .. ':' .. step, '#sealed') == 1 do step = step + 1 end
+  earlier = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. step)
 end
 local obs = KEYS[3] .. ':' .. step
 if step <= last or redis.call('HEXISTS', obs, '#sealed') == 1 then return {2, step} end
 local group_size = tonumber(ARGV[3])
 local accepted, duplicates, conflicts, overflow = 0, 0, {}, {}
-for i = 0, (#ARGV - 4) / 4 - 1 do
-  local at = 5 + 4 * i
-  local group, rollout, id, scores = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2], ARGV[at + 3]
+local function stored_earlier(group, id)
+  if id == '' then return false end
+  for _, before in ipairs(earlier) do
+    if redis.call('HEXISTS', KEYS[3] .. ':' .. before, 'k|' .. group .. '|' .. id) == 1 then
+      return true
+    end
+  end
+  return false
+end
+local function store_one(i, group, rollout, id, scores)
   local assign = rollout < 0
   if assign then
     local known = false
@@ -120,7 +130,7 @@ for i = 0, (#ARGV - 4) / 4 - 1 do
       overflow[#overflow + 1] = i
     else
       redis.call('HSET', obs, field, scores)
-      if assign and id ~= '' then redis.call('HSET', obs, 'k|' .. group .. '|' .. id, rollout) end
+      if id ~= '' then redis.call('HSET', obs, 'k|' .. group .. '|' .. id, rollout) end
       accepted = accepted + 1
       local count = redis.call('HINCRBY', obs, 'n|' .. group, 1)
       if group_size > 0 and count == group_size then redis.call('HINCRBY', obs, '#complete', 1) end
@@ -129,6 +139,15 @@ for i = 0, (#ARGV - 4) / 4 - 1 do
     duplicates = duplicates + 1
   else
     conflicts[#conflicts + 1] = i
+  end
+end
+for i = 0, (#ARGV - 4) / 4 - 1 do
+  local at = 5 + 4 * i
+  local group, id = ARGV[at], ARGV[at + 2]
+  if stored_earlier(group, id) then
+    duplicates = duplicates + 1
+  else
+    store_one(i, group, tonumber(ARGV[at + 1]), id, ARGV[at + 3])
   end
 end
 redis.call('ZADD', KEYS[3], step, step)
