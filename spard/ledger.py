@@ -137,7 +137,7 @@ class ObservationLedger:
                 continue
             rollout = item.rollout_index
             if rollout < 0:
-                known = book.by_id.get((item.group, item.observation_id))
+                known = book.by_id.get(identity)
                 if item.observation_id and known is not None:
                     rollout = known
                 else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -63,37 +62,12 @@ class State:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN as None) that :meth:`from_dict` turns back into this state."""
-        tracks = self.tracks
-        return {
-            "version": SCHEMA_VERSION,
-            "objectives": list(self.objectives),
-            "config": self.config.model_dump(mode="json"),
-            "prior_weights": _floats(self.prior_weights),
-            "reward_weights": _floats(self.reward_weights),
-            "steps_applied": self.steps_applied,
-            "last_step": self.last_step,
-            "observations": [int(v) for v in tracks.observations],
-            "level": _floats(tracks.level),
-            "progress": _floats(tracks.progress),
-            "gains": [_floats(row) for row in tracks.gains],
-            "scale": _floats(tracks.scale),
-            "recent": [
-                {
-                    "step": entry.step,
-                    "scores_digest": entry.scores_digest,
-                    "reward_weights": _floats(entry.reward_weights),
-                    "sample_weights": _floats(entry.sample_weights),
-                    "zero_signal": [bool(v) for v in entry.zero_signal],
-                    "stats": entry.stats,
-                }
-                for entry in self.recent
-            ],
-        }
+        document: dict[str, Any] = orjson.loads(self.to_json())
+        return document
 
     def to_json(self) -> bytes:
-        """``orjson.dumps(self.to_dict())``, byte for byte, three times faster: orjson writes
-        the arrays itself (NaN as null), with no Python list in between. The service stores
-        this on every step."""
+        """The state as JSON (NaN as null): :meth:`to_dict`, encoded. orjson writes the arrays
+        itself, with no Python list in between; the service stores this on every step."""
         tracks = self.tracks
         recent = [
             {
@@ -137,13 +111,6 @@ def _arrays(state: State) -> list[np.ndarray[Any, Any]]:
     # The stored steps lock their own arrays when they are made.
     found: list[np.ndarray[Any, Any]] = [state.prior_weights, state.reward_weights]
     return found + [getattr(state.tracks, f.name) for f in fields(state.tracks)]
-
-
-def _floats(values: FloatArray) -> list[float | None]:
-    listed: list[float | None] = values.tolist()
-    if np.isnan(values).any():
-        return [None if v is None or math.isnan(v) else v for v in listed]
-    return listed
 
 
 def _array(values: list[float | None]) -> FloatArray:
