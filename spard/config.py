@@ -12,17 +12,34 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from spard.errors import InputError
+from spard.strategies import (
+    PRESETS,
+    STRATEGIES,
+    STRATEGY_TABLE,
+    AdvantageRule,
+    DataRule,
+    RewardRule,
+    StrategyName,
+    StrategyRules,
+)
 
-Strategy = Literal["spard", "pawa", "radr", "static", "saw", "gdpo"]
+Strategy = StrategyName
 PawaMode = Literal["gain", "absolute", "lag"]
 AdvantageMode = Literal["auto", "sum", "decoupled"]
+RewardRuleOption = Literal["auto", "fixed", "pawa", "saw"]
+DataRuleOption = Literal["auto", "none", "radr", "radr_mass"]
 ScaleRewards = Literal["group", "batch", "none"]
 
-STRATEGIES: tuple[Strategy, ...] = ("spard", "pawa", "radr", "static", "saw", "gdpo")
+__all__ = ["STRATEGIES", "SpardConfig", "Strategy", "config_from_overrides", "input_error"]
 
 
 class SpardConfig(BaseModel):
     """Every hyperparameter of the engine, with the defaults of ``algorithm.md``.
+
+    By default (``strategy="spard"``), PAWA moves reward weight towards the objectives whose
+    reliable progress is lowest (mode ``lag``), RADR weighs each prompt by how much its rollouts
+    disagree on the weighted objectives it is scored on (normalised by their weight mass, rule
+    ``radr_mass``), and advantages are GRPO's group-normalised weighted sum.
 
     Frozen and JSON-round-trippable (``model_dump`` / ``model_validate``); unknown fields are
     rejected so a typo in an override never passes silently.
@@ -30,10 +47,17 @@ class SpardConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    strategy: Strategy = Field("spard", description="spard | pawa | radr | static | saw | gdpo")
-    # Chosen by the efficacy benchmark's search (benchmarks/efficacy/README.md): lag beat gain
-    # and absolute by far more than the seed spread; the other knobs are within noise there,
-    # so they keep algorithm.md's starting values.
+    strategy: Strategy = Field(
+        "spard", description="a row of spard.strategies.STRATEGY_TABLE: " + " | ".join(STRATEGIES)
+    )
+    reward_rule: RewardRuleOption = Field(
+        "auto", description="reward-weight rule: fixed | pawa | saw; auto: the strategy's"
+    )
+    data_rule: DataRuleOption = Field(
+        "auto", description="data-weight rule: none | radr | radr_mass; auto: the strategy's"
+    )
+    # Chosen by the efficacy suite's leave-one-family-out selection (benchmarks/efficacy/
+    # README.md): every lag configuration beat every gain/absolute one over 9 task families.
     pawa_mode: PawaMode = Field("lag", description="utility: gain z, absolute |z| or lag -z")
 
     level_decay: float = Field(0.9, ge=0.0, lt=1.0, description="b_mu, EMA of the level")
@@ -55,7 +79,7 @@ class SpardConfig(BaseModel):
     data_weight_max: float = Field(5.0, gt=0.0, description="d_max, clip of data weights")
 
     advantage_mode: AdvantageMode = Field(
-        "auto", description="sum (GRPO) or decoupled (GDPO); auto: decoupled for gdpo only"
+        "auto", description="sum (GRPO) or decoupled (GDPO); auto: the strategy's"
     )
     scale_rewards: ScaleRewards = Field("group", description="as TRL's scale_rewards")
     advantage_eps: float = Field(1e-4, gt=0.0, description="std floor of advantages, as TRL")
@@ -73,22 +97,30 @@ class SpardConfig(BaseModel):
             raise ValueError("data_weight_min must not exceed data_weight_max")
         return self
 
-    @property
-    def resolved_advantage_mode(self) -> Literal["sum", "decoupled"]:
-        """The advantage mode in force once ``auto`` is resolved from the strategy."""
-        if self.advantage_mode == "auto":
-            return "decoupled" if self.strategy == "gdpo" else "sum"
-        return self.advantage_mode
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> SpardConfig:
+        """A config from a named preset (``spard.strategies.PRESETS``) plus ``overrides``."""
+        if preset not in PRESETS:
+            raise InputError(
+                f"unknown preset {preset!r}; known: {sorted(PRESETS)}", field="config.preset"
+            )
+        return cls.model_validate({**PRESETS[preset], **overrides})
 
     @property
-    def adapts_reward_weights(self) -> bool:
-        """Whether PAWA moves the reward weights (``spard`` and ``pawa``)."""
-        return self.strategy in ("spard", "pawa")
+    def rules(self) -> StrategyRules:
+        """The strategy's row with every ``auto`` rule resolved and every explicit one applied."""
+        row = STRATEGY_TABLE[self.strategy]
+        reward: RewardRule = row.reward_weights if self.reward_rule == "auto" else self.reward_rule
+        data: DataRule = row.data_weights if self.data_rule == "auto" else self.data_rule
+        advantage: AdvantageRule = (
+            row.advantages if self.advantage_mode == "auto" else self.advantage_mode
+        )
+        return StrategyRules(reward, data, advantage)
 
     @property
-    def rebalances_data(self) -> bool:
-        """Whether RADR sets the data weights (``spard`` and ``radr``)."""
-        return self.strategy in ("spard", "radr")
+    def resolved_advantage_mode(self) -> AdvantageRule:
+        """The advantage rule in force once ``auto`` is resolved from the strategy."""
+        return self.rules.advantages
 
 
 def input_error(exc: ValidationError, prefix: str) -> InputError:
@@ -112,9 +144,16 @@ def config_from_overrides(
     shortcut; raises :class:`InputError` naming ``config.<field>``."""
     if not isinstance(overrides, Mapping):
         raise InputError("config must be an object of SpardConfig fields", field="config")
-    merged = {**(defaults or {}), **overrides}
+    preset = overrides.get("preset", "default")
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise InputError(
+            f"config.preset must be one of {sorted(PRESETS)}; got {preset!r}",
+            field="config.preset",
+        )
+    explicit = {key: value for key, value in overrides.items() if key != "preset"}
+    merged = {**(defaults or {}), **PRESETS[preset], **explicit}
     if strategy is not None:
-        if merged.get("strategy", strategy) != strategy:
+        if explicit.get("strategy", strategy) != strategy:
             raise InputError("strategy and config.strategy disagree", field="config.strategy")
         merged["strategy"] = strategy
     try:

@@ -99,15 +99,17 @@ def step(
 
     batch = batch_statistics(batch_scores)
     config = state.config
+    rules = config.rules
     tracks = absorb_batch(state.tracks, batch, config)
-    if config.strategy == "saw":
+    if rules.reward_weights == "saw":
         offsets = np.array([config.saw_offsets.get(name, 0.0) for name in state.objectives])
         reward_weights = saw_weights(batch, offsets, state.prior_weights)
     else:
         reward_weights = state.reward_weights
-    importance = prompt_importance(batch.dispersion, tracks.scale, reward_weights)
+    scored = batch.valid_counts > 0 if rules.data_weights == "radr_mass" else None
+    importance = prompt_importance(batch.dispersion, tracks.scale, reward_weights, scored)
     sample_weights, zero_signal = data_weights(importance, config)
-    if not config.rebalances_data:
+    if rules.data_weights == "none":
         sample_weights = np.ones_like(sample_weights)
 
     noise = tracks.noise()
@@ -117,7 +119,7 @@ def step(
     steps_applied = state.steps_applied + 1
     next_weights = reward_weights
     if (
-        config.adapts_reward_weights
+        rules.reward_weights == "pawa"
         and steps_applied >= config.warmup
         and steps_applied % config.update_every == 0
     ):

@@ -9,9 +9,17 @@ from spard.types import BoolArray, FloatArray
 
 
 def prompt_importance(
-    dispersion: FloatArray, scale: FloatArray, reward_weights: FloatArray
+    dispersion: FloatArray,
+    scale: FloatArray,
+    reward_weights: FloatArray,
+    scored: BoolArray | None = None,
 ) -> FloatArray:
     """(N,) raw importance ``v_i = sum_k w_k * A_ik`` with ``A_ik = D_ik / s_k``.
+
+    With ``scored`` ``(N, K)`` (objective k has a valid score for prompt i), ``v_i`` is divided
+    by ``sum_{k scored for i} w_k`` (the ``radr_mass`` rule), so a prompt scored on more
+    objectives does not gain importance just by having more terms; a prompt scored on nothing
+    gets 0.
 
     ``dispersion`` is ``(N, K)``; ``scale`` ``(K,)`` is the dispersion scale *including* this
     batch, so ``s_k = 0`` (or NaN) only when every ``D_ik`` is 0; ``A_ik`` is then 0. That is
@@ -22,7 +30,11 @@ def prompt_importance(
     safe_scale = np.where(positive_scale, scale, 1.0)
     attribute_matrix = np.where(positive_scale, dispersion / safe_scale, 0.0)
     importance: FloatArray = attribute_matrix @ reward_weights
-    return importance
+    if scored is None:
+        return importance
+    mass = scored.astype(np.float64) @ reward_weights
+    normalised: FloatArray = np.where(mass > 0.0, importance / np.where(mass > 0.0, mass, 1.0), 0.0)
+    return normalised
 
 
 def data_weights(importance: FloatArray, config: SpardConfig) -> tuple[FloatArray, BoolArray]:

@@ -30,7 +30,7 @@ def service():
     server.stop()
 
 
-def make_trainer(tmp_path, client, **config):
+def make_trainer(tmp_path, client, strategy="spard", **config):
     tokenizer = char_tokenizer()
     return SpardGRPOTrainer(
         model=tiny_model(tokenizer),
@@ -39,6 +39,7 @@ def make_trainer(tmp_path, client, **config):
         train_dataset=prompts_dataset(),
         processing_class=tokenizer,
         spard_client=client,
+        spard_strategy=strategy,
         spard_config={"warmup": 1},
     )
 
@@ -117,8 +118,16 @@ def test_evaluation_leaves_the_curriculum_alone(tmp_path, service):
 
 def test_local_mode_needs_no_service(tmp_path):
     trainer = make_trainer(tmp_path, SpardClient.local(), max_steps=2)
+    assert trainer.multi_objective_aggregation == "sum_then_normalize"
     trainer.train()
     assert trainer.spard_client.get_run(trainer.spard_run_id).steps_applied == 2
+
+
+def test_decoupled_strategies_get_trls_normalize_then_sum(tmp_path):
+    trainer = make_trainer(tmp_path, SpardClient.local(), strategy="spard_gdpo", max_steps=1)
+    assert trainer.multi_objective_aggregation == "normalize_then_sum"
+    trainer.train()
+    assert trainer.spard_client.get_run(trainer.spard_run_id).steps_applied == 1
 
 
 def test_two_processes_end_with_identical_weights(tmp_path, service):

@@ -3,9 +3,10 @@
 Per training generation batch it sends the rewards gathered from all processes, shaped
 (N, G, K), to SPARD once; sets ``self.reward_weights`` to the curriculum's weights for this
 batch (TRL then aggregates and normalises as usual), and multiplies each prompt's advantages by
-its RADR sample weight. Rank 0 makes the call and broadcasts the answer, so every rank applies
-the same weights. Evaluation batches are left alone. The curriculum state is saved in each
-checkpoint (``spard_state.json``) and imported on resume.
+its RADR sample weight. TRL's ``multi_objective_aggregation`` follows the run's advantage rule
+(``normalize_then_sum`` for decoupled, GDPO-style rules). Rank 0 makes the call and broadcasts
+the answer, so every rank applies the same weights. Evaluation batches are left alone. The
+curriculum state is saved in each checkpoint (``spard_state.json``) and imported on resume.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import torch
 from accelerate.utils import broadcast_object_list
 from trl import GRPOTrainer
 
-from spard.client import SpardClient, StepOutcome
+from spard.client import RunInfo, SpardClient, StepOutcome
 from spard.client.errors import RunNotFoundError
+from spard.config import SpardConfig
 
 STATE_FILE = "spard_state.json"
+AGGREGATION = {"sum": "sum_then_normalize", "decoupled": "normalize_then_sum"}
 
 
 class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
@@ -47,15 +50,20 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         self.spard_client = spard_client if spard_client is not None else SpardClient.local()
         self.spard_objectives = list(self.reward_func_names)
         self._spard_outcome: StepOutcome | None = None
-        run_id = None
+        opened: tuple[str, str] | None = None
         if self.accelerator.is_main_process:
-            run_id = self._spard_open_run(spard_run_id, spard_strategy, spard_config or {})
-        self.spard_run_id: str = broadcast_object_list([run_id], from_process=0)[0]
+            info = self._spard_open_run(spard_run_id, spard_strategy, spard_config or {})
+            opened = (info.run_id, SpardConfig.model_validate(info.config).resolved_advantage_mode)
+        run_id, advantage_rule = broadcast_object_list([opened], from_process=0)[0]
+        self.spard_run_id: str = run_id
+        # The run's advantage rule decides TRL's aggregation, so `spard_gdpo` (and any
+        # advantage_mode="decoupled") gets GDPO's normalize_then_sum, the rest TRL's default.
+        self.multi_objective_aggregation = AGGREGATION[advantage_rule]
 
-    def _spard_open_run(self, run_id: str | None, strategy: str, config: dict[str, Any]) -> str:
+    def _spard_open_run(self, run_id: str | None, strategy: str, config: dict[str, Any]) -> RunInfo:
         if run_id is not None:
             try:
-                return self.spard_client.get_run(run_id).run_id
+                return self.spard_client.get_run(run_id)
             except RunNotFoundError:
                 pass
         prior = self.args.reward_weights
@@ -66,7 +74,7 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
             prior_weights=prior,
             run_id=run_id,
         )
-        return info.run_id
+        return info
 
     def _calculate_rewards(
         self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any

@@ -11,13 +11,13 @@ from spard.efficacy.tasks import COMPLETION_TOKENS, EOS, MAX_LEN, PAD, VOCAB
 class Policy(nn.Module):
     """GRU encoder-decoder over the task vocabulary; only completion tokens can be emitted."""
 
-    def __init__(self, hidden: int = 64, embedding: int = 32) -> None:
+    def __init__(self, vocab: int = VOCAB, hidden: int = 64, embedding: int = 32) -> None:
         super().__init__()
-        self.embed = nn.Embedding(VOCAB, embedding)
+        self.embed = nn.Embedding(vocab, embedding)
         self.encoder = nn.GRU(embedding, hidden, batch_first=True)
         self.decoder = nn.GRUCell(embedding, hidden)
-        self.head = nn.Linear(hidden, VOCAB)
-        mask = torch.full((VOCAB,), float("-inf"))
+        self.head = nn.Linear(hidden, vocab)
+        mask = torch.full((vocab,), float("-inf"))
         mask[torch.as_tensor(COMPLETION_TOKENS)] = 0.0
         self.register_buffer("allowed", mask)
 

@@ -1,136 +1,182 @@
-"""Summary statistics across seeds, the markdown table and the plots of a benchmark."""
+"""The suite's report: the summary dict, the markdown tables and the plots."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from spard.efficacy.train import BenchConfig
+from spard.efficacy.stats import ALPHA, Table, arm_summary, family_cells
+
+BASELINE_NAMES = ("static", "gdpo", "saw")
 
 
-def _by_variant(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for run in runs:
-        grouped[run["variant"]].append(run)
-    return dict(grouped)
-
-
-def _first_reach(steps: list[int], curve: np.ndarray, level: float) -> int | None:
-    reached = np.flatnonzero(curve >= level - 1e-12)
-    return int(steps[reached[0]]) if reached.size else None
-
-
-def summarise(runs: list[dict[str, Any]], baseline: str) -> dict[str, Any]:
-    """Per variant: final held-out scores (mean and std over seeds), worst objective, and the
-    steps its seed-averaged mean curve takes to reach the baseline's final mean."""
-    grouped = _by_variant(runs)
-    steps = grouped[next(iter(grouped))][0]["eval_steps"]
-    curves = {
-        name: np.mean([np.array(r["scores"]).mean(axis=1) for r in rs], axis=0)
-        for name, rs in grouped.items()
+def summarise(table: Table, default_arm: str) -> dict[str, Any]:
+    """Aggregates of every arm, per-family cells, and the issue's targets for ``default_arm``."""
+    baselines = [name for name in BASELINE_NAMES if name in table.arms]
+    arms = {arm: arm_summary(table, arm, baselines) for arm in table.arms}
+    summary: dict[str, Any] = {
+        "families": list(table.families),
+        "seeds": list(table.seeds),
+        "arms": arms,
+        "per_family": family_cells(table, "static") if "static" in table.arms else {},
+        "targets": {},
     }
-    target = float(curves[baseline][-1]) if baseline in curves else None
-    baseline_reach = _first_reach(steps, curves[baseline], target) if target is not None else None
-    summary: dict[str, Any] = {"baseline": baseline, "baseline_final_mean": target, "variants": {}}
-    for name, variant_runs in grouped.items():
-        finals = np.array([r["scores"][-1] for r in variant_runs])  # (seeds, K)
-        means, worsts = finals.mean(axis=1), finals.min(axis=1)
-        reach = _first_reach(steps, curves[name], target) if target is not None else None
-        summary["variants"][name] = {
-            "objectives": finals.mean(axis=0).tolist(),
-            "objectives_std": finals.std(axis=0, ddof=1).tolist() if len(finals) > 1 else None,
-            "mean": float(means.mean()),
-            "mean_std": float(means.std(ddof=1)) if len(means) > 1 else None,
-            "worst": float(worsts.mean()),
-            "worst_std": float(worsts.std(ddof=1)) if len(worsts) > 1 else None,
-            "steps_to_baseline": reach,
-            "steps_ratio": None if reach is None or not baseline_reach else reach / baseline_reach,
-            "seeds": len(variant_runs),
-        }
+    if default_arm in arms and "static" in arms[default_arm]["versus"]:
+        summary["targets"] = _targets(arms, default_arm)
     return summary
 
 
-def _pm(value: float, spread: float | None) -> str:
-    return f"{value:.3f}" if spread is None else f"{value:.3f} ± {spread:.3f}"
+def _targets(arms: dict[str, Any], default_arm: str) -> dict[str, Any]:
+    own = arms[default_arm]
+    static = own["versus"]["static"]
+    targets: dict[str, Any] = {
+        "beats_static_on_75pct_of_pairs": static["win_rate_mean"] >= 0.75,
+        "improvement_ci_above_zero": static["improvement_ci"][0] > 0.0,
+        "no_family_significantly_worse_than_static": not static["families_significantly_worse"],
+    }
+    for baseline in ("gdpo", "saw"):
+        if baseline in arms:
+            other = arms[baseline]
+            targets[f"at_least_{baseline}_on_mean"] = own["mean"] >= other["mean"]
+            targets[f"at_least_{baseline}_on_worst"] = own["worst"] >= other["worst"]
+    return targets
 
 
-def write_markdown(
-    summary: dict[str, Any], bench: BenchConfig, seeds: list[int], path: Path
-) -> str:
-    """The results table (also returned)."""
-    names = list(bench.objectives)
-    header = ["variant", *names, "mean", "worst", f"steps to {summary['baseline']} final"]
-    lines = [
-        f"{len(seeds)} seeds, {bench.steps} steps of {bench.prompts_per_step} prompts x "
-        f"{bench.rollouts} rollouts; held-out scores at the last step (mean ± std over seeds).",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
-    for name, row in summary["variants"].items():
-        spreads = row["objectives_std"] or [None] * len(names)
-        cells = [_pm(v, s) for v, s in zip(row["objectives"], spreads, strict=True)]
-        reach = "never" if row["steps_to_baseline"] is None else str(row["steps_to_baseline"])
-        if row["steps_ratio"] is not None:
-            reach += f" ({row['steps_ratio']:.2f}x)"
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    name,
-                    *cells,
-                    _pm(row["mean"], row["mean_std"]),
-                    _pm(row["worst"], row["worst_std"]),
-                    reach,
-                ]
-            )
-            + " |"
-        )
+def _pm(value: float, spread: float) -> str:
+    return f"{value:.3f} ± {spread:.3f}"
+
+
+def write_markdown(summary: dict[str, Any], header: str, path: Path) -> str:
+    """The aggregate table, the targets, and one table per family (also returned)."""
+    versus = [name for name in BASELINE_NAMES if name in summary["arms"]]
+    columns = ["arm", "mean", "worst", "AUC"]
+    columns += [f"wins vs {name}" for name in versus]
+    columns += ["vs static: improvement [95% CI]", "families sig. worse / better than static"]
+    columns += ["steps to static's final (median ratio)"]
+    lines = [header, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for arm, row in summary["arms"].items():
+        cells = [arm, f"{row['mean']:.3f}", f"{row['worst']:.3f}", f"{row['auc']:.3f}"]
+        cells += [
+            "-" if name not in row["versus"] else f"{row['versus'][name]['win_rate_mean']:.0%}"
+            for name in versus
+        ]
+        static = row["versus"].get("static")
+        if static is None:
+            cells += ["-", "-", "-"]
+        else:
+            low, high = static["improvement_ci"]
+            ratio = static["steps_ratio_median"]
+            cells += [
+                f"{static['improvement']:+.1%} [{low:+.1%}, {high:+.1%}]",
+                f"{len(static['families_significantly_worse'])} / "
+                f"{len(static['families_significantly_better'])}",
+                "-" if ratio is None else f"{ratio:.2f}x ({static['reached_share']:.0%} reach)",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if summary["targets"]:
+        lines += ["", "Targets for the default:", ""]
+        lines += [
+            f"- {name.replace('_', ' ')}: {'met' if met else '**missed**'}"
+            for name, met in summary["targets"].items()
+        ]
+    lines += _family_tables(summary)
     table = "\n".join(lines) + "\n"
     path.write_text(table)
     return table
 
 
-def write_plots(runs: list[dict[str, Any]], bench: BenchConfig, out: Path) -> None:
-    """learning_curves.png (per objective and mean) and weights.png (reward weights)."""
+def _family_tables(summary: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"Per family: final held-out mean and worst objective (mean ± std over seeds); "
+        f"* marks a paired t-test against static with p < {ALPHA} on the mean.",
+    ]
+    for family, cells in summary["per_family"].items():
+        lines += ["", f"**{family}**", "", "| arm | mean | worst | AUC |", "|---|---|---|---|"]
+        for arm, cell in cells.items():
+            mark = "*" if cell["p_value"] < ALPHA else ""
+            lines.append(
+                f"| {arm} | {_pm(cell['mean'], cell['mean_std'])}{mark} | "
+                f"{_pm(cell['worst'], cell['worst_std'])} | {cell['auc']:.3f} |"
+            )
+    return lines
+
+
+def write_plots(
+    table: Table, runs: Sequence[dict[str, Any]], default_arm: str, out: Path
+) -> list[Path]:
+    """families.png (per-family bars with 95% CIs), learning_curves.png (mean over objectives
+    per family, seed bands) and weights.png (the default's reward weights per family)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grouped = _by_variant(runs)
-    names = list(bench.objectives)
-    figure, axes = plt.subplots(1, len(names) + 1, figsize=(4 * (len(names) + 1), 3.4), sharex=True)
-    for variant, variant_runs in grouped.items():
-        steps = variant_runs[0]["eval_steps"]
-        scores = np.mean([np.array(r["scores"]) for r in variant_runs], axis=0)
-        for k, name in enumerate(names):
-            axes[k].plot(steps, scores[:, k], label=variant)
-            axes[k].set_title(name)
-        axes[-1].plot(steps, scores.mean(axis=1), label=variant)
-    axes[-1].set_title("mean over objectives")
-    axes[-1].legend(fontsize="x-small")
-    for axis in axes:
-        axis.set_xlabel("step")
-    axes[0].set_ylabel("held-out score")
+    paths = [out / "families.png", out / "learning_curves.png"]
+    figure, axis = plt.subplots(figsize=(max(8.0, 1.3 * len(table.families)), 4.0))
+    width = 0.8 / len(table.arms)
+    for a, arm in enumerate(table.arms):
+        values = table.mean[a]  # (families, seeds)
+        centre = values.mean(axis=1)
+        half = 1.96 * values.std(axis=1, ddof=1) / np.sqrt(values.shape[1])
+        positions = np.arange(len(table.families)) + (a - (len(table.arms) - 1) / 2) * width
+        axis.bar(positions, centre, width, yerr=half, capsize=2, label=arm)
+    axis.set_xticks(np.arange(len(table.families)), table.families, rotation=20, fontsize=8)
+    axis.set_ylabel("final held-out mean over objectives")
+    axis.legend(fontsize="x-small", ncols=min(len(table.arms), 5))
     figure.tight_layout()
-    figure.savefig(out / "learning_curves.png", dpi=100)
+    figure.savefig(paths[0], dpi=100)
     plt.close(figure)
 
-    adaptive = [v for v in grouped if v.startswith(("spard", "pawa", "saw"))]
-    if not adaptive:
-        return
-    figure, axes = plt.subplots(1, len(adaptive), figsize=(4 * len(adaptive), 3.2), squeeze=False)
-    for axis, variant in zip(axes[0], adaptive, strict=True):
-        weights = np.mean([np.array(r["weights"]) for r in grouped[variant]], axis=0)
-        for k, name in enumerate(names):
-            axis.plot(np.arange(1, len(weights) + 1), weights[:, k], label=name)
-        axis.set_title(f"{variant}: reward weights")
-        axis.set_xlabel("step")
-    axes[0][0].legend(fontsize="x-small")
+    columns = min(len(table.families), 3)
+    rows = -(-len(table.families) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
+    steps = np.asarray(table.eval_steps)
+    for axis, family in zip(axes.flat, table.families, strict=False):
+        for arm in table.arms:
+            curves = np.array([table.curves[(arm, family, seed)] for seed in table.seeds])
+            centre = curves.mean(axis=0)
+            axis.plot(steps, centre, label=arm, linewidth=1.2)
+            axis.fill_between(steps, curves.min(axis=0), curves.max(axis=0), alpha=0.12)
+        axis.set_title(family, fontsize=9)
+    for axis in axes.flat[len(table.families) :]:
+        axis.axis("off")
+    axes[0][0].set_ylabel("held-out mean")
+    axes[0][0].legend(fontsize="xx-small")
     figure.tight_layout()
-    figure.savefig(out / "weights.png", dpi=100)
+    figure.savefig(paths[1], dpi=90)
     plt.close(figure)
+    if default_arm in table.arms:
+        paths.append(_weights_plot(table, runs, default_arm, out / "weights.png"))
+    return paths
+
+
+def _weights_plot(table: Table, runs: Sequence[dict[str, Any]], arm: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    columns = min(len(table.families), 3)
+    rows = -(-len(table.families) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
+    for axis, family in zip(axes.flat, table.families, strict=False):
+        chosen = [run for run in runs if run["arm"] == arm and run["family"] == family]
+        if not chosen or not chosen[0]["weights"]:
+            continue
+        # Families whose objectives vary with the seed (rubric): average the seeds that share
+        # the first seed's objectives.
+        chosen = [run for run in chosen if run["objectives"] == chosen[0]["objectives"]]
+        weights = np.mean([np.asarray(run["weights"]) for run in chosen], axis=0)
+        every = chosen[0]["bench"]["steps"] / max(len(weights), 1)
+        for k, name in enumerate(chosen[0]["objectives"]):
+            axis.plot(np.arange(len(weights)) * every, weights[:, k], label=name, linewidth=1.2)
+        seeds = ", ".join(str(run["seed"]) for run in chosen)
+        axis.set_title(f"{family}: {arm} reward weights (seeds {seeds})", fontsize=9)
+        axis.legend(fontsize="xx-small")
+    for axis in axes.flat[len(table.families) :]:
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path

@@ -1,96 +1,178 @@
-"""``spard bench``: every strategy on the same seeds and budget; JSON, markdown and plots."""
+"""``spard bench``: the efficacy suite — every arm on every task family and seed, one budget.
+
+Writes runs.jsonl (as they finish), results.json, results.md and plots to ``--out`` (default:
+a new folder ``spard-bench-<time>`` in the current directory; never the committed results).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from spard.efficacy.arms import ARMS, SUITE_ARMS
+from spard.efficacy.families import FAMILIES
 from spard.efficacy.report import summarise, write_markdown, write_plots
-from spard.efficacy.train import BenchConfig, Variant, train_run
+from spard.efficacy.stats import build_table
+from spard.efficacy.suite import run_jobs
+from spard.efficacy.train import BenchConfig
 
-VARIANTS = [
-    Variant("static", "static"),
-    Variant("saw", "saw"),
-    Variant("gdpo", "gdpo"),
-    Variant("radr", "radr"),
-    Variant("pawa", "pawa"),
-    Variant("spard", "spard"),  # the frozen defaults (PAWA mode lag)
-    Variant("spard-gain", "spard", {"pawa_mode": "gain"}),
-    Variant("spard-absolute", "spard", {"pawa_mode": "absolute"}),
-]
+DEFAULT_ARM = "spard"
+EVALUATION_SEEDS = 5  # seeds 0..4; the selection's screening seeds (100, 101) are never used
 QUICK = {"steps": 40, "eval_every": 10, "eval_prompts": 96}
-RESULTS = Path(__file__).parent / "results"
+QUICK_FAMILIES = ("original", "verifiable", "missing_by_source")
+QUICK_ARMS = ("static", "gdpo", "spard")
+# Reports list families and arms in one order, however they were asked for or finished.
+ARM_ORDER = {
+    name: i for i, name in enumerate(dict.fromkeys([*(arm.name for arm in SUITE_ARMS), *ARMS]))
+}
 
 
-def _job(job: tuple[Variant, int, BenchConfig]) -> dict[str, Any]:
-    return train_run(*job)
-
-
-def run_benchmark(
-    variants: Sequence[Variant], seeds: Sequence[int], bench: BenchConfig, workers: int
-) -> list[dict[str, Any]]:
-    """Every (variant, seed) run, in parallel processes, with a progress bar."""
-    jobs = [(variant, seed, bench) for variant in variants for seed in seeds]
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
-        return list(tqdm(pool.imap(_job, jobs), total=len(jobs), desc="GRPO runs", unit="run"))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spard bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a few minutes: 40 steps, 2 seeds")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--seeds", type=int, help="number of seeds (default 5, quick 2)")
-    parser.add_argument("--variants", help="comma-separated names; default: all")
-    parser.add_argument("--workers", type=int, default=2)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spard bench",
+        description="The efficacy suite: tiny-policy GRPO on every task family, every arm.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--suite", action="store_true", help="all families and suite arms (what runs by default)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 40 steps, 2 seeds, 3 families, 3 arms"
+    )
+    parser.add_argument("--families", help=f"comma-separated subset of {', '.join(FAMILIES)}")
+    parser.add_argument("--arms", help=f"comma-separated subset of {', '.join(ARMS)}")
+    parser.add_argument("--seeds", type=int, help="number of seeds, from 0 (default 5, quick 2)")
+    parser.add_argument("--steps", type=int, help="GRPO steps per run (default 200, quick 40)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--dynamic-sampling",
+        action="store_true",
+        help="replace zero-signal groups with fresh prompts (up to 3 rounds), in every arm",
+    )
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a SpardConfig field for every variant (JSON value)",
+        help="override a SpardConfig field in every arm (VALUE parsed as JSON)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, help="output folder (default: a new spard-bench-*)")
+    parser.add_argument(
+        "--from-runs",
+        type=Path,
+        metavar="FILE",
+        help="train nothing: rebuild the report in --out from an earlier suite's runs.jsonl "
+        "or results.json",
+    )
+    return parser
 
+
+def _pick(raw: str | None, known: Sequence[str], default: Sequence[str], what: str) -> list[str]:
+    names = list(default) if raw is None else [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise SystemExit(f"spard bench: unknown {what} {unknown}; known: {', '.join(known)}")
+    return sorted(dict.fromkeys(names), key=list(known).index)
+
+
+def _bench(args: argparse.Namespace) -> BenchConfig:
     bench = BenchConfig(**(QUICK if args.quick else {}))
     if args.steps:
         bench = replace(bench, steps=args.steps)
-    engine = dict(bench.engine)
+    engine: dict[str, Any] = {}
     for item in args.set:
-        key, _, raw = item.partition("=")
-        engine[key] = json.loads(raw)
-    bench = replace(bench, engine=engine)
-    names = args.variants.split(",") if args.variants else [v.name for v in VARIANTS]
-    if args.quick and not args.variants:
-        names = ["static", "spard", "gdpo"]
-    variants = [v for v in VARIANTS if v.name in names]
-    seeds = list(range(args.seeds or (2 if args.quick else 5)))
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"spard bench: --set expects KEY=VALUE; got {item!r}")
+        try:
+            engine[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            engine[key] = raw
+    return replace(bench, engine=engine, dynamic_sampling=args.dynamic_sampling)
 
-    started = time.perf_counter()
-    runs = run_benchmark(variants, seeds, bench, args.workers)
-    summary = summarise(runs, baseline="static")
-    args.out.mkdir(parents=True, exist_ok=True)
+
+def _earlier_runs(path: Path) -> tuple[list[dict[str, Any]], float]:
+    """The runs of an earlier suite (its runs.jsonl or results.json), and its wall time if
+    its results.json recorded one."""
+    if not path.is_file():
+        raise SystemExit(f"spard bench: --from-runs: no such file {path}")
+    earlier = path if path.suffix == ".json" else path.with_name("results.json")
+    if path.suffix == ".json":
+        runs = list(json.loads(path.read_text())["runs"])
+    else:
+        runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not runs:
+        raise SystemExit(f"spard bench: --from-runs: {path} holds no runs")
+    # runs.jsonl is in finishing order: put it back in job order (family, seed, arm).
+    runs.sort(key=lambda run: (FAMILIES.index(run["family"]), run["seed"], ARM_ORDER[run["arm"]]))
+    seconds = json.loads(earlier.read_text())["seconds"] if earlier.is_file() else float("nan")
+    return runs, float(seconds)
+
+
+def _arm_config(name: str) -> dict[str, Any]:
+    arm = ARMS[name]
+    return {"strategy": arm.strategy, **arm.overrides}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``spard bench``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:  # fail before hours of training, not after
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "spard bench: the plots need matplotlib: pip install 'spard[bench]'"
+        ) from None
+    families = _pick(args.families, FAMILIES, QUICK_FAMILIES if args.quick else FAMILIES, "family")
+    suite_names = [arm.name for arm in SUITE_ARMS]
+    arm_names = _pick(args.arms, list(ARM_ORDER), QUICK_ARMS if args.quick else suite_names, "arm")
+    bench = _bench(args)
+    seeds = list(range(args.seeds or (2 if args.quick else EVALUATION_SEEDS)))
+    out = args.out or Path(f"spard-bench-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"spard bench: cannot create --out {out}: {exc.strerror}") from None
+    if args.from_runs is not None:
+        runs, seconds = _earlier_runs(args.from_runs)
+        bench = BenchConfig(**{**runs[0]["bench"], "objectives": None})
+        families = list(dict.fromkeys(run["family"] for run in runs))
+        seeds = sorted({run["seed"] for run in runs})
+        arm_names = list(dict.fromkeys(run["arm"] for run in runs))
+    else:
+        (out / "runs.jsonl").unlink(missing_ok=True)
+        print(f"spard bench: {len(arm_names)} arms x {len(families)} families x {len(seeds)} seeds")
+        started = time.perf_counter()
+        arms = [ARMS[name] for name in arm_names]
+        runs = run_jobs(arms, families, seeds, bench, workers=args.workers, log=out / "runs.jsonl")
+        seconds = time.perf_counter() - started
+    table = build_table(runs)
+    summary = summarise(table, DEFAULT_ARM)
+    header = (
+        f"{len(families)} families x {len(seeds)} seeds, {bench.steps} steps of "
+        f"{bench.prompts_per_step} prompts x {bench.rollouts} rollouts"
+        f"{', dynamic sampling' if bench.dynamic_sampling else ''}; final held-out scores "
+        f"(true, noise-free); suite means weight every family equally. {seconds / 60:.1f} min "
+        f"with {args.workers} workers."
+    )
     payload = {
         "bench": asdict(bench),
+        "arms": {name: _arm_config(name) for name in arm_names},
         "seeds": seeds,
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "summary": summary,
         "runs": runs,
     }
-    (args.out / "results.json").write_text(json.dumps(payload, indent=1) + "\n")
-    table = write_markdown(summary, bench, seeds, args.out / "results.md")
-    write_plots(runs, bench, args.out)
-    print(table)
-    print(f"wrote {args.out}/results.json, results.md and plots ({payload['seconds']:.0f} s)")
+    (out / "results.json").write_text(json.dumps(payload) + "\n")
+    text = write_markdown(summary, header, out / "results.md")
+    paths = write_plots(table, runs, DEFAULT_ARM, out)
+    print(text)
+    print(f"wrote {out}/results.json, results.md, " + ", ".join(p.name for p in paths))
     return 0
 
 

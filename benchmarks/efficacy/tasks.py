@@ -1,4 +1,4 @@
-"""A multi-objective task family with the traits SPARD targets.
+"""The token vocabulary of the suite and its first task family (``original`` in the suite).
 
 A prompt is six tokens: ``[source, target length, keyword letter, a, +, b]``. A completion is
 up to 8 tokens from ``#``, the digits, the letters a-e and EOS. Four objectives, in [0, 1]:
@@ -65,36 +65,3 @@ def sample_prompts(rng: np.random.Generator, count: int) -> Prompts:
         axis=1,
     )
     return Prompts(tokens, source, target, keyword, DIGITS[(a + b) % 10])
-
-
-def completion_length(completions: np.ndarray) -> np.ndarray:
-    """(B,) tokens before EOS (or MAX_LEN)."""
-    is_end = (completions == EOS) | (completions == PAD)
-    return np.where(is_end.any(axis=1), is_end.argmax(axis=1), completions.shape[1])
-
-
-def score(
-    prompts: Prompts,
-    completions: np.ndarray,
-    rollouts: int,
-    rng: np.random.Generator | None,
-) -> np.ndarray:
-    """(P, G, K) scores of completions (P*G, MAX_LEN), rows grouped by prompt; NaN = missing.
-
-    With ``rng`` the chat judge is noisy (training); without it the true score (evaluation).
-    """
-    repeat = np.repeat
-    length = completion_length(completions)
-    valid = np.arange(completions.shape[1])[None, :] < length[:, None]
-    keyword = repeat(prompts.keyword, rollouts)
-    fmt = (completions[:, 0] == HASH) & (length >= 1)
-    has_keyword = ((completions == keyword[:, None]) & valid).any(axis=1).astype(float)
-    length_score = 1.0 - np.abs(length - repeat(prompts.target_length, rollouts)) / 6.0
-    correct = fmt & (length >= 2) & (completions[:, 1] == repeat(prompts.answer, rollouts))
-    source = repeat(prompts.source, rollouts)
-    if rng is not None:
-        judged = has_keyword + rng.normal(0.0, JUDGE_NOISE, has_keyword.shape)
-        has_keyword = np.where(source == CHAT, judged, has_keyword)
-    values = np.stack([fmt.astype(float), has_keyword, length_score, correct.astype(float)], axis=1)
-    values = np.where(INFORMS[source], values, np.nan)
-    return values.reshape(-1, rollouts, len(OBJECTIVES))

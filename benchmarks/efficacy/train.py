@@ -1,7 +1,8 @@
-"""One GRPO training run of the tiny policy on the task family, with any SPARD strategy."""
+"""One GRPO training run of the tiny policy on one task instance, with any engine configuration."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -9,15 +10,17 @@ import numpy as np
 import torch
 
 import spard
+from spard.efficacy.families import Family, make_family
 from spard.efficacy.policy import Policy
-from spard.efficacy.tasks import OBJECTIVES, PAD, Prompts, sample_prompts, score
+from spard.efficacy.tasks import PAD, Prompts
 
-EVAL_SEED = 20_251_125  # the held-out prompts are the same for every run
+EVAL_SEED = 20_251_125  # the held-out prompts are the same for every run of a family instance
+TRAJECTORY_EVERY = 5  # steps between recorded weights (keeps the committed JSON small)
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """The compute budget and optimiser, identical for every strategy."""
+    """The compute budget, optimiser and sampling, identical for every arm."""
 
     steps: int = 200
     prompts_per_step: int = 32
@@ -29,27 +32,36 @@ class BenchConfig:
     temperature: float = 1.0
     clip: float = 0.2
     epochs: int = 2
-    objectives: tuple[str, ...] = OBJECTIVES
+    # As ms-swift's --dynamic_sample (the authors used it in every arm): groups without any
+    # within-group variation are replaced by fresh prompts, up to max_resample rounds.
+    dynamic_sampling: bool = False
+    max_resample: int = 3
+    objectives: tuple[str, ...] | None = None  # a subset of the family's, None for all
     engine: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class Variant:
-    """A named engine configuration (strategy plus overrides)."""
+class Arm:
+    """A named engine configuration: a strategy plus SpardConfig overrides."""
 
     name: str
     strategy: str
     overrides: dict[str, Any] = field(default_factory=dict)
 
+    def config(self, bench: BenchConfig) -> spard.SpardConfig:
+        """The engine configuration of this arm under ``bench``'s global overrides."""
+        return spard.SpardConfig(**{"strategy": self.strategy, **bench.engine, **self.overrides})
 
-def evaluate(policy: Policy, prompts: Prompts, bench: BenchConfig) -> np.ndarray:
+
+def evaluate(
+    policy: Policy, family: Family, prompts: Prompts, keep: list[int], bench: BenchConfig
+) -> np.ndarray:
     """(K,) true held-out scores: mean over applicable prompts and sampled rollouts."""
     generator = torch.Generator().manual_seed(EVAL_SEED)
     tokens = torch.as_tensor(np.repeat(prompts.tokens, bench.eval_rollouts, axis=0))
     completions = policy.sample(tokens, bench.temperature, generator).numpy()
-    values = score(prompts, completions, bench.eval_rollouts, rng=None)
-    keep = [OBJECTIVES.index(name) for name in bench.objectives]
-    return np.nanmean(values[..., keep], axis=(0, 1))
+    values = family.score(prompts, completions, bench.eval_rollouts, rng=None)[..., keep]
+    return np.nanmean(values, axis=(0, 1))
 
 
 def grpo_update(
@@ -74,46 +86,102 @@ def grpo_update(
         optimizer.step()
 
 
-def train_run(variant: Variant, seed: int, bench: BenchConfig) -> dict[str, Any]:
-    """Train from scratch; returns held-out curves and the engine's trajectories."""
+def zero_signal_groups(scores: np.ndarray) -> np.ndarray:
+    """(P,) groups in which no objective varies between rollouts (no GRPO signal at all)."""
+    missing = np.isnan(scores)
+    highest = np.where(missing, -np.inf, scores).max(axis=1)  # (P, K); -inf where unscored
+    lowest = np.where(missing, np.inf, scores).min(axis=1)
+    return ~np.any(highest > lowest, axis=1)
+
+
+class _Sampler:
+    """Draws scored groups for one run; with dynamic sampling, refills zero-signal groups."""
+
+    def __init__(
+        self, family: Family, policy: Policy, seed: int, keep: list[int], bench: BenchConfig
+    ) -> None:
+        self.family, self.policy, self.keep, self.bench = family, policy, keep, bench
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.groups_generated = 0
+
+    def _draw(self, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        bench = self.bench
+        prompts = self.family.sample_prompts(self.rng, count)
+        tokens = np.repeat(prompts.tokens, bench.rollouts, axis=0)
+        completions = self.policy.sample(
+            torch.as_tensor(tokens), bench.temperature, self.generator
+        ).numpy()
+        scores = self.family.score(prompts, completions, bench.rollouts, self.rng)[..., self.keep]
+        self.groups_generated += count
+        shape = (count, bench.rollouts, -1)
+        return tokens.reshape(shape), completions.reshape(shape), scores
+
+    def batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(P, G, 6) prompt tokens, (P, G, L) completions and (P, G, K) training scores."""
+        tokens, completions, scores = self._draw(self.bench.prompts_per_step)
+        if not self.bench.dynamic_sampling:
+            return tokens, completions, scores
+        for _ in range(self.bench.max_resample):
+            dead = np.flatnonzero(zero_signal_groups(scores))
+            if dead.size == 0:
+                break
+            new_tokens, new_completions, new_scores = self._draw(dead.size)
+            alive = np.flatnonzero(~zero_signal_groups(new_scores))[: dead.size]
+            slots = dead[: alive.size]
+            tokens[slots], completions[slots] = new_tokens[alive], new_completions[alive]
+            scores[slots] = new_scores[alive]
+        return tokens, completions, scores
+
+
+def train_run(arm: Arm, family_name: str, seed: int, bench: BenchConfig) -> dict[str, Any]:
+    """Train from scratch on the (family, seed) instance; held-out curves and trajectories."""
+    started = time.perf_counter()
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    policy = Policy()
+    family = make_family(family_name, seed)
+    names = bench.objectives or family.objective_names
+    keep = [family.objective_names.index(name) for name in names]
+    policy = Policy(family.vocab)
     optimizer = torch.optim.Adam(policy.parameters(), lr=bench.learning_rate)
-    config = spard.SpardConfig(strategy=variant.strategy, **{**bench.engine, **variant.overrides})
-    state = spard.init(list(bench.objectives), config)
-    keep = [OBJECTIVES.index(name) for name in bench.objectives]
-    held_out = sample_prompts(np.random.default_rng(EVAL_SEED), bench.eval_prompts)
-    eval_steps, eval_scores, weights, data_weight_spread = (
-        [0],
-        [evaluate(policy, held_out, bench)],
-        [],
-        [],
-    )
+    state = spard.init(list(names), arm.config(bench))
+    held_out = family.sample_prompts(np.random.default_rng(EVAL_SEED), bench.eval_prompts)
+    sampler = _Sampler(family, policy, seed, keep, bench)
+    eval_steps, eval_scores = [0], [evaluate(policy, family, held_out, keep, bench)]
+    weights, spread, zero_share = [], [], []
     for step in range(bench.steps):
-        prompts = sample_prompts(rng, bench.prompts_per_step)
-        tokens = torch.as_tensor(np.repeat(prompts.tokens, bench.rollouts, axis=0))
-        completions = policy.sample(tokens, bench.temperature, generator)
-        scores = score(prompts, completions.numpy(), bench.rollouts, rng)[..., keep]
+        tokens, completions, scores = sampler.batch()
         result, state = spard.step(state, scores, step=step, return_advantages=True)
         assert result.advantages is not None
         advantages = torch.as_tensor(result.advantages.reshape(-1), dtype=torch.float32)
-        grpo_update(policy, optimizer, tokens, completions, advantages, bench)
-        weights.append(result.reward_weights.tolist())
-        informative = result.sample_weights[~result.zero_signal]
-        data_weight_spread.append(float(informative.std()) if informative.size else 0.0)
+        grpo_update(
+            policy,
+            optimizer,
+            torch.as_tensor(tokens.reshape(-1, tokens.shape[-1])),
+            torch.as_tensor(completions.reshape(-1, completions.shape[-1])),
+            advantages,
+            bench,
+        )
+        zero_share.append(float(result.zero_signal.mean()))
+        if step % TRAJECTORY_EVERY == 0:
+            weights.append(result.reward_weights.tolist())
+            informative = result.sample_weights[~result.zero_signal]
+            spread.append(float(informative.std()) if informative.size else 0.0)
         if (step + 1) % bench.eval_every == 0 or step + 1 == bench.steps:
             eval_steps.append(step + 1)
-            eval_scores.append(evaluate(policy, held_out, bench))
+            eval_scores.append(evaluate(policy, family, held_out, keep, bench))
     return {
-        "variant": variant.name,
+        "family": family_name,
+        "arm": arm.name,
         "seed": seed,
+        "objectives": list(names),
         "eval_steps": eval_steps,
-        # Rounded: the committed results stay small, and 1e-5 is far below seed-to-seed spread.
-        "scores": np.round(eval_scores, 5).tolist(),  # (evals, K)
-        "weights": np.round(weights, 4).tolist(),  # (steps, K)
-        "data_weight_std": np.round(data_weight_spread, 4).tolist(),
+        # Rounded: the committed results stay small, and 1e-4 is far below seed-to-seed spread.
+        "scores": np.round(eval_scores, 4).tolist(),  # (evals, K)
+        "weights": np.round(weights, 3).tolist(),  # (steps / TRAJECTORY_EVERY, K)
+        "data_weight_std": np.round(spread, 3).tolist(),
+        "zero_signal_share": round(float(np.mean(zero_share)), 4),
+        "groups_generated": sampler.groups_generated,
+        "seconds": round(time.perf_counter() - started, 2),
         "bench": asdict(bench),
     }
