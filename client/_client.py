@@ -11,7 +11,7 @@ import httpx
 
 from spard.client._core import Call, ClientCore, Fallback
 from spard.client._observing import AsyncObserving, SyncObserving
-from spard.client.errors import ConflictError, SpardClientError
+from spard.client.errors import SpardClientError
 from spard.client.local import AsyncLocalTransport, LocalRuns, LocalTransport
 from spard.client.models import RunInfo, StepOutcome
 
@@ -81,14 +81,8 @@ class SpardClient(SyncObserving):
         call = ClientCore.create_call(
             objectives, strategy, config, prior_weights, run_id, streaming
         )
-        try:
-            data = self._send(call)
-        except ConflictError:
-            # A retried create whose first attempt went through: the run is ours if it matches.
-            if run_id is not None or self._core.retries == 0:
-                raise
-            data = self._send(Call("GET", f"/v1/runs/{call.json['run_id']}"))
-        return self._core.remember(RunInfo.from_json(data))
+        # A retry whose first attempt went through gets the run back: same Idempotency-Key.
+        return self._core.remember(RunInfo.from_json(self._send(call)))
 
     def get_run(self, run_id: str) -> RunInfo:
         """The run's config, last applied step, current weights and stats."""
@@ -152,7 +146,7 @@ class SpardClient(SyncObserving):
                     raise self._core.transport_error(error) from error
             else:
                 if not self._core.should_retry(attempt, None, response.status_code):
-                    return ClientCore.payload(response)
+                    return ClientCore.payload(response, call, attempt)
             time.sleep(self._core.delay(attempt))
             attempt += 1
 
@@ -224,13 +218,8 @@ class AsyncSpardClient(AsyncObserving):
         call = ClientCore.create_call(
             objectives, strategy, config, prior_weights, run_id, streaming
         )
-        try:
-            data = await self._send(call)
-        except ConflictError:
-            if run_id is not None or self._core.retries == 0:
-                raise
-            data = await self._send(Call("GET", f"/v1/runs/{call.json['run_id']}"))
-        return self._core.remember(RunInfo.from_json(data))
+        # A retry whose first attempt went through gets the run back: same Idempotency-Key.
+        return self._core.remember(RunInfo.from_json(await self._send(call)))
 
     async def get_run(self, run_id: str) -> RunInfo:
         data = await self._send(Call("GET", f"/v1/runs/{run_id}"))
@@ -289,7 +278,7 @@ class AsyncSpardClient(AsyncObserving):
                     raise self._core.transport_error(error) from error
             else:
                 if not self._core.should_retry(attempt, None, response.status_code):
-                    return ClientCore.payload(response)
+                    return ClientCore.payload(response, call, attempt)
             await asyncio.sleep(self._core.delay(attempt))
             attempt += 1
 

@@ -23,7 +23,7 @@ from spard.client.errors import (
 )
 from spard.client.models import CommitOutcome, RunInfo, StepOutcome
 from spard.scores import batch_statistics, parse_scores
-from spard.wire import OCTET_STREAM, encode_step
+from spard.wire import IDEMPOTENCY_HEADER, OCTET_STREAM, encode_step
 
 Fallback = Literal["raise", "hold"]
 logger = logging.getLogger("spard.client")
@@ -56,6 +56,11 @@ class _RunMemo:
     objectives: list[str]
     reward_weights: np.ndarray[Any, Any]
     config: dict[str, Any]
+
+
+def _idempotency() -> dict[str, str]:
+    # One key per logical call, reused by its retries: the service applies it at most once.
+    return {IDEMPOTENCY_HEADER: secrets.token_hex(16)}
 
 
 class ClientCore:
@@ -104,7 +109,7 @@ class ClientCore:
                 if isinstance(prior_weights, dict)
                 else np.asarray(prior_weights).tolist()
             )
-        return Call("POST", "/v1/runs", json=body)
+        return Call("POST", "/v1/runs", json=body, headers=_idempotency())
 
     def step_call(
         self,
@@ -118,7 +123,8 @@ class ClientCore:
         path = f"/v1/runs/{run_id}/steps"
         if array.size >= self.binary_threshold and prompt_ids is None and array.ndim == 3:
             content = encode_step(array, step, return_advantages=return_advantages)
-            return Call("POST", path, content=content, headers={"content-type": OCTET_STREAM})
+            headers = {"content-type": OCTET_STREAM, **_idempotency()}
+            return Call("POST", path, content=content, headers=headers)
         body: dict[str, Any] = {
             "scores": np.where(np.isnan(array), None, array).tolist(),
             "return_advantages": return_advantages,
@@ -127,7 +133,7 @@ class ClientCore:
             body["step"] = step
         if prompt_ids is not None:
             body["prompt_ids"] = list(prompt_ids)
-        return Call("POST", path, json=body)
+        return Call("POST", path, json=body, headers=_idempotency())
 
     @staticmethod
     def observe_call(run_id: str, observations: list[dict[str, Any]]) -> Call:
@@ -152,8 +158,13 @@ class ClientCore:
 
     # Responses ------------------------------------------------------------------------------
     @staticmethod
-    def payload(response: httpx.Response) -> Any:
-        """The JSON of a successful response; raises the error class of a failed one."""
+    def payload(response: httpx.Response, call: Call | None = None, attempt: int = 0) -> Any:
+        """The JSON of a successful response; raises the error class of a failed one.
+
+        A DELETE that answers 404 after a retried attempt succeeded: the earlier attempt's
+        outcome was unknown, and the run is gone either way."""
+        if response.status_code == 404 and attempt > 0 and call and call.method == "DELETE":
+            return None
         if response.status_code >= 400:
             try:
                 body = response.json()

@@ -16,6 +16,7 @@ import numpy as np
 
 import spard
 from spard.config import config_from_overrides
+from spard.engine import validate_request_id
 from spard.ledger import ObservationLedger, ObserveReport, nothing_to_commit
 from spard.records import (
     commit_payload,
@@ -32,7 +33,7 @@ from spard.streaming import (
     parse_observations,
     streaming_config,
 )
-from spard.wire import OCTET_STREAM, decode_step
+from spard.wire import IDEMPOTENCY_HEADER, OCTET_STREAM, decode_step
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ROUTE = re.compile(
@@ -48,9 +49,12 @@ class _HttpProblemError(Exception):
 
 
 class _LocalRun:
-    def __init__(self, state: spard.State, streaming: StreamingConfig) -> None:
+    def __init__(
+        self, state: spard.State, streaming: StreamingConfig, created_by: str | None = None
+    ) -> None:
         self.state = state
         self.streaming = streaming
+        self.created_by = created_by  # the create request's idempotency key
         self.observations = ObservationLedger()
         self.etag = secrets.token_hex(12)
         self.created_at = self.updated_at = time.time()
@@ -108,7 +112,7 @@ class LocalRuns:
         if match.group("step") is not None:
             tail, step = "commit", int(match.group("step"))
         handlers: dict[tuple[str, bool, str | None], Callable[[], tuple[int, Any]]] = {
-            ("POST", False, None): lambda: self._create(_json(request)),
+            ("POST", False, None): lambda: self._create(_json(request), _request_id(request)),
             ("GET", True, None): lambda: (200, self._run(run_id).summary(run_id)),
             ("DELETE", True, None): lambda: self._delete(run_id),
             ("POST", True, "steps"): lambda: self._step(run_id, request),
@@ -129,11 +133,14 @@ class LocalRuns:
             raise _HttpProblemError(404, f"run {run_id!r} not found", "run_id")
         return self._runs[run_id]
 
-    def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
+    def _create(self, body: dict[str, Any], request_id: str | None) -> tuple[int, Any]:
         run_id = body.get("run_id")
         if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
             raise _HttpProblemError(422, f"run_id must match {_RUN_ID.pattern}", "run_id")
         if run_id in self._runs:
+            existing = self._runs[run_id]
+            if request_id is not None and existing.created_by == request_id:
+                return 201, existing.summary(run_id)
             raise _HttpProblemError(409, f"run {run_id!r} already exists", "run_id")
         config = config_from_overrides(
             body.get("config") or {},
@@ -141,7 +148,9 @@ class LocalRuns:
             defaults={"replay_window": self._step_retention},
         )
         state = spard.init(body.get("objectives") or [], config, body.get("prior_weights"))
-        self._runs[run_id] = _LocalRun(state, streaming_config(body.get("streaming")))
+        self._runs[run_id] = _LocalRun(
+            state, streaming_config(body.get("streaming")), created_by=request_id
+        )
         return 201, self._runs[run_id].summary(run_id)
 
     def _delete(self, run_id: str | None) -> tuple[int, Any]:
@@ -159,11 +168,20 @@ class LocalRuns:
             body = _json(request)
             step, scores = body.get("step"), body.get("scores")
             advantages, prompt_ids = bool(body.get("return_advantages")), body.get("prompt_ids")
-        result = self._apply(run, step, scores, advantages)
+        result = self._apply(run, step, scores, advantages, _request_id(request))
         return 200, step_payload(run_id or "", result, prompt_ids)
 
-    def _apply(self, run: _LocalRun, step: int | None, scores: Any, advantages: bool) -> Any:
-        result, run.state = spard.step(run.state, scores, step, return_advantages=advantages)
+    def _apply(
+        self,
+        run: _LocalRun,
+        step: int | None,
+        scores: Any,
+        advantages: bool,
+        request_id: str | None = None,
+    ) -> Any:
+        result, run.state = spard.step(
+            run.state, scores, step, return_advantages=advantages, request_id=request_id
+        )
         if not result.replayed:
             run.updated_at, run.etag = time.time(), secrets.token_hex(12)
             weights = sample_weight_summary(result.sample_weights, result.zero_signal)
@@ -252,6 +270,11 @@ class AsyncLocalTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
         return self.runs.handle(request)
+
+
+def _request_id(request: httpx.Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    return None if key is None else validate_request_id(key, field=IDEMPOTENCY_HEADER)
 
 
 def _json(request: httpx.Request) -> Any:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Request
 
+from spard.engine import validate_request_id
 from spard.service.auth import tenant_for
 from spard.service.runs import RunService
 from spard.service.settings import RUN_ID_PATTERN, Settings
 from spard.service.store import RunKey
+from spard.wire import IDEMPOTENCY_HEADER
 
 
 async def get_runs(request: Request) -> RunService:
@@ -40,3 +42,20 @@ Runs = Annotated[RunService, Depends(get_runs)]
 CurrentSettings = Annotated[Settings, Depends(get_settings)]
 Tenant = Annotated[str, Depends(tenant_for)]
 Run = Annotated[RunKey, Depends(run_key)]
+
+
+async def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            description="any unique string per logical request (the SDK sends one): a retry "
+            "with the same key is answered from the first attempt and never applied twice",
+        ),
+    ] = None,
+) -> str | None:
+    """The request's validated idempotency key, if it sent one."""
+    return None if key is None else validate_request_id(key, field=IDEMPOTENCY_HEADER)
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]

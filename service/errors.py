@@ -85,7 +85,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        location = [str(part) for part in first["loc"] if part not in ("body", "query", "path")]
+        location = [
+            str(part) for part in first["loc"] if part not in ("body", "query", "path", "header")
+        ]
         field = ".".join(location) or None
         message = f"{field}: {first['msg']}" if field else str(first["msg"])
         details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]

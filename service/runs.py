@@ -7,6 +7,7 @@ compare-and-set commit; a stale cache only costs a retry.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections import OrderedDict
@@ -34,6 +35,7 @@ class RunMeta:
     incarnation: str  # tells this run from an earlier one with the same id
     objectives: tuple[str, ...]
     streaming: StreamingConfig
+    created_by: str | None = None  # the create request's idempotency key, if it sent one
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -41,6 +43,7 @@ class RunMeta:
                 "incarnation": self.incarnation,
                 "objectives": self.objectives,
                 "streaming": self.streaming.model_dump(mode="json"),
+                "created_by": self.created_by,
             }
         )
 
@@ -48,7 +51,9 @@ class RunMeta:
     def from_json(cls, data: bytes) -> RunMeta:
         meta = orjson.loads(data)
         streaming = StreamingConfig.model_validate(meta["streaming"])
-        return cls(meta["incarnation"], tuple(meta["objectives"]), streaming)
+        return cls(
+            meta["incarnation"], tuple(meta["objectives"]), streaming, meta.get("created_by")
+        )
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,21 @@ class RunService:
         config: spard.SpardConfig,
         prior_weights: Any,
         streaming: StreamingConfig,
+        *,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
-        """Create a run; raises :class:`RunExistsError` if the id is taken."""
+        """Create a run; raises :class:`RunExistsError` if the id is taken, unless by a create
+        with the same ``request_id`` (a retry whose first attempt went through): that one gets
+        the run's summary."""
         state = spard.init(objectives, config, prior_weights=prior_weights)
         now = time.time()
-        meta = RunMeta(secrets.token_hex(12), state.objectives, streaming)
+        meta = RunMeta(secrets.token_hex(12), state.objectives, streaming, request_id)
         record = replace(_record(key, state, meta, created_at=now), meta=meta.to_json())
         if not await self.store.create(key, record, meta.incarnation):
+            if request_id is not None:
+                with contextlib.suppress(RunNotFoundError):
+                    if (await self.meta(key, reload=True)).created_by == request_id:
+                        return orjson.loads(await self.summary(key))  # type: ignore[no-any-return]
             raise RunExistsError(f"run {key.run_id!r} already exists", field="run_id")
         self._remember(key, _Loaded(record.etag, state, now, True, meta))
         return orjson.loads(record.summary)  # type: ignore[no-any-return]
@@ -104,15 +117,27 @@ class RunService:
         return summary
 
     async def step(
-        self, key: RunKey, step: int | None, scores: np.ndarray[Any, Any], return_advantages: bool
+        self,
+        key: RunKey,
+        step: int | None,
+        scores: np.ndarray[Any, Any],
+        return_advantages: bool,
+        *,
+        request_id: str | None = None,
     ) -> spard.StepResult:
-        """Apply (or replay) one step exactly once, whatever the concurrency."""
+        """Apply (or replay) one step exactly once, whatever the concurrency; ``request_id``
+        (the client's idempotency key) is stored with the step, so a retry of a step without an
+        index replays it rather than applying the batch again."""
         cached = self._cache.get(key)
         loaded = replace(cached, fresh=False) if cached else await self._load(key)
         for _ in range(_MAX_ATTEMPTS):
             try:
                 result, state = spard.step(
-                    loaded.state, scores, step, return_advantages=return_advantages
+                    loaded.state,
+                    scores,
+                    step,
+                    return_advantages=return_advantages,
+                    request_id=request_id,
                 )
             except (spard.StepOrderError, spard.StepConflictError):
                 if loaded.fresh:

@@ -29,6 +29,7 @@ class AppliedStep:
     sample_weights: FloatArray  # (N,)
     zero_signal: BoolArray  # (N,)
     stats: ObjectiveStats
+    request_id: str | None = None  # the caller's idempotency key, if it sent one
 
     def __post_init__(self) -> None:
         for array in (self.reward_weights, self.sample_weights, self.zero_signal):
@@ -60,6 +61,10 @@ class State:
         """The stored answer of an applied step, if it is still kept."""
         return next((entry for entry in self.recent if entry.step == step), None)
 
+    def applied_request(self, request_id: str) -> AppliedStep | None:
+        """The kept step applied for the request with this idempotency key, if any."""
+        return next((entry for entry in self.recent if entry.request_id == request_id), None)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN as None) that :meth:`from_dict` turns back into this state."""
         document: dict[str, Any] = orjson.loads(self.to_json())
@@ -77,6 +82,7 @@ class State:
                 "sample_weights": entry.sample_weights,
                 "zero_signal": entry.zero_signal,
                 "stats": entry.stats,
+                "request_id": entry.request_id,
             }
             for entry in self.recent
         ]
@@ -125,6 +131,7 @@ class _AppliedStepModel(BaseModel):
     sample_weights: list[float]
     zero_signal: list[bool]
     stats: ObjectiveStats
+    request_id: str | None = None  # absent in states written before idempotency keys
 
 
 class _StateModel(BaseModel):
@@ -179,6 +186,7 @@ class _StateModel(BaseModel):
                 sample_weights=np.array(entry.sample_weights, dtype=np.float64),
                 zero_signal=np.array(entry.zero_signal, dtype=np.bool_),
                 stats=entry.stats,
+                request_id=entry.request_id,
             )
             for entry in self.recent
         )

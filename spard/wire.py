@@ -33,6 +33,9 @@ FORMAT_VERSION = 1
 OCTET_STREAM = "application/octet-stream"
 _HEADER = struct.Struct("<4sBBHqIIII")
 HEADER_SIZE = _HEADER.size  # 32
+# A request's idempotency key: a step or create sent again with the same key (any replica,
+# any body encoding) is answered from what the first one did, never applied twice.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 _FLAG_ADVANTAGES = 1
 
 

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Body, Query, Response
 
 from spard.config import config_from_overrides
-from spard.service.dependencies import CurrentSettings, Run, Runs, Tenant
+from spard.service.dependencies import CurrentSettings, IdempotencyKey, Run, Runs, Tenant
 from spard.service.errors import BadRequestError
 from spard.service.schemas import ERROR_RESPONSES, CreateRunRequest, HistoryPage, RunSummary
 from spard.service.store import RunKey
@@ -27,12 +27,17 @@ def _json(payload: Any, status_code: int = 200) -> Response:
     "",
     status_code=201,
     response_model=RunSummary,
-    responses={409: {"description": "the run id exists"}},
+    responses={409: {"description": "the run id exists (created by another request)"}},
 )
 async def create_run(
-    body: CreateRunRequest, tenant: Tenant, runs: Runs, settings: CurrentSettings
+    body: CreateRunRequest,
+    tenant: Tenant,
+    runs: Runs,
+    settings: CurrentSettings,
+    request_id: IdempotencyKey,
 ) -> Response:
-    """Create a run over named objectives, with a strategy and config overrides."""
+    """Create a run over named objectives, with a strategy and config overrides. A create sent
+    again with the same ``Idempotency-Key`` gets the run it created, not 409."""
     if len(body.objectives) > settings.max_objectives:
         raise BadRequestError(
             f"objectives: {len(body.objectives)} given; the limit is {settings.max_objectives}",
@@ -46,7 +51,9 @@ async def create_run(
     run_id = body.run_id or f"run-{secrets.token_hex(8)}"
     key = RunKey(tenant=tenant, run_id=run_id)
     streaming = streaming_config(body.streaming)
-    summary = await runs.create(key, list(body.objectives), config, body.prior_weights, streaming)
+    summary = await runs.create(
+        key, list(body.objectives), config, body.prior_weights, streaming, request_id=request_id
+    )
     return _json(summary, status_code=201)
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 import spard
 from spard.records import step_payload
 from spard.service.codec import MSGPACK_TYPES, decode_step_body
-from spard.service.dependencies import Run
+from spard.service.dependencies import IdempotencyKey, Run
 from spard.service.errors import ServiceError
 from spard.service.metrics import count_step
 from spard.service.runs import RunService
@@ -48,9 +48,10 @@ _REQUEST_BODY: dict[str, Any] = {
         415: {"description": "unsupported Content-Type"},
     },
 )
-async def post_step(request: Request, run: Run) -> Response:
+async def post_step(request: Request, run: Run, request_id: IdempotencyKey) -> Response:
     """Apply one batch of scores (N, G, K), exactly once: a step sent again, to any replica,
-    returns the stored result with ``replayed: true``."""
+    returns the stored result with ``replayed: true``; so does a step without an index sent
+    again with the same ``Idempotency-Key`` (while that step is among the kept ones)."""
     # The hot path: app state read directly rather than through two more dependencies.
     runs: RunService = request.app.state.runs
     settings: Settings = request.app.state.settings
@@ -58,7 +59,9 @@ async def post_step(request: Request, run: Run) -> Response:
     try:
         # K is checked by the engine against the run's objectives.
         decoded = decode_step_body(request.headers.get("content-type"), body, settings.max_scores)
-        result = await runs.step(run, decoded.step, decoded.scores, decoded.return_advantages)
+        result = await runs.step(
+            run, decoded.step, decoded.scores, decoded.return_advantages, request_id=request_id
+        )
     except (spard.SpardError, ServiceError):
         count_step("rejected")
         raise

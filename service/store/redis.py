@@ -26,7 +26,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 
 from spard.ledger import ObservationItem, ObserveOutcome, SealedStep, parse_observation_field
 from spard.service.settings import Settings
@@ -71,10 +71,11 @@ class RedisStore:
         options: dict[str, Any] = {
             "socket_timeout": settings.redis_timeout_s,
             "socket_connect_timeout": settings.redis_timeout_s,
-            # One quick retry on a dropped connection (e.g. Redis restarted between requests);
-            # a retried script is harmless: its etag check turns a duplicate into STALE.
-            "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
-            "retry_on_error": [redis_errors.ConnectionError],
+            # No retry below the service: a script re-sent after a timeout may already have run,
+            # and "the next step" computed again would apply a batch twice. A failed call is a
+            # 503 whose retry (same Idempotency-Key) the service answers exactly once. This also
+            # keeps the real timeout at redis_timeout_s, not a multiple of it.
+            "retry": Retry(NoBackoff(), 0),
         }
         self._client: Redis | RedisCluster
         if settings.redis_cluster:
