@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from spard.config import Strategy
+from spard.config import MAX_STEP, Strategy
 from spard.service.settings import RUN_ID_PATTERN
 from spard.streaming import Observation, ObservationBatch, StreamingConfig
 
@@ -44,7 +44,9 @@ class StepRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    step: int | None = Field(None, ge=0, description="step index; absent: the next one")
+    step: int | None = Field(
+        None, ge=0, le=MAX_STEP, description="step index; absent: the next one"
+    )
     scores: list[list[list[float | None]]] = Field(
         description="(N, G, K) nested lists: prompts, rollouts, objectives; null = missing"
     )

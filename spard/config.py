@@ -7,7 +7,7 @@ contract and the code can be read side by side.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -30,6 +30,10 @@ RewardRuleOption = Literal["auto", "fixed", "pawa", "saw"]
 DataRuleOption = Literal["auto", "none", "radr", "radr_mass"]
 ScaleRewards = Literal["group", "batch", "none"]
 
+# The largest step index (and count) every store keeps exactly: Redis sorted-set scores and
+# JSON numbers in most clients are doubles.
+MAX_STEP = 2**53 - 1
+
 __all__ = ["STRATEGIES", "SpardConfig", "Strategy", "config_from_overrides", "input_error"]
 
 
@@ -45,7 +49,10 @@ class SpardConfig(BaseModel):
     rejected so a typo in an override never passes silently.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and +/-inf are refused everywhere (JSON writes them as null, so a run holding one
+    # could be stored but never loaded again), and every knob has an upper bound far above any
+    # useful value but low enough that the engine's arithmetic cannot overflow.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     strategy: Strategy = Field(
         "spard", description="a row of spard.strategies.STRATEGY_TABLE: " + " | ".join(STRATEGIES)
@@ -64,27 +71,33 @@ class SpardConfig(BaseModel):
     progress_decay: float = Field(0.9, ge=0.0, lt=1.0, description="b_g, EMA of the gains")
     scale_decay: float = Field(0.9, ge=0.0, lt=1.0, description="b_s, EMA of dispersion")
     gain_window: int = Field(16, ge=2, le=4096, description="W, gains kept for the MAD")
-    eps_rel: float = Field(1e-3, ge=0.0, description="eps_rel, scale floor of the noise")
-    eps: float = Field(1e-8, gt=0.0, description="eps, absolute floor")
+    eps_rel: float = Field(1e-3, ge=0.0, le=1e6, description="eps_rel, scale floor of the noise")
+    eps: float = Field(1e-8, ge=1e-30, le=1.0, description="eps, absolute floor")
 
-    utility_clip: float = Field(3.0, gt=0.0, description="c, clip of the reliability")
-    step_size: float = Field(0.2, gt=0.0, description="eta, exponentiated-gradient step")
-    prior_strength: float = Field(1.0, ge=0.0, description="lambda, pull towards w0")
+    utility_clip: float = Field(3.0, gt=0.0, le=1e3, description="c, clip of the reliability")
+    step_size: float = Field(0.2, gt=0.0, le=1e3, description="eta, exponentiated-gradient step")
+    prior_strength: float = Field(1.0, ge=0.0, le=1e6, description="lambda, pull towards w0")
     prior_mix: float = Field(0.05, ge=0.0, le=1.0, description="rho, floor mix with w0")
-    warmup: int = Field(4, ge=1, description="observations before an objective can move")
-    update_every: int = Field(1, ge=1, description="weight update period, in applied steps")
+    warmup: int = Field(
+        4, ge=1, le=MAX_STEP, description="observations before an objective can move"
+    )
+    update_every: int = Field(
+        1, ge=1, le=MAX_STEP, description="weight update period, in applied steps"
+    )
 
-    data_weight_power: float = Field(0.5, ge=0.0, description="gamma, temper of v_i")
-    data_weight_min: float = Field(0.2, ge=0.0, description="d_min, clip of data weights")
-    data_weight_max: float = Field(5.0, gt=0.0, description="d_max, clip of data weights")
+    data_weight_power: float = Field(0.5, ge=0.0, le=10.0, description="gamma, temper of v_i")
+    data_weight_min: float = Field(0.2, ge=0.0, le=1e6, description="d_min, clip of data weights")
+    data_weight_max: float = Field(5.0, gt=0.0, le=1e6, description="d_max, clip of data weights")
 
     advantage_mode: AdvantageMode = Field(
         "auto", description="sum (GRPO) or decoupled (GDPO); auto: the strategy's"
     )
     scale_rewards: ScaleRewards = Field("group", description="as TRL's scale_rewards")
-    advantage_eps: float = Field(1e-4, gt=0.0, description="std floor of advantages, as TRL")
+    advantage_eps: float = Field(
+        1e-4, gt=0.0, le=1.0, description="std floor of advantages, as TRL"
+    )
 
-    saw_offsets: dict[str, float] = Field(
+    saw_offsets: dict[str, Annotated[float, Field(ge=-1e12, le=1e12)]] = Field(
         default_factory=dict, description="SAW: per-objective shift added before the CV"
     )
     replay_window: int = Field(

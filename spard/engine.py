@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from spard.advantages import compute_advantages
-from spard.config import SpardConfig
+from spard.config import MAX_STEP, SpardConfig
 from spard.errors import InputError, StepConflictError, StepOrderError
 from spard.pawa import exponentiated_gradient_step, utility
 from spard.progress import ObjectiveTracks, absorb_batch
@@ -20,6 +20,7 @@ from spard.state import AppliedStep, ObjectiveStats, State, validate_objectives
 from spard.types import BoolArray, FloatArray
 
 MAX_REQUEST_ID = 128
+MIN_PRIOR_WEIGHT = 1e-9
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,15 @@ def step(
 def _step_index(state: State, step: int | None) -> int:
     if step is None:
         return 0 if state.last_step is None else state.last_step + 1
-    if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
-        raise InputError(f"step must be a non-negative integer; got {step!r}", field="step")
+    if (
+        isinstance(step, bool)
+        or not isinstance(step, int | np.integer)
+        or not 0 <= step <= MAX_STEP
+    ):
+        raise InputError(
+            f"step must be a non-negative integer up to 2**53 - 1; got {step!r}",
+            field="step",
+        )
     return int(step)
 
 
@@ -282,5 +290,13 @@ def _prior_weights(
         )
     if not (np.isfinite(values).all() and (values > 0).all()):
         raise InputError("prior_weights must be finite and > 0", field="prior_weights")
-    normalised: FloatArray = values / values.sum()
+    # Scaled by the largest first: a sum of values near 1e308 would overflow to inf.
+    scaled = values / values.max()
+    normalised: FloatArray = scaled / scaled.sum()
+    if normalised.min() < MIN_PRIOR_WEIGHT:
+        raise InputError(
+            f"prior_weights: every weight must be at least {MIN_PRIOR_WEIGHT:g} of the total "
+            f"(the smallest is {normalised.min():.3g}); a weight that small would round to 0",
+            field="prior_weights",
+        )
     return normalised

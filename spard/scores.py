@@ -16,6 +16,7 @@ from spard.errors import InputError
 from spard.types import BoolArray, FloatArray, IntArray
 
 _NUMERIC_KINDS = "fiub"
+MAX_SCORE = 1e100
 
 
 def parse_scores(scores: Any, num_objectives: int | None, *, field: str = "scores") -> FloatArray:
@@ -50,6 +51,7 @@ def parse_scores(scores: Any, num_objectives: int | None, *, field: str = "score
             field=field,
         )
     if np.isfinite(array).all():
+        _check_magnitude(array, field)
         return array
     infinite = np.isinf(array)
     if infinite.any():
@@ -60,7 +62,19 @@ def parse_scores(scores: Any, num_objectives: int | None, *, field: str = "score
         )
     if np.isnan(array).all():
         raise InputError(f"{field} has no valid score: every entry is missing", field=field)
+    _check_magnitude(array, field)
     return array
+
+
+def _check_magnitude(array: FloatArray, field: str) -> None:
+    # The statistics square deviations and sum them over a batch: beyond this, they overflow.
+    large = np.abs(array) > MAX_SCORE
+    if large.any():
+        where = tuple(int(i) for i in np.argwhere(large)[0])
+        raise InputError(
+            f"{field}: scores must lie within +/-{MAX_SCORE:g} (first outside at index {where})",
+            field=field,
+        )
 
 
 def _to_float_array(scores: Any, field: str) -> FloatArray:

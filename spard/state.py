@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from spard.config import SpardConfig, input_error
+from spard.config import MAX_STEP, SpardConfig, input_error
 from spard.errors import InputError
 from spard.progress import ObjectiveTracks
 from spard.types import BoolArray, FloatArray
@@ -123,31 +123,37 @@ def _array(values: list[float | None]) -> FloatArray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
+# What a state may hold: finite numbers (NaN is written as null, so a NaN arriving here could
+# never be written back), counts and step indices that every store keeps exactly.
+_Count = Annotated[int, Field(ge=0, le=MAX_STEP)]
+_Finite = Annotated[float, Field(ge=-1e300, le=1e300)]
+
+
 class _AppliedStepModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    step: int
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    step: _Count
     scores_digest: str
-    reward_weights: list[float]
-    sample_weights: list[float]
+    reward_weights: list[_Finite]
+    sample_weights: list[_Finite]
     zero_signal: list[bool]
-    stats: ObjectiveStats
+    stats: dict[str, dict[str, _Finite | None]]
     request_id: str | None = None  # absent in states written before idempotency keys
 
 
 class _StateModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     version: int
     objectives: list[str]
     config: SpardConfig
-    prior_weights: list[float]
-    reward_weights: list[float]
-    steps_applied: int
-    last_step: int | None
-    observations: list[int]
-    level: list[float | None]
-    progress: list[float]
-    gains: list[list[float | None]]
-    scale: list[float | None]
+    prior_weights: list[_Finite]
+    reward_weights: list[_Finite]
+    steps_applied: _Count
+    last_step: _Count | None
+    observations: list[_Count]
+    level: list[_Finite | None]
+    progress: list[_Finite]
+    gains: list[list[_Finite | None]]
+    scale: list[_Finite | None]
     recent: list[_AppliedStepModel]
 
     def to_state(self) -> State:

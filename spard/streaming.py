@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from spard.config import input_error
+from spard.config import MAX_STEP, input_error
 from spard.errors import InputError
 from spard.ledger import ObservationItem, ObserveOutcome
 from spard.types import FloatArray
@@ -109,7 +109,7 @@ class Observation(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     step: StrictInt | None = Field(
-        None, ge=0, description="the step it belongs to; absent: the run's open step"
+        None, ge=0, le=MAX_STEP, description="the step it belongs to; absent: the run's open step"
     )
     group_id: StrictInt | GroupIdText = Field(
         description="the prompt (group); groups are ordered by id in the committed batch"

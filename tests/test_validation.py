@@ -56,7 +56,7 @@ def test_none_and_nan_both_mean_missing_and_booleans_are_numbers(state):
     assert a.to_dict() == b.to_dict()
 
 
-@pytest.mark.parametrize("step", [-1, 1.5, "3", True, None.__class__])
+@pytest.mark.parametrize("step", [-1, 1.5, "3", True, None.__class__, 2**53, 2**64 - 1])
 def test_bad_step_indices_are_rejected(state, step):
     with pytest.raises(spard.InputError, match="step must be a non-negative integer") as caught:
         spard.step(state, np.ones((1, 2, 2)), step=step)

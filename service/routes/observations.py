@@ -7,6 +7,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Header, Path, Request, Response
 
+from spard.config import MAX_STEP
 from spard.records import commit_payload
 from spard.service.dependencies import Run
 from spard.service.errors import BadRequestError, PayloadTooLargeError
@@ -86,7 +87,7 @@ async def post_observations(request: Request, run: Run) -> Response:
 async def commit_step(
     request: Request,
     run: Run,
-    step: Annotated[int, Path(ge=0, description="the step to close")],
+    step: Annotated[int, Path(ge=0, le=MAX_STEP, description="the step to close")],
     body: CommitRequest | None = None,
 ) -> Response:
     """Close a step and run the engine once on the observations that arrived (groups ordered

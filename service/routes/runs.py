@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Query, Response
 
-from spard.config import config_from_overrides
+from spard.config import MAX_STEP, config_from_overrides
 from spard.service.dependencies import CurrentSettings, IdempotencyKey, Run, Runs, Tenant
 from spard.service.errors import BadRequestError
 from spard.service.schemas import ERROR_RESPONSES, CreateRunRequest, HistoryPage, RunSummary
@@ -74,7 +74,9 @@ async def delete_run(run: Run, runs: Runs) -> Response:
 async def get_history(
     run: Run,
     runs: Runs,
-    after: Annotated[int | None, Query(ge=-1, description="entries with step > after")] = None,
+    after: Annotated[
+        int | None, Query(ge=-1, le=MAX_STEP, description="entries with step > after")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Per-step weights and stats, oldest first, a page at a time (for plots)."""
