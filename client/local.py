@@ -3,6 +3,7 @@ exactly as it talks to the service (same requests, same JSON, same errors), with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -17,7 +18,14 @@ import numpy as np
 import spard
 from spard.config import config_from_overrides
 from spard.engine import validate_request_id
-from spard.ledger import ObservationLedger, ObserveReport, nothing_to_commit
+from spard.ledger import (
+    DEFAULT_MAX_OPEN_STEPS,
+    ObservationLedger,
+    ObserveReport,
+    check_step_count,
+    nothing_to_commit,
+    too_many_open_steps,
+)
 from spard.records import (
     commit_payload,
     history_entry,
@@ -194,9 +202,13 @@ class LocalRuns:
         observations = parse_observations(body)
         report = ObserveReport()
         grouped = items_by_step(observations, run.state.objectives, run.streaming)
+        check_step_count(len(grouped), DEFAULT_MAX_OPEN_STEPS)
         for step, (positions, items) in grouped.items():
             last, size = run.state.last_step, run.streaming.group_size or 0
             outcome = run.observations.observe(step, items, last, size)
+            if outcome.status == "full":
+                message = too_many_open_steps(outcome.step, DEFAULT_MAX_OPEN_STEPS)
+                raise _HttpProblemError(409, message, None)
             report.add(outcome, positions)
             for due in due_commits(run.streaming, outcome):
                 if self._commit_if_possible(run_id, due) and due not in report.committed:
@@ -206,7 +218,14 @@ class LocalRuns:
     def _commit(self, run_id: str | None, step: int, body: Any) -> tuple[int, Any]:
         run = self._run(run_id)
         sealed = run.observations.seal(step, run.state.last_step, self._step_retention)
-        before = [s for s in sealed.open_before if self._commit_if_possible(run_id, s)]
+        before = []
+        for earlier in sealed.open_before:  # in order, each once: linear, as in the service
+            found = run.observations.seal(earlier, run.state.last_step, self._step_retention)
+            if found.observed:
+                batch = assemble(found.observed, len(run.state.objectives), run.streaming)
+                with contextlib.suppress(spard.InputError):
+                    self._apply(run, earlier, batch.scores, False)
+                    before.append(earlier)
         if not sealed.observed:
             raise _HttpProblemError(409, nothing_to_commit(step, sealed.last_step), "step")
         batch = assemble(sealed.observed, len(run.state.objectives), run.streaming)

@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import spard
-from spard.ledger import ObserveOutcome, ObserveReport, nothing_to_commit
+from spard.ledger import (
+    ObserveOutcome,
+    ObserveReport,
+    SealedStep,
+    check_step_count,
+    nothing_to_commit,
+    too_many_open_steps,
+)
 from spard.service.errors import RunNotFoundError, ServiceError, ServiceUnavailableError
 from spard.service.metrics import count_observations, count_step
 from spard.service.runs import RunMeta, RunService
@@ -20,6 +27,12 @@ from spard.streaming import AssembledBatch, Observation, assemble, due_commits, 
 
 class StepNotCommittableError(ServiceError):
     """Nothing to commit: no observations arrived, or they are no longer kept."""
+
+    status_code = 409
+
+
+class TooManyOpenStepsError(ServiceError):
+    """A new step would exceed the run's bound on steps not yet applied."""
 
     status_code = 409
 
@@ -40,6 +53,7 @@ class ObservationService:
         self.runs = runs
         self.store = runs.store
         self.retention = runs.settings.step_retention
+        self.max_open_steps = runs.settings.max_open_steps
 
     async def observe(self, key: RunKey, observations: Sequence[Observation]) -> ObserveReport:
         """Record observations (any steps, any groups); auto-commit as the run is configured."""
@@ -55,11 +69,16 @@ class ObservationService:
         self, key: RunKey, meta: RunMeta, observations: Sequence[Observation], report: ObserveReport
     ) -> bool:
         by_step = items_by_step(observations, meta.objectives, meta.streaming)
+        check_step_count(len(by_step), self.max_open_steps)
         group_size = meta.streaming.group_size or 0
         for step, (positions, items) in by_step.items():
-            outcome = await self.store.observe(key, meta.incarnation, step, items, group_size)
+            outcome = await self.store.observe(
+                key, meta.incarnation, step, items, group_size, self.max_open_steps
+            )
             if outcome.status == "missing":
                 raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
+            if outcome.status == "full":
+                raise TooManyOpenStepsError(too_many_open_steps(outcome.step, self.max_open_steps))
             if outcome.status == "reload":
                 return False
             report.add(outcome, positions)
@@ -85,12 +104,36 @@ class ObservationService:
 
     async def commit(self, key: RunKey, step: int, *, return_advantages: bool) -> Commit:
         """Close ``step`` and step the engine on what arrived, exactly once (a commit sent
-        again, to any replica, replays the stored result). Open earlier steps go first."""
+        again, to any replica, replays the stored result). Open earlier steps go first, in
+        order, each once: one that cannot be committed stays open and is not retried here."""
         meta = await self.runs.meta(key)
         sealed = await self.store.seal(key, step, self.retention)
         if sealed is None:
             raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
-        committed_before = [s for s in sealed.open_before if await self._commit_if_possible(key, s)]
+        committed_before = []
+        for earlier in sealed.open_before:  # ascending, so none of them has open steps left
+            try:
+                await self._commit_sealed(key, meta, earlier, return_advantages=False)
+            except (StepNotCommittableError, spard.InputError):
+                continue
+            committed_before.append(earlier)
+        result, batch = await self._commit_sealed(key, meta, step, return_advantages, sealed)
+        return Commit(result, batch, committed_before)
+
+    async def _commit_sealed(
+        self,
+        key: RunKey,
+        meta: RunMeta,
+        step: int,
+        return_advantages: bool,
+        sealed: SealedStep | None = None,
+    ) -> tuple[spard.StepResult, AssembledBatch]:
+        """Seal ``step`` (unless given its seal) and step the engine on what arrived; never
+        looks at earlier steps, so committing n open steps costs n commits, not 2**n."""
+        if sealed is None:
+            sealed = await self.store.seal(key, step, self.retention)
+            if sealed is None:
+                raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
         if not sealed.observed:
             message = nothing_to_commit(step, sealed.last_step)
             raise StepNotCommittableError(message, field="step")
@@ -101,7 +144,7 @@ class ObservationService:
             count_step("rejected")
             raise
         count_step("replayed" if result.replayed else "applied")
-        return Commit(result, batch, committed_before)
+        return result, batch
 
     async def weights(self, key: RunKey) -> tuple[str, bytes]:
         """The run's etag and its current weights JSON."""

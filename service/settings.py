@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from spard.ledger import DEFAULT_MAX_OPEN_STEPS
+
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOCAL_TENANT = "local"
@@ -39,6 +41,13 @@ class Settings(BaseSettings):
     max_scores: int = Field(4 * 2**20, gt=0, description="limit of N*G*K in one step (413)")
     max_objectives: int = Field(64, gt=0)
     max_observations: int = Field(10_000, gt=0, description="observations in one request (413)")
+    max_open_steps: int = Field(
+        DEFAULT_MAX_OPEN_STEPS,
+        gt=0,
+        le=4096,
+        description="steps per run holding observations not yet applied (409 past it); also "
+        "the most steps one observations request may name (422)",
+    )
     step_retention: int = Field(8, ge=1, le=10_000, description="step responses kept per run")
     history_retention: int = Field(2000, ge=1, description="history entries kept per run")
     run_ttl_s: int = Field(30 * 86400, ge=0, description="idle runs expire after this; 0: never")

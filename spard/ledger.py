@@ -7,6 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from spard.errors import InputError
+
+# Steps holding observations that are not applied yet, per run: each commit of a later step
+# tries them in order, so the bound keeps that cost (and the stored observations) bounded.
+DEFAULT_MAX_OPEN_STEPS = 64
+
 
 @dataclass(frozen=True)
 class ObservationItem:
@@ -22,13 +28,14 @@ class ObservationItem:
 class ObserveOutcome:
     """What a store did with the observations of one step.
 
-    ``status``: "ok"; "late" (the step is sealed or applied: nothing stored); "missing" (no
-    such run); "reload" (the run was recreated: the caller's metadata is stale).
+    ``status``: "ok"; "late" (the step is sealed or applied: nothing stored); "full" (the step
+    would be one more open step than the run may hold: nothing stored); "missing" (no such
+    run); "reload" (the run was recreated: the caller's metadata is stale).
     ``conflicts`` / ``overflow`` index the observations passed in; ``open_before`` lists
     steps before ``step`` holding observations that are not applied yet.
     """
 
-    status: Literal["ok", "late", "missing", "reload"]
+    status: Literal["ok", "late", "full", "missing", "reload"]
     step: int = -1
     accepted: int = 0
     duplicates: int = 0
@@ -74,6 +81,24 @@ class ObserveReport:
         return dict(self.__dict__)
 
 
+def too_many_open_steps(step: int, limit: int) -> str:
+    """Why observations of ``step`` were refused: the run holds ``limit`` unapplied steps."""
+    return (
+        f"step {step} would be one more than the {limit} steps this run may hold with "
+        "observations not yet applied (SPARD_MAX_OPEN_STEPS): commit them first"
+    )
+
+
+def check_step_count(steps: int, limit: int) -> None:
+    """Refuse a request whose observations name more than ``limit`` steps."""
+    if steps > limit:
+        raise InputError(
+            f"observations: one request names {steps} steps; the limit is {limit} "
+            "(SPARD_MAX_OPEN_STEPS)",
+            field="observations",
+        )
+
+
 def nothing_to_commit(step: int, last_step: int | None) -> str:
     """Why a step with no kept observations cannot be committed."""
     if last_step is not None and step <= last_step:
@@ -108,9 +133,15 @@ class ObservationLedger:
         self._steps: dict[int, _StepBook] = {}
 
     def observe(
-        self, step: int, items: Sequence[ObservationItem], last_step: int | None, group_size: int
+        self,
+        step: int,
+        items: Sequence[ObservationItem],
+        last_step: int | None,
+        group_size: int,
+        max_open_steps: int = DEFAULT_MAX_OPEN_STEPS,
     ) -> ObserveOutcome:
         """Record ``items`` for ``step`` (-1: the open step); ``group_size`` 0 when unset.
+        A step that would be more than ``max_open_steps`` not yet applied is refused ("full").
 
         Sent without a step, an observation whose id is already stored in an earlier kept step
         is a duplicate: a client retried a request whose answer was lost while that step was
@@ -125,6 +156,8 @@ class ObservationLedger:
         book = self._steps.get(step)
         if step <= last or (book is not None and book.sealed):
             return ObserveOutcome("late", step=step)
+        if book is None and sum(s > last for s in self._steps) >= max_open_steps:
+            return ObserveOutcome("full", step=step)
         earlier = [book for s, book in self._steps.items() if s < step] if resolved else []
         book = self._steps.setdefault(step, _StepBook())
         accepted = duplicates = 0

@@ -110,8 +110,10 @@ class Store(Protocol):
         step: int,
         items: list[ObservationItem],
         group_size: int,
+        max_open_steps: int,
     ) -> ObserveOutcome:
-        """Record observations of one step (-1: the open step) atomically; see
+        """Record observations of one step (-1: the open step) atomically, refusing a new step
+        past ``max_open_steps`` not yet applied ("full"); see
         :class:`spard.ledger.ObservationLedger` for the semantics."""
         ...
 

@@ -70,6 +70,7 @@ class MemoryStore:
         step: int,
         items: list[ObservationItem],
         group_size: int,
+        max_open_steps: int,
     ) -> ObserveOutcome:
         run = self._live(key)
         if run is None:
@@ -77,7 +78,9 @@ class MemoryStore:
         if run.incarnation != incarnation:
             return ObserveOutcome("reload")
         run.updated = time.time()
-        return run.observations.observe(step, items, run.record.last_step, group_size)
+        return run.observations.observe(
+            step, items, run.record.last_step, group_size, max_open_steps
+        )
 
     async def seal(self, key: RunKey, step: int, retention: int) -> SealedStep | None:
         run = self._live(key)

@@ -156,16 +156,17 @@ class RedisStore:
         step: int,
         items: list[ObservationItem],
         group_size: int,
+        max_open_steps: int,
     ) -> ObserveOutcome:
-        args: list[Any] = [incarnation, step, group_size, self._ttl]
+        args: list[Any] = [incarnation, step, group_size, self._ttl, max_open_steps]
         for item in items:
             args += [item.group, item.rollout_index, item.observation_id, item.scores]
         async with self._guard("observe"):
             reply = await self._observe(keys=self._keys(key), args=args)
         if reply[0] < 2:
             return ObserveOutcome("missing" if reply[0] == 0 else "reload")
-        if reply[0] == 2:
-            return ObserveOutcome("late", step=int(reply[1]))
+        if reply[0] in (2, 4):
+            return ObserveOutcome("late" if reply[0] == 2 else "full", step=int(reply[1]))
         step, accepted, duplicates, complete, conflicts, overflow, open_before = reply[1:]
         return ObserveOutcome(
             "ok",

@@ -80,7 +80,9 @@ return 1
 )
 
 # KEYS: run, history, obs. ARGV: incarnation, step (-1: the open step), group_size (0: unset),
-# ttl, then per observation: group, rollout (-1: assign), observation id ('' if none), scores.
+# ttl, max open steps, then per observation: group, rollout (-1: assign), observation id ('' if
+# none), scores. Replies {0} missing, {1} reload, {2, step} late, {3, step, ...} ok, {4, step}
+# full.
 # Step hash fields: o|<group>|<rollout> = scores, n|<group> = count, k|<group>|<id> = assigned
 # rollout, #complete = complete groups, #sealed = closed for commit. Sent without a step, an
 # observation whose id is stored in an earlier kept step is a duplicate (see spard.ledger).
@@ -98,6 +100,10 @@ if step < 0 then
 end
 local obs = KEYS[3] .. ':' .. step
 if step <= last or redis.call('HEXISTS', obs, '#sealed') == 1 then return {2, step} end
+if redis.call('EXISTS', obs) == 0
+   and redis.call('ZCOUNT', KEYS[3], '(' .. last, '+inf') >= tonumber(ARGV[5]) then
+  return {4, step}
+end
 local group_size = tonumber(ARGV[3])
 local accepted, duplicates, conflicts, overflow = 0, 0, {}, {}
 local function stored_earlier(group, id)
@@ -141,8 +147,8 @@ local function store_one(i, group, rollout, id, scores)
     conflicts[#conflicts + 1] = i
   end
 end
-for i = 0, (#ARGV - 4) / 4 - 1 do
-  local at = 5 + 4 * i
+for i = 0, (#ARGV - 5) / 4 - 1 do
+  local at = 6 + 4 * i
   local group, id = ARGV[at], ARGV[at + 2]
   if stored_earlier(group, id) then
     duplicates = duplicates + 1
