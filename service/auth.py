@@ -25,3 +25,24 @@ async def tenant_for(request: Request) -> str:
             "missing API key: send 'Authorization: Bearer <key>'", field="Authorization"
         )
     return LOCAL_TENANT
+
+
+async def metrics_scope(request: Request) -> str | None:
+    """FastAPI dependency: whose per-run series ``/metrics`` may show.
+
+    ``ALL_TENANTS`` without auth or with ``SPARD_METRICS_KEY``; a tenant for its API key; None
+    (process metrics only) for a request without credentials. A wrong key is 401.
+    """
+    settings: Settings = request.app.state.settings
+    if not settings.auth_required:
+        return ALL_TENANTS
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        return None
+    metrics_key = settings.metrics_key
+    if metrics_key and hmac.compare_digest(metrics_key.encode(), key.strip().encode()):
+        return ALL_TENANTS
+    return await tenant_for(request)
+
+
+ALL_TENANTS = "*"  # not a valid tenant name (settings refuse it), so it cannot collide

@@ -91,10 +91,17 @@ class _RunCollector:
         yield from (last_step, sample, zero)
 
 
-async def render_metrics(store: Store, settings: Settings) -> tuple[bytes, str]:
-    """The exposition text of every metric, and its content type."""
+async def render_metrics(
+    store: Store, settings: Settings, tenants: str | None
+) -> tuple[bytes, str]:
+    """The exposition text and its content type: process metrics, then the per-run series of
+    ``tenants`` ("*" for all, a tenant name, or None for none)."""
+    if tenants is None:
+        return _process_metrics(), CONTENT_TYPE_LATEST
     since = time.time() - settings.metrics_run_window_s
     summaries = await store.recent_runs(since, settings.metrics_max_runs)
+    if tenants != "*":
+        summaries = [(key, raw) for key, raw in summaries if key.tenant == tenants]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RunCollector(summaries))
     return _process_metrics() + generate_latest(registry), CONTENT_TYPE_LATEST

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     api_keys: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="API key -> tenant"
     )
+    metrics_key: str | None = Field(
+        None,
+        min_length=16,
+        description="bearer token that lets a scraper see every tenant's per-run series on "
+        "/metrics (a tenant's API key sees its own runs; no key: process metrics only)",
+    )
     auth_disabled: bool | None = Field(
         None, description="None: disabled only for the in-memory store on a loopback address"
     )

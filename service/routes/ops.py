@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Response
+
+from spard.service.auth import metrics_scope
 from spard.service.dependencies import CurrentSettings, Runs
 from spard.service.errors import error_response
 from spard.service.metrics import render_metrics
@@ -29,7 +32,11 @@ async def readyz(runs: Runs) -> Response:
 
 
 @router.get("/metrics")
-async def metrics(runs: Runs, settings: CurrentSettings) -> Response:
-    """Prometheus exposition: request latency, step outcomes, store errors, per-run gauges."""
-    body, content_type = await render_metrics(runs.store, settings)
+async def metrics(
+    runs: Runs, settings: CurrentSettings, tenants: Annotated[str | None, Depends(metrics_scope)]
+) -> Response:
+    """Prometheus exposition: request latency, step outcomes, store errors; per-run gauges
+    (tenant, run, objective) only for the caller's tenant, or every tenant with
+    ``SPARD_METRICS_KEY``, when auth is on."""
+    body, content_type = await render_metrics(runs.store, settings, tenants)
     return Response(body, media_type=content_type)
