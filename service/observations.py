@@ -21,7 +21,7 @@ from spard.ledger import (
 from spard.service.errors import RunNotFoundError, ServiceError, ServiceUnavailableError
 from spard.service.metrics import count_observations, count_step
 from spard.service.runs import RunMeta, RunService
-from spard.service.store import RunKey
+from spard.service.store import RunKey, RunRecreatedError
 from spard.streaming import AssembledBatch, Observation, assemble, due_commits, items_by_step
 
 
@@ -106,8 +106,12 @@ class ObservationService:
         """Close ``step`` and step the engine on what arrived, exactly once (a commit sent
         again, to any replica, replays the stored result). Open earlier steps go first, in
         order, each once: one that cannot be committed stays open and is not retried here."""
-        meta = await self.runs.meta(key)
-        sealed = await self.store.seal(key, step, self.retention)
+        try:
+            meta = await self.runs.meta(key)
+            sealed = await self.store.seal(key, meta.incarnation, step, self.retention)
+        except RunRecreatedError:  # this replica cached the run's earlier incarnation
+            meta = await self.runs.meta(key, reload=True)
+            sealed = await self.store.seal(key, meta.incarnation, step, self.retention)
         if sealed is None:
             raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
         committed_before = []
@@ -131,7 +135,7 @@ class ObservationService:
         """Seal ``step`` (unless given its seal) and step the engine on what arrived; never
         looks at earlier steps, so committing n open steps costs n commits, not 2**n."""
         if sealed is None:
-            sealed = await self.store.seal(key, step, self.retention)
+            sealed = await self.store.seal(key, meta.incarnation, step, self.retention)
             if sealed is None:
                 raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
         if not sealed.observed:

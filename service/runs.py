@@ -160,8 +160,9 @@ class RunService:
             if outcome is CommitOutcome.MISSING or current is None:
                 self._cache.pop(key, None)
                 raise _not_found(key)
-            loaded = self._decode(current, loaded.meta)
-            self._remember(key, loaded)
+            # Read the run afresh, metadata included: the run may have been deleted and
+            # created again (other objectives, other streaming settings) by another replica.
+            loaded = await self._load(key)
         raise ServiceUnavailableError(
             f"run {key.run_id!r} is contended: step not applied after {_MAX_ATTEMPTS} tries"
         )

@@ -8,6 +8,7 @@ from spard.service.store.base import (
     HistoryEntry,
     RunKey,
     RunRecord,
+    RunRecreatedError,
     Store,
     StoreUnavailableError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "HistoryEntry",
     "RunKey",
     "RunRecord",
+    "RunRecreatedError",
     "Store",
     "StoreUnavailableError",
     "make_store",

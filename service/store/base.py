@@ -58,6 +58,10 @@ class StoreUnavailableError(Exception):
     """The store cannot be reached or did not answer in time."""
 
 
+class RunRecreatedError(Exception):
+    """The run was deleted and created again since the caller read its metadata."""
+
+
 class Store(Protocol):
     """Async storage of runs. Every method raises :class:`StoreUnavailableError` on outage."""
 
@@ -117,8 +121,11 @@ class Store(Protocol):
         :class:`spard.ledger.ObservationLedger` for the semantics."""
         ...
 
-    async def seal(self, key: RunKey, step: int, retention: int) -> SealedStep | None:
-        """Close ``step`` for commit and return what arrived; None if no such run."""
+    async def seal(
+        self, key: RunKey, incarnation: str, step: int, retention: int
+    ) -> SealedStep | None:
+        """Close ``step`` for commit and return what arrived; None if no such run. Raises
+        :class:`RunRecreatedError` if the run is no longer ``incarnation``."""
         ...
 
     async def history(self, key: RunKey, after: int | None, limit: int) -> list[bytes] | None:

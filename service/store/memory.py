@@ -12,7 +12,13 @@ from dataclasses import dataclass, field, replace
 
 from spard.ledger import ObservationItem, ObservationLedger, ObserveOutcome, SealedStep
 from spard.service.settings import Settings
-from spard.service.store.base import CommitOutcome, HistoryEntry, RunKey, RunRecord
+from spard.service.store.base import (
+    CommitOutcome,
+    HistoryEntry,
+    RunKey,
+    RunRecord,
+    RunRecreatedError,
+)
 
 
 @dataclass
@@ -82,10 +88,14 @@ class MemoryStore:
             step, items, run.record.last_step, group_size, max_open_steps
         )
 
-    async def seal(self, key: RunKey, step: int, retention: int) -> SealedStep | None:
+    async def seal(
+        self, key: RunKey, incarnation: str, step: int, retention: int
+    ) -> SealedStep | None:
         run = self._live(key)
         if run is None:
             return None
+        if run.incarnation != incarnation:
+            raise RunRecreatedError(key.run_id)
         return run.observations.seal(step, run.record.last_step, retention)
 
     async def load_summary(self, key: RunKey) -> bytes | None:

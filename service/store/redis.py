@@ -35,6 +35,7 @@ from spard.service.store.base import (
     HistoryEntry,
     RunKey,
     RunRecord,
+    RunRecreatedError,
     StoreUnavailableError,
 )
 from spard.service.store.redis_scripts import (
@@ -179,11 +180,15 @@ class RedisStore:
             [int(s) for s in open_before],
         )
 
-    async def seal(self, key: RunKey, step: int, retention: int) -> SealedStep | None:
+    async def seal(
+        self, key: RunKey, incarnation: str, step: int, retention: int
+    ) -> SealedStep | None:
         async with self._guard("seal"):
-            reply = await self._seal(keys=self._keys(key), args=[step, retention])
+            reply = await self._seal(keys=self._keys(key), args=[step, retention, incarnation])
         if reply[0] == 0:
             return None
+        if reply[0] == 2:
+            raise RunRecreatedError(key.run_id)
         last, fields, open_before = int(reply[1]), reply[2], reply[3]
         observed: dict[tuple[str, int], bytes] = {}
         for name, value in zip(fields[::2], fields[1::2], strict=True):

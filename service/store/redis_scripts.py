@@ -166,13 +166,15 @@ local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. step)
 return {3, step, accepted, duplicates, complete, conflicts, overflow, open}
 """
 
-# KEYS: run, history, obs. ARGV: step, retention.
+# KEYS: run, history, obs. ARGV: step, retention, incarnation. Replies {0} missing, {2}
+# recreated (the caller's metadata is stale), else {1, last, fields, open}.
 SEAL = (
     DROP_OBSERVATIONS
     + """
-local last = redis.call('HGET', KEYS[1], 'last_step')
-if not last then return {0} end
-last = tonumber(last)
+local run = redis.call('HMGET', KEYS[1], 'last_step', 'incarnation')
+if not run[1] then return {0} end
+if run[2] ~= ARGV[3] then return {2} end
+local last = tonumber(run[1])
 local obs = KEYS[3] .. ':' .. ARGV[1]
 local fields = {}
 if redis.call('EXISTS', obs) == 1 then

@@ -1,0 +1,68 @@
+"""A run deleted and created again through another replica (#13.5): a replica that cached the
+earlier run's metadata must commit and step with the new run's, never the old one's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import service_settings
+
+import spard
+from spard.service.observations import ObservationService
+from spard.service.runs import RunService
+from spard.service.store import RunKey, make_store
+from spard.streaming import Observation, StreamingConfig
+
+pytestmark = pytest.mark.anyio
+KEY = RunKey(tenant="t", run_id="again")
+
+
+def replicas(store_kind, request):
+    redis = request.getfixturevalue("redis_server") if store_kind == "redis" else None
+    settings = service_settings(store_kind, redis)
+    shared = make_store(settings)
+    # Two replicas: on Redis two stores over one server, in memory two services over one store.
+    other = make_store(settings) if store_kind == "redis" else shared
+    return RunService(shared, settings), RunService(other, settings)
+
+
+def observations(step, objectives, group_size):
+    return [
+        Observation(
+            step=step,
+            group_id=group,
+            rollout_index=rollout,
+            scores={name: float((group + rollout + k) % 3) for k, name in enumerate(objectives)},
+        )
+        for group in range(3)
+        for rollout in range(group_size)
+    ]
+
+
+@pytest.mark.parametrize("objectives", [["a", "b"], ["a", "b", "c"]])
+async def test_a_replica_with_stale_metadata_commits_with_the_new_runs(
+    store_kind, request, objectives
+):
+    first, second = replicas(store_kind, request)
+    config = spard.SpardConfig()
+    await first.create(KEY, ["a", "b"], config, None, StreamingConfig(group_size=8))
+    stale = ObservationService(first)
+    await stale.observe(KEY, observations(0, ["a", "b"], 8))
+    await stale.commit(KEY, 0, return_advantages=False)  # the first replica caches the run
+
+    await second.delete(KEY)
+    await second.create(KEY, objectives, config, None, StreamingConfig(group_size=2))
+    await ObservationService(second).observe(KEY, observations(0, objectives, 2))
+
+    commit = await stale.commit(KEY, 0, return_advantages=True)
+    assert commit.result.objectives == tuple(objectives)
+    assert commit.result.advantages.shape == (3, 2)
+    expected, _ = spard.step(
+        spard.init(objectives, config), commit.batch.scores, step=0, return_advantages=True
+    )
+    np.testing.assert_array_equal(commit.result.advantages, expected.advantages)
+    summary = (await first.store.load_summary(KEY)).decode()
+    assert '"group_size":2' in summary
+    await first.store.close()
+    if second.store is not first.store:
+        await second.store.close()
