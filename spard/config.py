@@ -103,6 +103,13 @@ class SpardConfig(BaseModel):
     replay_window: int = Field(
         8, ge=1, le=10_000, description="applied steps whose results are kept for replay"
     )
+    replay_max_prompts: int = Field(
+        65_536,
+        ge=1,
+        le=1_048_576,
+        description="most prompts the kept steps may hold together (oldest dropped first; the "
+        "last step is always kept): bounds the state's size whatever N and replay_window",
+    )
 
     @model_validator(mode="after")
     def _check_ranges(self) -> SpardConfig:

@@ -155,7 +155,7 @@ def step(
         tracks=tracks,
         steps_applied=steps_applied,
         last_step=index,
-        recent=(*state.recent, applied)[-config.replay_window :],
+        recent=_kept_steps((*state.recent, applied), config),
     )
     return _result(state, applied, batch, return_advantages, replayed=False), new_state
 
@@ -173,6 +173,17 @@ def _step_index(state: State, step: int | None) -> int:
             field="step",
         )
     return int(step)
+
+
+def _kept_steps(recent: tuple[AppliedStep, ...], config: SpardConfig) -> tuple[AppliedStep, ...]:
+    """The last ``replay_window`` applied steps, fewer if their prompts exceed
+    ``replay_max_prompts`` (the newest is always kept): the state's size stays bounded."""
+    kept = recent[-config.replay_window :]
+    sizes = np.array([entry.sample_weights.size for entry in kept])
+    # Newest first: how many prompts the newest j+1 steps hold.
+    newest_first = np.cumsum(sizes[::-1])
+    count = max(1, int(np.searchsorted(newest_first, config.replay_max_prompts, side="right")))
+    return kept[-count:]
 
 
 def validate_request_id(request_id: Any, field: str = "request_id") -> str:

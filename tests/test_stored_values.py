@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spard
+from spard.wire import encode_step
 
 pytestmark = pytest.mark.anyio
 
@@ -134,3 +135,40 @@ async def test_the_service_refuses_them_and_the_run_stays_loadable(client):
     step = await client.post("/v1/runs/v/steps", json={"step": 0, "scores": [[[1, 0], [0, 1]]]})
     assert step.status_code == 200
     assert (await client.get("/metrics")).status_code == 200
+
+
+def test_kept_steps_are_bounded_by_prompts_whatever_the_window():
+    config = spard.SpardConfig(replay_window=10_000, replay_max_prompts=10_000)
+    state = spard.init(["a", "b"], config)
+    rng = np.random.default_rng(0)
+    sizes = []
+    for t in range(30):
+        _, state = spard.step(state, rng.random((4096, 2, 2)), step=t)
+        sizes.append(len(state.to_json()))
+    assert [entry.step for entry in state.recent] == [28, 29]  # 2 x 4096 prompts fit
+    assert max(sizes) < 1.05 * min(sizes[2:])  # no growth past the bound
+    with pytest.raises(spard.StepOrderError):
+        spard.step(state, rng.random((4096, 2, 2)), step=27)
+    # One step larger than the bound is still kept: the last step always replays.
+    _, state = spard.step(state, rng.random((20_000, 2, 2)), step=30)
+    assert [entry.step for entry in state.recent] == [30]
+
+
+async def test_a_large_run_exports_and_imports_again(client):
+    body = {"run_id": "big", "objectives": ["a", "b"], "config": {"replay_window": 10_000}}
+    assert (await client.post("/v1/runs", json=body)).status_code == 201
+    rng = np.random.default_rng(1)
+    headers = {"content-type": "application/octet-stream"}
+
+    for t in range(20):
+        content = encode_step(rng.random((4096, 2, 2)), t, return_advantages=False)
+        assert (
+            await client.post("/v1/runs/big/steps", content=content, headers=headers)
+        ).status_code == 200
+    exported = await client.get("/v1/runs/big/state")
+    assert len(exported.content) < 4 * 2**20
+    assert len(exported.json()["recent"]) == 16  # 16 x 4096 prompts = replay_max_prompts
+    answer = await client.put(
+        "/v1/runs/big/state", content=exported.content, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 200, answer.text
