@@ -7,7 +7,7 @@ import hmac
 from fastapi import Request
 
 from spard.service.errors import UnauthorizedError
-from spard.service.settings import LOCAL_TENANT, Settings
+from spard.service.settings import LOCAL_TENANT, Settings, is_loopback
 
 
 async def tenant_for(request: Request) -> str:
@@ -20,11 +20,24 @@ async def tenant_for(request: Request) -> str:
             if hmac.compare_digest(known.encode(), key.strip().encode()):
                 return tenant
         raise UnauthorizedError("unknown API key", field="Authorization")
-    if settings.auth_required:
+    if auth_required(request):
         raise UnauthorizedError(
             "missing API key: send 'Authorization: Bearer <key>'", field="Authorization"
         )
     return LOCAL_TENANT
+
+
+def auth_required(request: Request) -> bool:
+    """The settings' answer, checked against the address the server really listens on: the
+    no-auth default for a local in-memory service holds only while it is bound to loopback
+    (``uvicorn --host 0.0.0.0`` bypasses ``SPARD_HOST``)."""
+    settings: Settings = request.app.state.settings
+    if settings.auth_required:
+        return True
+    if settings.auth_disabled:
+        return False
+    server = request.scope.get("server")
+    return server is not None and not is_loopback(str(server[0]))
 
 
 async def metrics_scope(request: Request) -> str | None:
@@ -34,7 +47,7 @@ async def metrics_scope(request: Request) -> str | None:
     (process metrics only) for a request without credentials. A wrong key is 401.
     """
     settings: Settings = request.app.state.settings
-    if not settings.auth_required:
+    if not auth_required(request):
         return ALL_TENANTS
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key:

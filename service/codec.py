@@ -43,11 +43,11 @@ def decode_step_body(content_type: str | None, body: bytes, max_scores: int) -> 
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise InputError(f"body is not valid JSON: {exc}", field="body") from None
-        return _from_mapping(payload, max_scores, binary_scores=False)
+        return _from_mapping(payload, max_scores, binary_scores=False, body=body)
     if media_type in MSGPACK_TYPES:
         try:
-            payload = msgpack.unpackb(body, raw=False, strict_map_key=False)
-        except (ValueError, msgpack.UnpackException) as exc:
+            payload = msgpack.unpackb(body, raw=False, strict_map_key=True)
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise InputError(f"body is not valid msgpack: {exc}", field="body") from None
         return _from_mapping(payload, max_scores, binary_scores=True)
     raise UnsupportedMediaTypeError(
@@ -57,7 +57,9 @@ def decode_step_body(content_type: str | None, body: bytes, max_scores: int) -> 
     )
 
 
-def _from_mapping(payload: Any, max_scores: int, *, binary_scores: bool) -> StepInput:
+def _from_mapping(
+    payload: Any, max_scores: int, *, binary_scores: bool, body: bytes | None = None
+) -> StepInput:
     if not isinstance(payload, dict):
         raise InputError("body must be an object with 'step' and 'scores'", field="body")
     allowed = _STEP_FIELDS | {"shape"} if binary_scores else _STEP_FIELDS
@@ -74,6 +76,8 @@ def _from_mapping(payload: Any, max_scores: int, *, binary_scores: bool) -> Step
         raise InputError("scores is required", field="scores")
     raw = _binary_scores(payload) if binary_scores else payload["scores"]
     _check_size(_nested_size(raw), max_scores)
+    if body is not None and _may_hold_booleans(body, payload) and _holds_booleans(raw):
+        raise InputError("scores must hold numbers or null, not true/false", field="scores")
     scores = parse_scores(raw, None)
     prompt_ids = payload.get("prompt_ids")
     if prompt_ids is not None:
@@ -87,6 +91,19 @@ def _from_mapping(payload: Any, max_scores: int, *, binary_scores: bool) -> Step
                 field="prompt_ids",
             )
     return StepInput(step, scores, return_advantages, prompt_ids)
+
+
+def _may_hold_booleans(body: bytes, payload: dict[str, Any]) -> bool:
+    """Whether the JSON body has more true/false tokens than its top-level flags: a byte
+    count, so the exact scan of the scores runs only when a boolean may be among them."""
+    tokens = body.count(b"true") + body.count(b"false")
+    return tokens > sum(isinstance(value, bool) for value in payload.values())
+
+
+def _holds_booleans(scores: Any) -> bool:
+    if isinstance(scores, list):
+        return any(_holds_booleans(item) for item in scores)
+    return isinstance(scores, bool)
 
 
 def _binary_scores(payload: dict[str, Any]) -> FloatArray:

@@ -88,7 +88,9 @@ def install_error_handlers(app: FastAPI) -> None:
         location = [
             str(part) for part in first["loc"] if part not in ("body", "query", "path", "header")
         ]
-        field = ".".join(location) or None
+        if first.get("type") == "json_invalid":
+            location = []  # its "location" is a character offset, not a field
+        field = ".".join(location) or ("body" if first.get("type") == "json_invalid" else None)
         message = f"{field}: {first['msg']}" if field else str(first["msg"])
         details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
         return error_response(422, message, field, errors=details)

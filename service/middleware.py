@@ -15,8 +15,12 @@ class _BodyTooLargeError(Exception):
     pass
 
 
+MAX_HEADER_BYTES = 64 * 1024  # far above any real request's headers
+
+
 class BodyLimitMiddleware:
-    """Answer 413 for bodies over ``max_bytes``, declared or streamed (chunked)."""
+    """Answer 413 for bodies over ``max_bytes``, declared or streamed (chunked), and 431 for
+    request headers over 64 KiB together."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -25,6 +29,10 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            message = f"request headers exceed {MAX_HEADER_BYTES} bytes together"
+            await error_response(431, message, "headers")(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, fields
 from typing import Annotated, Any
 
@@ -153,7 +154,7 @@ class _StateModel(BaseModel):
     level: list[_Finite | None]
     progress: list[_Finite]
     gains: list[list[_Finite | None]]
-    scale: list[_Finite | None]
+    scale: list[Annotated[float, Field(ge=0.0, le=1e300)] | None]
     recent: list[_AppliedStepModel]
 
     def to_state(self) -> State:
@@ -219,6 +220,17 @@ def validate_objectives(
         raise InputError(f"{field} must name at least one objective", field=field)
     if any(not name.strip() for name in names):
         raise InputError(f"{field} contains an empty name", field=field)
+    for name in names:
+        # Names that look alike but differ in bytes (NFD accents, zero-width characters)
+        # would be two objectives to the engine and one to every person reading the weights.
+        if unicodedata.normalize("NFC", name) != name or any(
+            unicodedata.category(character) in ("Cc", "Cf") for character in name
+        ):
+            raise InputError(
+                f"{field}: {name!r} must be NFC-normalised and free of control or invisible "
+                "(format) characters",
+                field=field,
+            )
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise InputError(f"{field} names {duplicates} more than once", field=field)

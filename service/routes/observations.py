@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Path, Request, Response
@@ -33,6 +33,25 @@ def _service(request: Request) -> ObservationService:
     return service
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references replaced by the definitions themselves: the
+    request body is documented outside ``components``, where a ``$ref`` would dangle."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref", "")
+            if reference.startswith("#/$defs/"):
+                return resolve(definitions[reference.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 def _parse_observations(body: bytes, limit: int) -> list[Observation]:
     try:
         data = orjson.loads(body)
@@ -57,9 +76,7 @@ def _parse_observations(body: bytes, limit: int) -> list[Observation]:
                 JSON: {
                     "schema": {
                         "anyOf": [
-                            ObservationBatch.model_json_schema(
-                                ref_template="#/components/schemas/{model}"
-                            ),
+                            _inlined(ObservationBatch.model_json_schema()),
                             Observation.model_json_schema(),
                         ]
                     }
