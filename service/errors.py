@@ -5,6 +5,8 @@ Every error body is ``{"detail": "<message>", "field": "<field or null>"}``.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -57,9 +59,15 @@ class BadRequestError(ServiceError):
     status_code = 422
 
 
-def error_response(status: int, message: str, field: str | None, **extra: Any) -> Response:
-    """The one shape of every error body."""
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(
+    status: int,
+    message: str,
+    field: str | None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """The one shape of every error body (``headers`` such as a 405's ``Allow`` are kept)."""
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     body = orjson.dumps({"detail": message, "field": field, **extra})
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
@@ -96,5 +104,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, message, field, errors=details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        return error_response(exc.status_code, str(exc.detail), None)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        field = "body" if exc.status_code == 400 else None  # a body that could not be parsed
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(exc.status_code, str(exc.detail), field, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the API documents at this path (Starlette's 405 names only the first
+    route's, and GET and DELETE of a run are two routes)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from spard.config import MAX_STEP, Strategy
+from spard.names import OBJECTIVE_NAME_PATTERN
 from spard.service.settings import RUN_ID_PATTERN
+from spard.state import State
 from spard.streaming import Observation, ObservationBatch, StreamingConfig
 
 ObjectiveName = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str, StringConstraints(min_length=1, max_length=128, pattern=OBJECTIVE_NAME_PATTERN)
 ]
 ObjectiveStats = dict[str, dict[str, float | None]]
 __all__ = ["Observation", "ObservationBatch"]  # re-exported: part of the API's models
@@ -47,8 +49,12 @@ class StepRequest(BaseModel):
     step: int | None = Field(
         None, ge=0, le=MAX_STEP, description="step index; absent: the next one"
     )
-    scores: list[list[list[float | None]]] = Field(
-        description="(N, G, K) nested lists: prompts, rollouts, objectives; null = missing"
+    scores: list[
+        Annotated[list[Annotated[list[float | None], Field(min_length=1)]], Field(min_length=2)]
+    ] = Field(
+        min_length=1,
+        description="(N, G, K) nested lists: prompts, rollouts (at least 2), objectives; "
+        "null = missing; every row the same length",
     )
     prompt_ids: list[str | int] | None = Field(None, description="N ids, echoed back")
     return_advantages: bool = Field(False, description="also return (N, G) advantages")
@@ -157,9 +163,34 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in [
+        (400, "a body that cannot be parsed (not UTF-8, not JSON)"),
         (401, "missing or unknown API key"),
         (404, "no such run for this tenant"),
         (422, "invalid input; `field` names it"),
         (503, "the run store is unavailable"),
     ]
 }
+
+
+def inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references replaced by the definitions themselves: the
+    request body is documented outside ``components``, where a ``$ref`` would dangle."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref", "")
+            if reference.startswith("#/$defs/"):
+                return resolve(definitions[reference.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def state_schema() -> dict[str, Any]:
+    """The JSON schema of an exported state (GET and PUT ``.../state``)."""
+    return inline_definitions(State.json_schema())

@@ -9,9 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from spard.errors import InputError
+from spard.names import normal_name
 from spard.strategies import (
     PRESETS,
     STRATEGIES,
@@ -110,6 +118,11 @@ class SpardConfig(BaseModel):
         description="most prompts the kept steps may hold together (oldest dropped first; the "
         "last step is always kept): bounds the state's size whatever N and replay_window",
     )
+
+    @field_validator("saw_offsets", mode="after")
+    @classmethod
+    def _normal_names(cls, offsets: dict[str, float]) -> dict[str, float]:
+        return {normal_name(name): value for name, value in offsets.items()}
 
     @model_validator(mode="after")
     def _check_ranges(self) -> SpardConfig:

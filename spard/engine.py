@@ -11,6 +11,7 @@ import numpy as np
 from spard.advantages import compute_advantages
 from spard.config import MAX_STEP, SpardConfig
 from spard.errors import InputError, StepConflictError, StepOrderError
+from spard.names import normal_name
 from spard.pawa import exponentiated_gradient_step, utility
 from spard.progress import ObjectiveTracks, absorb_batch
 from spard.radr import data_weights, prompt_importance
@@ -280,6 +281,7 @@ def _prior_weights(
     if prior is None:
         return np.full(len(names), 1.0 / len(names))
     if isinstance(prior, Mapping):
+        prior = {normal_name(str(name)): weight for name, weight in prior.items()}
         missing = sorted(set(names) - set(prior))
         unknown = sorted(set(prior) - set(names))
         if missing or unknown:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, fields
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spard.config import MAX_STEP, SpardConfig, input_error
 from spard.errors import InputError
+from spard.names import is_allowed_name, normal_name
 from spard.progress import ObjectiveTracks
 from spard.types import BoolArray, FloatArray
 
@@ -103,6 +103,11 @@ class State:
             "recent": recent,
         }
         return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    @staticmethod
+    def json_schema() -> dict[str, Any]:
+        """The JSON schema of :meth:`to_dict`'s document (what :meth:`from_dict` accepts)."""
+        return _StateModel.model_json_schema()
 
     @classmethod
     def from_dict(cls, data: Any) -> State:
@@ -221,16 +226,11 @@ def validate_objectives(
     if any(not name.strip() for name in names):
         raise InputError(f"{field} contains an empty name", field=field)
     for name in names:
-        # Names that look alike but differ in bytes (NFD accents, zero-width characters)
-        # would be two objectives to the engine and one to every person reading the weights.
-        if unicodedata.normalize("NFC", name) != name or any(
-            unicodedata.category(character) in ("Cc", "Cf") for character in name
-        ):
+        if not is_allowed_name(name):
             raise InputError(
-                f"{field}: {name!r} must be NFC-normalised and free of control or invisible "
-                "(format) characters",
-                field=field,
+                f"{field}: {name!r} holds a control or invisible character", field=field
             )
+    names = tuple(normal_name(name) for name in names)  # look-alikes become duplicates
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise InputError(f"{field} names {duplicates} more than once", field=field)

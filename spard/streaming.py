@@ -44,6 +44,7 @@ from pydantic import (
 from spard.config import MAX_STEP, input_error
 from spard.errors import InputError
 from spard.ledger import ObservationItem, ObserveOutcome
+from spard.names import OBJECTIVE_NAME_PATTERN, normal_name
 from spard.types import FloatArray
 
 GroupId = int | str
@@ -95,7 +96,7 @@ def streaming_config(data: Mapping[str, object] | None) -> StreamingConfig:
 
 
 ObjectiveName = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str, StringConstraints(min_length=1, max_length=128, pattern=OBJECTIVE_NAME_PATTERN)
 ]
 GroupIdText = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^|\x00-\x1f\x7f]+$")
@@ -123,7 +124,10 @@ class Observation(BaseModel):
         "new rollout (with no rollout_index) nor an observation of the next step (with no step)",
     )
     scores: dict[ObjectiveName, float | None] = Field(
-        description="objective -> score; absent or null = missing"
+        # pydantic documents the key pattern as patternProperties: without this, the schema
+        # would allow keys the validation refuses.
+        json_schema_extra={"additionalProperties": False},
+        description="objective -> score; absent or null = missing",
     )
 
 
@@ -197,7 +201,7 @@ def encode_scores(
     index = {name: k for k, name in enumerate(objectives)}
     vector: list[float | None] = [None] * len(objectives)
     for name, value in scores.items():
-        position = index.get(name)
+        position = index.get(normal_name(name))
         if position is None:
             raise InputError(
                 f"{where}.{name}: unknown objective; the run has {list(objectives)}",

@@ -1,4 +1,8 @@
-"""Schemathesis fuzzes the live OpenAPI document: no request may get a 5xx."""
+"""Schemathesis fuzzes the live OpenAPI document with every check: no 5xx, documented status
+codes and content types, responses that match their schemas, 405s with a true ``Allow``, bad
+data refused. One check is left out: ``positive_data_acceptance`` (a schema-valid request must
+be accepted) cannot hold for cross-field rules no JSON schema states, such as prior_weights
+having one entry per objective or a batch needing one non-missing score."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from servers import ServiceProcess
 
 
 @pytest.mark.slow
-def test_no_server_errors_on_the_openapi_document(redis_server):
+def test_the_openapi_document_holds_under_every_check(redis_server):
     env = {"SPARD_API_KEYS": "fuzz-key=fuzzer", "SPARD_KEY_PREFIX": "fuzz"}
     server = ServiceProcess("--redis-url", redis_server.url, env=env).start()
     executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
@@ -24,7 +28,9 @@ def test_no_server_errors_on_the_openapi_document(redis_server):
                 "run",
                 f"{server.url}/openapi.json",
                 "--checks",
-                "not_a_server_error",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
                 "--max-examples",
                 "40",
                 "--header",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Header, Path, Request, Response
@@ -20,6 +20,7 @@ from spard.service.schemas import (
     ObservationBatch,
     ObserveResponse,
     WeightsResponse,
+    inline_definitions,
 )
 from spard.service.settings import Settings
 from spard.streaming import parse_observations
@@ -31,25 +32,6 @@ JSON = "application/json"
 def _service(request: Request) -> ObservationService:
     service: ObservationService = request.app.state.observations
     return service
-
-
-def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` with its ``$defs`` references replaced by the definitions themselves: the
-    request body is documented outside ``components``, where a ``$ref`` would dangle."""
-    definitions = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            reference = node.get("$ref", "")
-            if reference.startswith("#/$defs/"):
-                return resolve(definitions[reference.removeprefix("#/$defs/")])
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
 
 
 def _parse_observations(body: bytes, limit: int) -> list[Observation]:
@@ -76,7 +58,7 @@ def _parse_observations(body: bytes, limit: int) -> list[Observation]:
                 JSON: {
                     "schema": {
                         "anyOf": [
-                            _inlined(ObservationBatch.model_json_schema()),
+                            inline_definitions(ObservationBatch.model_json_schema()),
                             Observation.model_json_schema(),
                         ]
                     }

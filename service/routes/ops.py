@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.responses import PlainTextResponse
 
 from spard.service.auth import metrics_scope
 from spard.service.dependencies import CurrentSettings, Runs
@@ -31,7 +32,17 @@ async def readyz(runs: Runs) -> Response:
     return Response(b'{"status":"ready"}', media_type="application/json")
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        401: {"description": "an API key that is not known"},
+    },
+)
 async def metrics(
     runs: Runs, settings: CurrentSettings, tenants: Annotated[str | None, Depends(metrics_scope)]
 ) -> Response:

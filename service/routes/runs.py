@@ -11,7 +11,13 @@ from fastapi import APIRouter, Body, Query, Response
 from spard.config import MAX_STEP, config_from_overrides
 from spard.service.dependencies import CurrentSettings, IdempotencyKey, Run, Runs, Tenant
 from spard.service.errors import BadRequestError
-from spard.service.schemas import ERROR_RESPONSES, CreateRunRequest, HistoryPage, RunSummary
+from spard.service.schemas import (
+    ERROR_RESPONSES,
+    CreateRunRequest,
+    HistoryPage,
+    RunSummary,
+    state_schema,
+)
 from spard.service.store import RunKey
 from spard.streaming import streaming_config
 
@@ -90,13 +96,22 @@ async def get_history(
     return Response(body, media_type=JSON)
 
 
-@router.get("/{run_id}/state")
+@router.get(
+    "/{run_id}/state",
+    responses={200: {"content": {JSON: {"schema": state_schema()}}, "description": "the state"}},
+)
 async def export_state(run: Run, runs: Runs) -> Response:
     """The curriculum state, to save with a trainer checkpoint (``spard.State.to_dict``)."""
     return Response(await runs.export_state(run), media_type=JSON)
 
 
-@router.put("/{run_id}/state", response_model=RunSummary)
+@router.put(
+    "/{run_id}/state",
+    response_model=RunSummary,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {JSON: {"schema": state_schema()}}}
+    },
+)
 async def import_state(
     run: Run,
     runs: Runs,
