@@ -53,9 +53,17 @@ pytest-verl: install-verl system-deps
 
 test: lint typecheck pytest pytest-verl
 
-# The service on its embedded in-memory store, on http://127.0.0.1:8000 (docs at /docs).
-serve: install
-	$(BIN)/spard serve
+# The service on its embedded in-memory store, on http://127.0.0.1:8000 (docs at /docs), from
+# a venv of its own with only what serving needs (no torch, no TRL, no dev tools).
+SERVE_VENV ?= .venv-serve
+
+$(SERVE_VENV)/bin/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --progress-bar on -e '.[service]'
+	touch $@
+
+serve: $(SERVE_VENV)/bin/.installed
+	$(SERVE_VENV)/bin/spard serve
 
 bench: install system-deps
 	$(BIN)/python benchmarks/engine_step.py
@@ -63,4 +71,4 @@ bench: install system-deps
 	$(BIN)/python benchmarks/observe_throughput.py
 
 clean:
-	rm -rf $(VENV) $(VERL_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VERL_VENV) $(SERVE_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

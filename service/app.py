@@ -12,6 +12,7 @@ from spard.service.errors import install_error_handlers
 from spard.service.middleware import BodyLimitMiddleware, TimingMiddleware
 from spard.service.observations import ObservationService
 from spard.service.routes import observations, ops, runs, steps
+from spard.service.routes.docs import install_docs
 from spard.service.runs import RunService
 from spard.service.settings import Settings
 from spard.service.store import make_store
@@ -37,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=spard.__version__,
         summary="Self-paced reward curriculum for multi-objective GRPO",
         lifespan=lifespan,
+        docs_url=None,  # served by routes.docs from a package, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -44,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(steps.router)
     app.include_router(observations.router)
     app.include_router(ops.router)
+    install_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TimingMiddleware)
     return app

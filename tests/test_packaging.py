@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -72,3 +73,64 @@ def test_wheel_contains_the_mapped_packages_and_imports_from_them(tmp_path):
     for module in SUBPACKAGES:
         location = where_imported(module, tmp_path, pythonpath=str(target))
         assert location.is_relative_to(target)
+
+
+@pytest.mark.slow
+def test_a_wheel_with_the_service_extra_serves(tmp_path):
+    """``pip install 'spard[service]'`` from a built wheel, in a fresh venv, then ``spard
+    serve``: what a user without the repository does."""
+    import httpx
+    from servers import free_port
+
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("spard-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [
+            str(venv / "bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            f"spard[service] @ {wheel.as_uri()}",
+        ],
+        check=True,
+        timeout=600,
+    )
+    installed = subprocess.run(
+        [str(venv / "bin/python"), "-m", "pip", "list", "--format=freeze"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert "torch" not in installed
+    port = free_port()
+    server = subprocess.Popen(
+        [str(venv / "bin/spard"), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        docs = httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5)
+        assert docs.status_code == 200
+        asset = httpx.get(f"http://127.0.0.1:{port}/docs/assets/swagger-ui-bundle.js", timeout=5)
+        assert asset.status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
