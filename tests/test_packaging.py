@@ -29,6 +29,18 @@ def where_imported(module: str, cwd: Path, pythonpath: str | None = None) -> Pat
     return Path(done.stdout.strip())
 
 
+def build_wheel(folder: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = folder.glob("spard-*.whl")
+    return wheel
+
+
 @pytest.mark.parametrize(("module", "folder"), sorted(SUBPACKAGES.items()))
 def test_editable_install_maps_top_level_folders(tmp_path, module, folder):
     assert where_imported(module, tmp_path) == ROOT / folder / "__init__.py"
@@ -36,14 +48,7 @@ def test_editable_install_maps_top_level_folders(tmp_path, module, folder):
 
 @pytest.mark.slow
 def test_wheel_contains_the_mapped_packages_and_imports_from_them(tmp_path):
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("spard-*.whl")
+    wheel = build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in ("spard", *SUBPACKAGES):
         assert f"{module.replace('.', '/')}/__init__.py" in names
@@ -82,14 +87,7 @@ def test_a_wheel_with_the_service_extra_serves(tmp_path):
     import httpx
     from servers import free_port
 
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("spard-*.whl")
+    wheel = build_wheel(tmp_path)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
