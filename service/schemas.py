@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from spard.config import MAX_STEP, Strategy
+from spard.config import MAX_STEP, SpardConfig, Strategy
 from spard.names import OBJECTIVE_NAME_PATTERN
 from spard.service.settings import RUN_ID_PATTERN
 from spard.state import State
+from spard.strategies import PRESETS
 from spard.streaming import Observation, ObservationBatch, StreamingConfig
 
 ObjectiveName = Annotated[
@@ -30,7 +31,10 @@ class CreateRunRequest(BaseModel):
     objectives: list[ObjectiveName] = Field(min_length=1, description="objective names (K)")
     strategy: Strategy | None = Field(None, description="shortcut for config.strategy")
     config: dict[str, Any] = Field(
-        default_factory=dict, description="overrides of SpardConfig fields"
+        default_factory=dict,
+        description="overrides of SpardConfig fields (every one optional; see their defaults "
+        "and meaning below), applied over the named `preset` if one is given",
+        json_schema_extra=lambda schema: schema.update(config_overrides_schema()),
     )
     prior_weights: list[float] | dict[str, float] | None = Field(
         None, description="w0: K positive numbers, or objective -> weight; uniform if absent"
@@ -194,3 +198,18 @@ def inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
 def state_schema() -> dict[str, Any]:
     """The JSON schema of an exported state (GET and PUT ``.../state``)."""
     return inline_definitions(State.json_schema())
+
+
+def config_overrides_schema() -> dict[str, Any]:
+    """SpardConfig's schema with every field optional, plus ``preset``: what ``config``
+    of a create-run request may hold (the knobs become discoverable in the API docs)."""
+    schema = inline_definitions(SpardConfig.model_json_schema())
+    schema.pop("required", None)
+    schema.pop("title", None)
+    schema.pop("description", None)  # the field's own description stays
+    schema["properties"]["preset"] = {
+        "enum": sorted(PRESETS),
+        "description": "named overrides applied first; `paper` is our reading of the authors' "
+        "runs (docs/paper-faithfulness.md)",
+    }
+    return schema

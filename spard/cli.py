@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 import spard
+from spard.config import input_error
 from spard.replay import read_replay_file, replay
 
 
@@ -40,11 +44,22 @@ def _parser() -> argparse.ArgumentParser:
     replay_parser = commands.add_parser(
         "replay",
         help="feed a JSONL file of logged per-step scores through the engine",
-        description=(spard.replay.__doc__ or "").split("\n\n")[0],
+        description=_plain(spard.replay.__doc__ or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay_parser.add_argument("file", type=Path, help="JSON Lines: optional header, then steps")
-    replay_parser.add_argument("--strategy", choices=spard.STRATEGIES, default="spard")
-    replay_parser.add_argument("--pawa-mode", choices=("gain", "absolute", "lag"), default=None)
+    replay_parser.add_argument(
+        "--strategy",
+        choices=spard.STRATEGIES,
+        default="spard",
+        help="the strategy to replay with (default: spard)",
+    )
+    replay_parser.add_argument(
+        "--pawa-mode",
+        choices=("gain", "absolute", "lag"),
+        default=None,
+        help="PAWA's utility (default: the config's, lag)",
+    )
     replay_parser.add_argument(
         "--objectives", help="comma-separated names, if the file has no header line"
     )
@@ -53,9 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a SpardConfig field (VALUE parsed as JSON), repeatable",
+        help="override a SpardConfig field (VALUE parsed as JSON), repeatable; keys: "
+        + ", ".join(spard.SpardConfig.model_fields),
     )
-    replay_parser.add_argument("--plot", type=Path, help="write a PNG of the weight trajectories")
+    replay_parser.add_argument(
+        "--plot", type=Path, help="write a PNG: weights, batch means, data weights"
+    )
     replay_parser.add_argument("--json", type=Path, help="write every step result as JSON Lines")
     replay_parser.set_defaults(handler=_run_replay)
 
@@ -69,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--port", type=int, default=None, help="port (default 8000)")
     serve_parser.add_argument("--workers", type=int, default=None, help="uvicorn worker processes")
     serve_parser.add_argument("--redis-url", default=None, help="e.g. redis://localhost:6379/0")
-    serve_parser.add_argument("--log-level", default="info")
+    serve_parser.add_argument("--log-level", default="info", help="uvicorn's (default: info)")
     serve_parser.set_defaults(handler=_run_serve)
 
     bench_parser = commands.add_parser(
@@ -90,20 +108,35 @@ def _config(args: argparse.Namespace) -> spard.SpardConfig:
         key, sep, raw = item.partition("=")
         if not sep:
             raise spard.InputError(f"--set expects KEY=VALUE; got {item!r}", field="set")
+        if key not in spard.SpardConfig.model_fields:
+            known = list(spard.SpardConfig.model_fields)
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise spard.InputError(
+                f"--set: unknown key {key!r}{hint}; keys: {', '.join(known)}", field="set"
+            )
         try:
             overrides[key] = json.loads(raw)
         except json.JSONDecodeError:
             overrides[key] = raw
     try:
         return spard.SpardConfig(**overrides)
-    except ValueError as exc:
-        raise spard.InputError(f"invalid configuration: {exc}", field="set") from None
+    except ValidationError as exc:
+        raise input_error(exc, "set") from None
 
 
 def _run_replay(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         raise spard.InputError(f"no such file: {args.file}", field="file")
     config = _config(args)
+    for option, path in (("--plot", args.plot), ("--json", args.json)):
+        # Checked before any work, not after the whole replay.
+        if path is not None and not path.resolve().parent.is_dir():
+            raise spard.InputError(f"{option}: no folder {path.parent}", field=option[2:])
+    if args.plot is not None:
+        from spard.plotting import require_matplotlib
+
+        require_matplotlib()
     objectives = args.objectives.split(",") if args.objectives else None
     results = replay(read_replay_file(args.file), config, objectives)
     names = results[0].objectives
@@ -115,7 +148,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from spard.plotting import plot_trajectories
 
-        plot_trajectories(results, args.plot, title=f"{args.file.name} ({config.strategy})")
+        plot_trajectories(results, args.plot, title=args.file.name, config=config)
         print(f"wrote {args.plot}")
     return 0
 
@@ -180,6 +213,11 @@ def _run_bench(args: argparse.Namespace) -> int:
         ) from None
     status: int = bench_main(args.bench_args)
     return status
+
+
+def _plain(docstring: str) -> str:
+    """A docstring as terminal text: reStructuredText's double backquotes and ``::`` go."""
+    return docstring.replace("``", "'").replace("::\n", ":\n")
 
 
 def _weights_table(results: Sequence[spard.StepResult], names: Sequence[str]) -> str:

@@ -87,3 +87,30 @@ def test_replay_of_a_missing_file():
     done = spard_cli("replay", "/nonexistent/file.jsonl")
     assert done.returncode == 2
     assert "no such file" in done.stderr
+
+
+def test_a_set_typo_names_the_closest_key_and_lists_the_keys():
+    done = spard_cli("replay", str(SAMPLE), "--set", "stepsize=0.3")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "unknown key 'stepsize' (did you mean step_size?)" in line
+    assert "replay_max_prompts" in line
+    bad = spard_cli("replay", str(SAMPLE), "--set", "step_size=-1")
+    assert (
+        bad.stderr.strip() == "spard replay: error: set.step_size: Input should be greater than 0"
+    )
+
+
+def test_output_paths_are_checked_before_the_replay(tmp_path):
+    done = spard_cli("replay", str(SAMPLE), "--plot", str(tmp_path / "missing" / "w.png"))
+    assert done.returncode == 2
+    assert done.stdout == ""  # refused before the weight table was computed
+    assert "--plot: no folder" in done.stderr
+
+
+def test_replay_help_is_plain_text_with_every_option_explained():
+    done = spard_cli("replay", "--help")
+    assert done.returncode == 0
+    assert "``" not in done.stdout
+    assert "(default: spard)" in done.stdout
+    assert "step_size" in done.stdout  # --set lists its keys

@@ -146,7 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         arm_names = list(dict.fromkeys(run["arm"] for run in runs))
     else:
         (out / "runs.jsonl").unlink(missing_ok=True)
-        print(f"spard bench: {len(arm_names)} arms x {len(families)} families x {len(seeds)} seeds")
+        print(
+            f"spard bench: {len(arm_names)} arms x {len(families)} families x {len(seeds)} seeds, "
+            f"writing to {out.resolve()}"
+        )
         started = time.perf_counter()
         arms = [ARMS[name] for name in arm_names]
         runs = run_jobs(arms, families, seeds, bench, workers=args.workers, log=out / "runs.jsonl")
