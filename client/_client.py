@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from spard.client._core import Call, ClientCore, Fallback
+from spard.client._core import Call, ClientCore, Fallback, check_base_url
 from spard.client._observing import AsyncObserving, SyncObserving
 from spard.client.errors import SpardClientError
 from spard.client.local import AsyncLocalTransport, LocalRuns, LocalTransport
@@ -57,7 +57,10 @@ class SpardClient(SyncObserving):
         self._init_flusher()
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
-            base_url=base_url, timeout=timeout_s, headers=headers, transport=transport
+            base_url=check_base_url(base_url),
+            timeout=timeout_s,
+            headers=headers,
+            transport=transport,
         )
 
     @classmethod
@@ -197,7 +200,10 @@ class AsyncSpardClient(AsyncObserving):
         self._init_flusher()
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout_s, headers=headers, transport=transport
+            base_url=check_base_url(base_url),
+            timeout=timeout_s,
+            headers=headers,
+            transport=transport,
         )
 
     @classmethod

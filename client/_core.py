@@ -15,6 +15,7 @@ import numpy as np
 import spard
 from spard.advantages import compute_advantages
 from spard.client.errors import (
+    InvalidRequestError,
     ServiceUnavailableError,
     SpardClientError,
     SpardConnectionError,
@@ -55,7 +56,16 @@ class Call:
 class _RunMemo:
     objectives: list[str]
     reward_weights: np.ndarray[Any, Any]
-    config: dict[str, Any]
+    config: dict[str, Any] | None  # None until this client read the run (create or get)
+
+
+def check_base_url(base_url: str) -> str:
+    """The service root; a URL ending in the API's ``/v1`` prefix is refused with the fix
+    (every path would otherwise get ``/v1/v1/...`` and a puzzling 404)."""
+    if base_url.rstrip("/").endswith("/v1"):
+        root = base_url.rstrip("/").removesuffix("/v1")
+        raise ValueError(f"base_url is the service root, without /v1: use {root!r}")
+    return base_url
 
 
 def _idempotency() -> dict[str, str]:
@@ -119,7 +129,12 @@ class ClientCore:
         return_advantages: bool,
         prompt_ids: list[str | int] | None,
     ) -> Call:
-        array = np.asarray(scores, dtype=np.float64)
+        try:
+            # The service's own check, here: JSON cannot carry +/-inf (the service would only
+            # see an unparsable body), and a mistake is cheaper to report before sending.
+            array = parse_scores(scores, None)
+        except spard.InputError as error:
+            raise InvalidRequestError(422, error.message, error.field) from None
         path = f"/v1/runs/{run_id}/steps"
         if array.size >= self.binary_threshold and prompt_ids is None and array.ndim == 3:
             content = encode_step(array, step, return_advantages=return_advantages)
@@ -152,8 +167,7 @@ class ClientCore:
     def commit_outcome(self, run_id: str, data: dict[str, Any]) -> CommitOutcome:
         memo = self._runs.get(run_id)
         outcome = CommitOutcome.from_commit_json(data, memo.objectives if memo else None)
-        if memo is not None:
-            memo.reward_weights = outcome.reward_weights
+        self.remember_weights(run_id, outcome.objectives, outcome.reward_weights)
         return outcome
 
     # Responses ------------------------------------------------------------------------------
@@ -174,6 +188,17 @@ class ClientCore:
             raise error_for_status(response.status_code, detail, field_name)
         return None if response.status_code in (204, 304) else response.json()
 
+    def remember_weights(
+        self, run_id: str, objectives: list[str], reward_weights: np.ndarray[Any, Any]
+    ) -> None:
+        """The newest weights seen for a run (a step, or ``GET .../weights``): what ``hold``
+        falls back to, even for a run this client never created or fetched."""
+        memo = self._runs.get(run_id)
+        if memo is None:
+            self._runs[run_id] = _RunMemo(list(objectives), reward_weights.copy(), None)
+        else:
+            memo.reward_weights = reward_weights.copy()
+
     def remember(self, info: RunInfo) -> RunInfo:
         self._runs[info.run_id] = _RunMemo(info.objectives, info.reward_weights, info.config)
         return info
@@ -181,8 +206,7 @@ class ClientCore:
     def step_outcome(self, run_id: str, data: dict[str, Any]) -> StepOutcome:
         memo = self._runs.get(run_id)
         outcome = StepOutcome.from_json(data, memo.objectives if memo else None)
-        if memo is not None:
-            memo.reward_weights = outcome.reward_weights
+        self.remember_weights(run_id, outcome.objectives, outcome.reward_weights)
         if self._holding:
             logger.warning("SPARD service reachable again: steps are applied again")
             self._holding = False
@@ -199,9 +223,13 @@ class ClientCore:
 
     @staticmethod
     def transport_error(error: httpx.TransportError) -> SpardConnectionError:
+        try:
+            where = f" at {error.request.url}"
+        except RuntimeError:  # no request attached
+            where = ""
         if isinstance(error, httpx.TimeoutException):
-            return SpardTimeoutError(f"SPARD service timed out: {error!r}")
-        return SpardConnectionError(f"SPARD service unreachable: {error!r}")
+            return SpardTimeoutError(f"SPARD service timed out{where}: {error!r}")
+        return SpardConnectionError(f"SPARD service unreachable{where}: {error!r}")
 
     def hold(
         self,
@@ -228,6 +256,8 @@ class ClientCore:
         sample_weights = np.ones(array.shape[0])
         advantages = None
         if return_advantages:
+            if memo.config is None:  # the advantage rule is unknown: no silent guess
+                raise error
             config = spard.SpardConfig.model_validate(memo.config)
             advantages = compute_advantages(batch, memo.reward_weights, sample_weights, config)
         return StepOutcome(

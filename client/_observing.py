@@ -91,6 +91,7 @@ class _Observing:
         else:
             current = RunWeights.from_json(data)
         self._weights[run_id] = current
+        self._core.remember_weights(run_id, current.objectives, current.reward_weights)
         return current
 
     def _weights_call(self, run_id: str) -> Call:
