@@ -85,6 +85,13 @@ class _Observing:
         age = self._weights_max_age_s if max_age_s is None else max_age_s
         return cached if cached is not None and cached.fresh(age) else None
 
+    def _flush_failed(self, error: Exception) -> None:
+        # Once per outage, not once per flush interval: a background retry loop that logs
+        # every 50 ms buries everything else in the trainer's log.
+        if self._flush_error is None:
+            logger.warning("SPARD observations not sent (kept, retrying): %s", error)
+        self._flush_error = error
+
     def _update_weights(self, run_id: str, data: dict[str, Any] | None) -> RunWeights:
         if data is None:  # 304: unchanged since the cached etag
             current = replace(self._weights[run_id], fetched_at=RunWeights.now())
@@ -197,8 +204,7 @@ class SyncObserving(_Observing):
             try:
                 self._record(self._send_pending(None))
             except Exception as error:  # kept for the caller's next observe/flush
-                logger.warning("SPARD observations not sent: %s", error)
-                self._flush_error = error
+                self._flush_failed(error)
                 self._wake.wait(self._core.backoff_s)
 
     def _stop_flusher(self) -> None:
@@ -292,8 +298,7 @@ class AsyncObserving(_Observing):
             try:
                 self._record(await self._send_pending(None))
             except Exception as error:
-                logger.warning("SPARD observations not sent: %s", error)
-                self._flush_error = error
+                self._flush_failed(error)
                 await asyncio.sleep(self._core.backoff_s)
 
     async def _stop_flusher(self) -> None:

@@ -30,4 +30,4 @@ def test_trl_example_runs_offline(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "SPARD at the last step:" in done.stdout
-    assert "spard/weight/correctness" in done.stdout
+    assert "reward_weights/correctness" in done.stdout

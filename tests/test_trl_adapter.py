@@ -85,7 +85,7 @@ def test_trainer_steps_the_curriculum_and_scales_advantages(tmp_path, service, m
 
     logged = {key for entry in trainer.state.log_history for key in entry}
     for name in ("has_vowel", "length_score", "digits_score"):
-        assert f"spard/weight/{name}" in logged
+        assert f"reward_weights/{name}" in logged
     assert {"spard/sample_weight_mean", "spard/zero_signal_frac", "spard/held"} <= logged
 
 
@@ -162,3 +162,18 @@ def test_two_processes_end_with_identical_weights(tmp_path, service):
     history = SpardClient(service.url).history(ranks[0]["run_id"])
     assert [entry["step"] for entry in history] == [0, 1, 2]
     assert history[0]["sample_weights"]["prompts"] == 4  # 2 prompts per rank, gathered
+
+
+def test_weights_reach_the_users_report_to_backend(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = make_trainer(tmp_path, SpardClient.local(), max_steps=2, report_to="tensorboard")
+    trainer.train()
+    (events,) = tmp_path.rglob("events.out.tfevents.*")
+    accumulator = EventAccumulator(str(events.parent))
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    for name in trainer.spard_objectives:
+        assert f"train/reward_weights/{name}" in tags, tags
+        assert f"train/rewards/{name}/mean" in tags

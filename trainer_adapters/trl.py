@@ -56,6 +56,8 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
             opened = (info.run_id, SpardConfig.model_validate(info.config).resolved_advantage_mode)
         run_id, advantage_rule = broadcast_object_list([opened], from_process=0)[0]
         self.spard_run_id: str = run_id
+        if self.accelerator.is_main_process:
+            print(f"SPARD: run {run_id!r}, advantages by rule {advantage_rule!r}", flush=True)
         # The run's advantage rule decides TRL's aggregation, so `spard_gdpo` (and any
         # advantage_mode="decoupled") gets GDPO's normalize_then_sum, the rest TRL's default.
         self.multi_objective_aggregation = AGGREGATION[advantage_rule]
@@ -119,7 +121,8 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         for name, weight in zip(
             self.spard_objectives, outcome.reward_weights.tolist(), strict=True
         ):
-            metrics[f"spard/weight/{name}"].append(weight)
+            # TRL's own tracker proposes this name, next to its rewards/<name>/mean.
+            metrics[f"reward_weights/{name}"].append(weight)
         informative = ~outcome.zero_signal
         mean = float(outcome.sample_weights[informative].mean()) if informative.any() else 0.0
         metrics["spard/sample_weight_mean"].append(mean)
