@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test serve install install-verl system-deps lint typecheck pytest pytest-verl bench clean
+.PHONY: test docs serve install install-verl system-deps lint typecheck pytest pytest-verl bench clean
 
 # verl 0.9 pins transformers < 5.11 and TRL 1.16 needs a newer one: verl's adapter is tested in
 # an environment of its own.
@@ -51,7 +51,11 @@ pytest: install system-deps
 pytest-verl: install-verl system-deps
 	$(VERL_BIN)/python -m pytest tests/verl $(PYTEST_ARGS)
 
-test: lint typecheck pytest pytest-verl
+# The documentation site (mkdocs-material, API reference by mkdocstrings), strictly.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d build/site
+
+test: lint typecheck docs pytest pytest-verl
 
 # The service on its embedded in-memory store, on http://127.0.0.1:8000 (docs at /docs), from
 # a venv of its own with only what serving needs (no torch, no TRL, no dev tools).

@@ -99,7 +99,8 @@ def main() -> None:
         spard_client=SpardClient(args.spard_url) if args.spard_url else SpardClient.local(),  # + 3
     )
     trainer.train()
-    final = {k: v for k, v in trainer.state.log_history[-2].items() if k.startswith(("spard/", "reward_weights/"))}
+    logged = trainer.state.log_history[-2].items()
+    final = {k: v for k, v in logged if k.startswith(("spard/", "reward_weights/"))}
     print("SPARD at the last step:", final)
 
 
