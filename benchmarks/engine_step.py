@@ -71,7 +71,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2000)
     parser.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "engine_step.json"
+        "--out",
+        type=Path,
+        default=Path("benchmark-results") / "engine_step.json",
+        help="where to write (default: benchmark-results/ in the current folder; the "
+        "committed results are only replaced on purpose)",
     )
     args = parser.parse_args()
     rng = np.random.default_rng(0)

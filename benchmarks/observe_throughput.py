@@ -69,7 +69,11 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=64)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "observe_throughput.json"
+        "--out",
+        type=Path,
+        default=Path("benchmark-results") / "observe_throughput.json",
+        help="where to write (default: benchmark-results/ in the current folder; the "
+        "committed results are only replaced on purpose)",
     )
     args = parser.parse_args()
     redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="spard-observe-redis-")), "everysec")

@@ -105,7 +105,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "service_step.json"
+        "--out",
+        type=Path,
+        default=Path("benchmark-results") / "service_step.json",
+        help="where to write (default: benchmark-results/ in the current folder; the "
+        "committed results are only replaced on purpose)",
     )
     args = parser.parse_args()
     redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="spard-bench-redis-")), "everysec")
@@ -179,6 +183,7 @@ def main() -> None:
         "targets": targets,
         "cases": rows,
     }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 

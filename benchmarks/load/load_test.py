@@ -126,7 +126,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "load.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmark-results") / "load.json",
+        help="where to write (default: benchmark-results/ in the current folder; the "
+        "committed results are only replaced on purpose)",
+    )
     args = parser.parse_args()
     redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="spard-load-redis-")), "everysec")
     redis_server.start()
