@@ -116,17 +116,6 @@ def test_reward_func_survives_a_down_service(tmp_path, caplog):
     assert "SPARD unavailable" in caplog.text
 
 
-def test_group_norm_is_blind_to_per_prompt_reward_scaling():
-    """Why RADR needs the advantages override: group_norm undoes any per-group scale."""
-    rewards = torch.tensor([[0.0, 1.0, 1.0, 0.5], [1.0, 0.0, 0.2, 0.3]])
-
-    def group_norm(r):
-        return (r - r.mean(-1, keepdim=True)) / (r.std(-1, keepdim=True) + 1e-9)
-
-    scaled = rewards * torch.tensor([[3.0], [0.25]])
-    torch.testing.assert_close(group_norm(scaled), group_norm(rewards), rtol=1e-5, atol=1e-6)
-
-
 class _Experience:
     def __init__(self, prompts, labels, advantages):
         self.prompts, self.labels, self.advantages = prompts, labels, advantages
