@@ -17,7 +17,6 @@ import numpy as np
 
 import spard
 from spard.config import config_from_overrides
-from spard.engine import validate_request_id
 from spard.ledger import (
     DEFAULT_MAX_OPEN_STEPS,
     ObservationLedger,
@@ -41,7 +40,7 @@ from spard.streaming import (
     parse_observations,
     streaming_config,
 )
-from spard.wire import IDEMPOTENCY_HEADER, OCTET_STREAM, decode_step
+from spard.wire import IDEMPOTENCY_HEADER, OCTET_STREAM, decode_step, request_id_from_header
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ROUTE = re.compile(
@@ -292,8 +291,7 @@ class AsyncLocalTransport(httpx.AsyncBaseTransport):
 
 
 def _request_id(request: httpx.Request) -> str | None:
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    return None if key is None else validate_request_id(key, field=IDEMPOTENCY_HEADER)
+    return request_id_from_header(request.headers.get(IDEMPOTENCY_HEADER))
 
 
 def _json(request: httpx.Request) -> Any:

@@ -10,12 +10,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 
-from spard.engine import validate_request_id
 from spard.service.auth import tenant_for
 from spard.service.runs import RunService
 from spard.service.settings import RUN_ID_PATTERN, Settings
 from spard.service.store import RunKey
-from spard.wire import IDEMPOTENCY_HEADER
+from spard.wire import IDEMPOTENCY_HEADER, request_id_from_header
 
 
 async def get_runs(request: Request) -> RunService:
@@ -55,7 +54,7 @@ async def idempotency_key(
     ] = None,
 ) -> str | None:
     """The request's validated idempotency key, if it sent one."""
-    return None if key is None else validate_request_id(key, field=IDEMPOTENCY_HEADER)
+    return request_id_from_header(key)
 
 
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]

@@ -93,12 +93,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        location = [
-            str(part) for part in first["loc"] if part not in ("body", "query", "path", "header")
-        ]
         if first.get("type") == "json_invalid":
-            location = []  # its "location" is a character offset, not a field
-        field = ".".join(location) or ("body" if first.get("type") == "json_invalid" else None)
+            field: str | None = "body"  # its "location" is a character offset, not a field
+        else:
+            location = [
+                str(part)
+                for part in first["loc"]
+                if part not in ("body", "query", "path", "header")
+            ]
+            field = ".".join(location) or None
         message = f"{field}: {first['msg']}" if field else str(first["msg"])
         details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
         return error_response(422, message, field, errors=details)

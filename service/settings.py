@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         store on a loopback address with no API keys configured."""
         if self.auth_disabled is not None:
             return not self.auth_disabled
-        local = self.uses_memory_store and _is_loopback(self.host)
+        local = self.uses_memory_store and is_loopback(self.host)
         return bool(self.api_keys) or not local
 
     def check(self) -> None:
@@ -118,10 +118,6 @@ class Settings(BaseSettings):
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or address) only reaches this machine."""
-    return _is_loopback(host)
-
-
-def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

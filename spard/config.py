@@ -133,11 +133,7 @@ class SpardConfig(BaseModel):
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> SpardConfig:
         """A config from a named preset (``spard.strategies.PRESETS``) plus ``overrides``."""
-        if preset not in PRESETS:
-            raise InputError(
-                f"unknown preset {preset!r}; known: {sorted(PRESETS)}", field="config.preset"
-            )
-        return cls.model_validate({**PRESETS[preset], **overrides})
+        return cls.model_validate({**preset_overrides(preset), **overrides})
 
     @property
     def rules(self) -> StrategyRules:
@@ -170,6 +166,16 @@ def input_error(exc: ValidationError, prefix: str) -> InputError:
 _UNION_TAGS = frozenset({"int", "str", "float", "bool", "none", "constrained-str"})
 
 
+def preset_overrides(preset: Any) -> dict[str, Any]:
+    """The overrides of a named preset; :class:`InputError` naming ``config.preset`` for a
+    name that is not one (or not a string)."""
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise InputError(
+            f"unknown preset {preset!r}; known: {sorted(PRESETS)}", field="config.preset"
+        )
+    return PRESETS[preset]
+
+
 def config_from_overrides(
     overrides: Any, *, strategy: str | None = None, defaults: Mapping[str, Any] | None = None
 ) -> SpardConfig:
@@ -177,14 +183,9 @@ def config_from_overrides(
     shortcut; raises :class:`InputError` naming ``config.<field>``."""
     if not isinstance(overrides, Mapping):
         raise InputError("config must be an object of SpardConfig fields", field="config")
-    preset = overrides.get("preset", "default")
-    if not isinstance(preset, str) or preset not in PRESETS:
-        raise InputError(
-            f"config.preset must be one of {sorted(PRESETS)}; got {preset!r}",
-            field="config.preset",
-        )
+    preset = preset_overrides(overrides.get("preset", "default"))
     explicit = {key: value for key, value in overrides.items() if key != "preset"}
-    merged = {**(defaults or {}), **PRESETS[preset], **explicit}
+    merged = {**(defaults or {}), **preset, **explicit}
     if strategy is not None:
         if explicit.get("strategy", strategy) != strategy:
             raise InputError("strategy and config.strategy disagree", field="config.strategy")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spard.engine import validate_request_id
 from spard.errors import InputError
 from spard.types import FloatArray
 
@@ -36,6 +37,14 @@ HEADER_SIZE = _HEADER.size  # 32
 # A request's idempotency key: a step or create sent again with the same key (any replica,
 # any body encoding) is answered from what the first one did, never applied twice.
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def request_id_from_header(value: str | None) -> str | None:
+    """The validated request id an ``Idempotency-Key`` header carries, None without one;
+    :class:`~spard.errors.InputError` naming the header otherwise."""
+    return None if value is None else validate_request_id(value, field=IDEMPOTENCY_HEADER)
+
+
 _FLAG_ADVANTAGES = 1
 
 
