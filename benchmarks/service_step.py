@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 
 import spard
-from spard.wire import encode_step
+from spard.service.protocol.wire import encode_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from servers import RedisServer, ServiceProcess, free_port

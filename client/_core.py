@@ -24,7 +24,7 @@ from spard.client.errors import (
 )
 from spard.client.models import CommitOutcome, RunInfo, StepOutcome
 from spard.scores import batch_statistics, parse_scores
-from spard.wire import IDEMPOTENCY_HEADER, OCTET_STREAM, encode_step
+from spard.service.protocol.wire import IDEMPOTENCY_HEADER, OCTET_STREAM, encode_step
 
 Fallback = Literal["raise", "hold"]
 logger = logging.getLogger("spard.client")

@@ -17,7 +17,15 @@ import numpy as np
 
 import spard
 from spard.config import config_from_overrides
-from spard.ledger import (
+from spard.service.protocol.streaming import StreamingConfig, parse_observations, streaming_config
+from spard.service.protocol.wire import (
+    IDEMPOTENCY_HEADER,
+    OCTET_STREAM,
+    decode_step,
+    request_id_from_header,
+)
+from spard.service.runs.assembly import assemble, due_commits, items_by_step
+from spard.service.runs.ledger import (
     DEFAULT_MAX_OPEN_STEPS,
     ObservationLedger,
     ObserveReport,
@@ -25,22 +33,13 @@ from spard.ledger import (
     nothing_to_commit,
     too_many_open_steps,
 )
-from spard.records import (
+from spard.service.runs.records import (
     commit_payload,
     history_entry,
     run_summary,
     sample_weight_summary,
     step_payload,
 )
-from spard.streaming import (
-    StreamingConfig,
-    assemble,
-    due_commits,
-    items_by_step,
-    parse_observations,
-    streaming_config,
-)
-from spard.wire import IDEMPOTENCY_HEADER, OCTET_STREAM, decode_step, request_id_from_header
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ROUTE = re.compile(

@@ -9,9 +9,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from spard.ledger import DEFAULT_MAX_OPEN_STEPS
+from spard.service.runs.ledger import DEFAULT_MAX_OPEN_STEPS
 
-RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOCAL_TENANT = "local"
 

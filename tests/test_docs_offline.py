@@ -25,7 +25,7 @@ async def test_the_docs_page_references_no_external_host(client):
 def test_the_create_request_publishes_every_config_knob():
     import spard
     from spard.service import Settings
-    from spard.service.app import create_app
+    from spard.service.http.app import create_app
 
     document = create_app(Settings(auth_disabled=True)).openapi()
     config = document["components"]["schemas"]["CreateRunRequest"]["properties"]["config"]

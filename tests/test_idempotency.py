@@ -14,7 +14,7 @@ from servers import ServiceProcess
 
 import spard
 from spard.client import SpardClient
-from spard.wire import IDEMPOTENCY_HEADER, encode_step
+from spard.service.protocol.wire import IDEMPOTENCY_HEADER, encode_step
 
 pytestmark = pytest.mark.anyio
 OBJECTIVES = ["a", "b"]

@@ -8,10 +8,10 @@ import pytest
 from conftest import service_settings
 
 import spard
-from spard.service.observations import ObservationService
-from spard.service.runs import RunService
-from spard.service.store import RunKey, make_store
-from spard.streaming import Observation, StreamingConfig
+from spard.service.protocol.streaming import Observation, StreamingConfig
+from spard.service.runs.observation_service import ObservationService
+from spard.service.runs.run_service import RunService
+from spard.service.runs.store import RunKey, make_store
 
 pytestmark = pytest.mark.anyio
 KEY = RunKey(tenant="t", run_id="again")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from spard.service.schemas import (
+from spard.service.protocol.schemas import (
     CommitResponse,
     ErrorBody,
     HistoryPage,

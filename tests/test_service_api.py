@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spard
-from spard.wire import encode_step
+from spard.service.protocol.wire import encode_step
 
 pytestmark = pytest.mark.anyio
 OBJECTIVES = ["correctness", "format", "fluency"]

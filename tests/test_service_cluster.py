@@ -53,7 +53,7 @@ async def test_service_on_redis_cluster(cluster_client, body):
 def test_every_key_of_a_run_shares_one_slot(cluster):
     import redis as redis_sync
 
-    from spard.service.store import RunKey
+    from spard.service.runs.store import RunKey
 
     key = RunKey("tenant-a", "run-1")
     names = [f"spard:{key.hash_tag}:{suffix}" for suffix in ("run", "history", "obs", "obs:7")]

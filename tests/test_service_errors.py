@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import service_client, service_settings
 
-from spard.wire import encode_step
+from spard.service.protocol.wire import encode_step
 
 pytestmark = pytest.mark.anyio
 GOOD = [[[1, 0], [0, 1]], [[1, 1], [0, 0]]]  # (2, 2, 2)

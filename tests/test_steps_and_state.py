@@ -162,7 +162,7 @@ def test_state_from_something_not_a_dict_is_rejected():
 
 @pytest.mark.parametrize("prompts", [1, 2, 7, 64, 513])
 def test_sample_weight_summary_matches_numpy_quantiles(prompts):
-    from spard.records import sample_weight_summary
+    from spard.service.runs.records import sample_weight_summary
 
     rng = np.random.default_rng(prompts)
     for _ in range(20):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spard
-from spard.wire import encode_step
+from spard.service.protocol.wire import encode_step
 
 pytestmark = pytest.mark.anyio
 

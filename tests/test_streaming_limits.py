@@ -10,10 +10,10 @@ from conftest import service_settings
 
 import spard
 from spard.client.local import LocalTransport
-from spard.service.observations import ObservationService
-from spard.service.runs import RunService
-from spard.service.store import RunKey, make_store
-from spard.streaming import Observation, StreamingConfig
+from spard.service.protocol.streaming import Observation, StreamingConfig
+from spard.service.runs.observation_service import ObservationService
+from spard.service.runs.run_service import RunService
+from spard.service.runs.store import RunKey, make_store
 
 pytestmark = pytest.mark.anyio
 OBJECTIVES = ["a", "b"]

@@ -97,7 +97,7 @@ async def test_default_auth_follows_the_real_bind_not_spard_host():
 
 def test_openapi_has_no_dangling_references():
     from spard.service import Settings
-    from spard.service.app import create_app
+    from spard.service.http.app import create_app
 
     document = create_app(Settings(auth_disabled=True)).openapi()
     text = json.dumps(document)

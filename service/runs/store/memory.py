@@ -10,15 +10,20 @@ import bisect
 import time
 from dataclasses import dataclass, field, replace
 
-from spard.ledger import ObservationItem, ObservationLedger, ObserveOutcome, SealedStep
-from spard.service.settings import Settings
-from spard.service.store.base import (
+from spard.service.runs.ledger import (
+    ObservationItem,
+    ObservationLedger,
+    ObserveOutcome,
+    SealedStep,
+)
+from spard.service.runs.store.base import (
     CommitOutcome,
     HistoryEntry,
     RunKey,
     RunRecord,
     RunRecreatedError,
 )
+from spard.service.settings import Settings
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Streaming observations over a store: record them, commit steps, serve current weights.
 
-HTTP-free like :mod:`spard.service.runs`. The rules (idempotency, group order, incomplete
-groups, late arrivals) are those of :mod:`spard.streaming`; the store applies them atomically.
+HTTP-free like :mod:`spard.service.runs.run_service`. The rules (idempotency, group order,
+incomplete groups, late arrivals) are those of :mod:`spard.service.protocol.streaming`; the
+store applies them atomically.
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import spard
-from spard.ledger import (
+from spard.service.http.metrics import count_observations, count_step
+from spard.service.protocol.errors import (
+    RunNotFoundError,
+    ServiceError,
+    ServiceUnavailableError,
+    StepNotCommittableError,
+    TooManyOpenStepsError,
+)
+from spard.service.protocol.streaming import Observation
+from spard.service.runs.assembly import AssembledBatch, assemble, due_commits, items_by_step
+from spard.service.runs.ledger import (
     ObserveOutcome,
     ObserveReport,
     SealedStep,
@@ -18,23 +29,8 @@ from spard.ledger import (
     nothing_to_commit,
     too_many_open_steps,
 )
-from spard.service.errors import RunNotFoundError, ServiceError, ServiceUnavailableError
-from spard.service.metrics import count_observations, count_step
-from spard.service.runs import RunMeta, RunService
-from spard.service.store import RunKey, RunRecreatedError
-from spard.streaming import AssembledBatch, Observation, assemble, due_commits, items_by_step
-
-
-class StepNotCommittableError(ServiceError):
-    """Nothing to commit: no observations arrived, or they are no longer kept."""
-
-    status_code = 409
-
-
-class TooManyOpenStepsError(ServiceError):
-    """A new step would exceed the run's bound on steps not yet applied."""
-
-    status_code = 409
+from spard.service.runs.run_service import RunMeta, RunService
+from spard.service.runs.store import RunKey, RunRecreatedError
 
 
 @dataclass(frozen=True)

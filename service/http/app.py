@@ -8,14 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import spard
-from spard.service.errors import install_error_handlers
-from spard.service.middleware import BodyLimitMiddleware, TimingMiddleware
-from spard.service.observations import ObservationService
-from spard.service.routes import observations, ops, runs, steps
-from spard.service.routes.docs import install_docs
-from spard.service.runs import RunService
+from spard.service.http.errors import install_error_handlers
+from spard.service.http.middleware import BodyLimitMiddleware, TimingMiddleware
+from spard.service.http.routes import observations, ops, runs, steps
+from spard.service.http.routes.docs import install_docs
+from spard.service.runs.observation_service import ObservationService
+from spard.service.runs.run_service import RunService
+from spard.service.runs.store import make_store
 from spard.service.settings import Settings
-from spard.service.store import make_store
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

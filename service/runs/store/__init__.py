@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from spard.service.settings import Settings
-from spard.service.store.base import (
+from spard.service.protocol.errors import StoreUnavailableError
+from spard.service.runs.store.base import (
     CommitOutcome,
     HistoryEntry,
     RunKey,
     RunRecord,
     RunRecreatedError,
     Store,
-    StoreUnavailableError,
 )
+from spard.service.settings import Settings
 
 
 def make_store(settings: Settings) -> Store:
     """The store the settings ask for."""
     if settings.redis_url:
-        from spard.service.store.redis import RedisStore
+        from spard.service.runs.store.redis import RedisStore
 
         return RedisStore(settings)
-    from spard.service.store.memory import MemoryStore
+    from spard.service.runs.store.memory import MemoryStore
 
     return MemoryStore(settings)
 

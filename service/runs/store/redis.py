@@ -28,17 +28,21 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from spard.ledger import ObservationItem, ObserveOutcome, SealedStep, parse_observation_field
-from spard.service.settings import Settings
-from spard.service.store.base import (
+from spard.service.protocol.errors import StoreUnavailableError
+from spard.service.runs.ledger import (
+    ObservationItem,
+    ObserveOutcome,
+    SealedStep,
+    parse_observation_field,
+)
+from spard.service.runs.store.base import (
     CommitOutcome,
     HistoryEntry,
     RunKey,
     RunRecord,
     RunRecreatedError,
-    StoreUnavailableError,
 )
-from spard.service.store.redis_scripts import (
+from spard.service.runs.store.redis_scripts import (
     COMMIT,
     CREATE,
     DELETE,
@@ -47,6 +51,7 @@ from spard.service.store.redis_scripts import (
     SEAL,
     UPGRADE,
 )
+from spard.service.settings import Settings
 
 _UNAVAILABLE = (
     redis_errors.ConnectionError,

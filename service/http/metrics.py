@@ -24,8 +24,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from spard.service.runs.store import RunKey, Store
 from spard.service.settings import Settings
-from spard.service.store import RunKey, Store
 
 REQUEST_LATENCY = Histogram(
     "spard_http_request_duration_seconds",

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from spard.ledger import ObservationItem, ObserveOutcome, SealedStep
+from spard.service.runs.ledger import ObservationItem, ObserveOutcome, SealedStep
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,6 @@ class CommitOutcome(enum.Enum):
     APPLIED = "applied"
     STALE = "stale"  # another writer got there first: reload and retry
     MISSING = "missing"  # the run was deleted (or expired) meanwhile
-
-
-class StoreUnavailableError(Exception):
-    """The store cannot be reached or did not answer in time."""
 
 
 class RunRecreatedError(Exception):
@@ -118,7 +114,7 @@ class Store(Protocol):
     ) -> ObserveOutcome:
         """Record observations of one step (-1: the open step) atomically, refusing a new step
         past ``max_open_steps`` not yet applied ("full"); see
-        :class:`spard.ledger.ObservationLedger` for the semantics."""
+        :class:`spard.service.runs.ledger.ObservationLedger` for the semantics."""
         ...
 
     async def seal(

@@ -8,11 +8,9 @@ import orjson
 from fastapi import APIRouter, Header, Path, Request, Response
 
 from spard.config import MAX_STEP
-from spard.records import commit_payload
-from spard.service.dependencies import Run
-from spard.service.errors import BadRequestError, PayloadTooLargeError
-from spard.service.observations import ObservationService
-from spard.service.schemas import (
+from spard.service.http.dependencies import Run
+from spard.service.protocol.errors import BadRequestError, PayloadTooLargeError
+from spard.service.protocol.schemas import (
     ERROR_RESPONSES,
     CommitRequest,
     CommitResponse,
@@ -22,8 +20,10 @@ from spard.service.schemas import (
     WeightsResponse,
     inline_definitions,
 )
+from spard.service.protocol.streaming import parse_observations
+from spard.service.runs.observation_service import ObservationService
+from spard.service.runs.records import commit_payload
 from spard.service.settings import Settings
-from spard.streaming import parse_observations
 
 router = APIRouter(prefix="/v1/runs", tags=["streaming"], responses=ERROR_RESPONSES)
 JSON = "application/json"

@@ -1,4 +1,5 @@
-"""Service errors and the handlers that turn every failure into a clear JSON 4xx/503.
+"""The handlers that turn every failure into a clear JSON 4xx/503 (statuses from
+:data:`spard.service.protocol.errors.STATUS_BY_ERROR`, the one table of them).
 
 Every error body is ``{"detail": "<message>", "field": "<field or null>"}``.
 """
@@ -16,47 +17,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import spard
-from spard.service.metrics import STORE_ERRORS
-from spard.service.store import StoreUnavailableError
-
-
-class ServiceError(Exception):
-    """An error with an HTTP status and the field at fault."""
-
-    status_code = 400
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class RunNotFoundError(ServiceError):
-    status_code = 404
-
-
-class RunExistsError(ServiceError):
-    status_code = 409
-
-
-class PayloadTooLargeError(ServiceError):
-    status_code = 413
-
-
-class UnsupportedMediaTypeError(ServiceError):
-    status_code = 415
-
-
-class UnauthorizedError(ServiceError):
-    status_code = 401
-
-
-class ServiceUnavailableError(ServiceError):
-    status_code = 503
-
-
-class BadRequestError(ServiceError):
-    status_code = 422
+from spard.service.http.metrics import STORE_ERRORS
+from spard.service.protocol.errors import ServiceError, StoreUnavailableError, status_for
 
 
 def error_response(
@@ -77,17 +39,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> Response:
-        return error_response(exc.status_code, exc.message, exc.field)
+        return error_response(status_for(exc), exc.message, exc.field)
 
     @app.exception_handler(spard.SpardError)
     async def _engine(_: Request, exc: spard.SpardError) -> Response:
-        status = 409 if isinstance(exc, spard.StepOrderError | spard.StepConflictError) else 422
-        return error_response(status, exc.message, exc.field)
+        return error_response(status_for(exc), exc.message, exc.field)
 
     @app.exception_handler(StoreUnavailableError)
     async def _store(_: Request, exc: StoreUnavailableError) -> Response:
         STORE_ERRORS.inc()
-        return error_response(503, f"run store unavailable, retry later: {exc}", None)
+        return error_response(status_for(exc), f"run store unavailable, retry later: {exc}", None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:

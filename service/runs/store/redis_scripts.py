@@ -85,7 +85,8 @@ return 1
 # full.
 # Step hash fields: o|<group>|<rollout> = scores, n|<group> = count, k|<group>|<id> = assigned
 # rollout, #complete = complete groups, #sealed = closed for commit. Sent without a step, an
-# observation whose id is stored in an earlier kept step is a duplicate (see spard.ledger).
+# observation whose id is stored in an earlier kept step is a duplicate (see
+# spard.service.runs.ledger).
 OBSERVE = """
 local run = redis.call('HMGET', KEYS[1], 'incarnation', 'last_step')
 if not run[1] then return {0} end

@@ -7,8 +7,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spard.service.errors import error_response
-from spard.service.metrics import observe_request
+from spard.service.http.errors import error_response
+from spard.service.http.metrics import observe_request
 
 
 class _BodyTooLargeError(Exception):

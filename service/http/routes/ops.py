@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import PlainTextResponse
 
-from spard.service.auth import metrics_scope
-from spard.service.dependencies import CurrentSettings, Runs
-from spard.service.errors import error_response
-from spard.service.metrics import render_metrics
-from spard.service.store import StoreUnavailableError
+from spard.service.http.auth import metrics_scope
+from spard.service.http.dependencies import CurrentSettings, Runs
+from spard.service.http.errors import error_response
+from spard.service.http.metrics import render_metrics
+from spard.service.protocol.errors import StoreUnavailableError
 
 router = APIRouter(tags=["operations"])
 

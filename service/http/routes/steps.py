@@ -8,15 +8,15 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 import spard
-from spard.records import step_payload
-from spard.service.codec import MSGPACK_TYPES, decode_step_body
-from spard.service.dependencies import IdempotencyKey, Run
-from spard.service.errors import ServiceError
-from spard.service.metrics import count_step
-from spard.service.runs import RunService
-from spard.service.schemas import ERROR_RESPONSES, StepRequest, StepResponse
+from spard.service.http.dependencies import IdempotencyKey, Run
+from spard.service.http.metrics import count_step
+from spard.service.protocol.codec import MSGPACK_TYPES, decode_step_body
+from spard.service.protocol.errors import ServiceError
+from spard.service.protocol.schemas import ERROR_RESPONSES, StepRequest, StepResponse
+from spard.service.protocol.wire import HEADER_SIZE, OCTET_STREAM
+from spard.service.runs.records import step_payload
+from spard.service.runs.run_service import RunService
 from spard.service.settings import Settings
-from spard.wire import HEADER_SIZE, OCTET_STREAM
 
 router = APIRouter(prefix="/v1/runs", tags=["steps"], responses=ERROR_RESPONSES)
 

@@ -8,16 +8,18 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from spard.config import MAX_STEP, SpardConfig, Strategy
 from spard.names import OBJECTIVE_NAME_PATTERN
-from spard.service.settings import RUN_ID_PATTERN
+from spard.service.protocol.streaming import Observation, ObservationBatch, StreamingConfig
 from spard.state import State
 from spard.strategies import PRESETS
-from spard.streaming import Observation, ObservationBatch, StreamingConfig
 
 ObjectiveName = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=OBJECTIVE_NAME_PATTERN)
 ]
 ObjectiveStats = dict[str, dict[str, float | None]]
 __all__ = ["Observation", "ObservationBatch"]  # re-exported: part of the API's models
+
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
 class CreateRunRequest(BaseModel):

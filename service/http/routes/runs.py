@@ -9,17 +9,17 @@ import orjson
 from fastapi import APIRouter, Body, Query, Response
 
 from spard.config import MAX_STEP, config_from_overrides
-from spard.service.dependencies import CurrentSettings, IdempotencyKey, Run, Runs, Tenant
-from spard.service.errors import BadRequestError
-from spard.service.schemas import (
+from spard.service.http.dependencies import CurrentSettings, IdempotencyKey, Run, Runs, Tenant
+from spard.service.protocol.errors import BadRequestError
+from spard.service.protocol.schemas import (
     ERROR_RESPONSES,
     CreateRunRequest,
     HistoryPage,
     RunSummary,
     state_schema,
 )
-from spard.service.store import RunKey
-from spard.streaming import streaming_config
+from spard.service.protocol.streaming import streaming_config
+from spard.service.runs.store import RunKey
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
 JSON = "application/json"

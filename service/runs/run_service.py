@@ -18,11 +18,22 @@ import numpy as np
 import orjson
 
 import spard
-from spard.records import SampleWeightSummary, history_entry, run_summary, sample_weight_summary
-from spard.service.errors import RunExistsError, RunNotFoundError, ServiceUnavailableError
+from spard.service.protocol.errors import RunExistsError, RunNotFoundError, ServiceUnavailableError
+from spard.service.protocol.streaming import StreamingConfig
+from spard.service.runs.records import (
+    SampleWeightSummary,
+    history_entry,
+    run_summary,
+    sample_weight_summary,
+)
+from spard.service.runs.store import (
+    CommitOutcome,
+    HistoryEntry,
+    RunKey,
+    RunRecord,
+    Store,
+)
 from spard.service.settings import Settings
-from spard.service.store import CommitOutcome, HistoryEntry, RunKey, RunRecord, Store
-from spard.streaming import StreamingConfig
 
 _MAX_ATTEMPTS = 16
 _CACHE_SIZE = 4096

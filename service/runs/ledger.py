@@ -1,5 +1,5 @@
 """The observations of a run in memory: the reference semantics that the Redis store's Lua
-script mirrors (see :mod:`spard.streaming` for the rules)."""
+script mirrors (see :mod:`spard.service.protocol.streaming` for the rules)."""
 
 from __future__ import annotations
 

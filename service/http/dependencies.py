@@ -10,11 +10,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 
-from spard.service.auth import tenant_for
-from spard.service.runs import RunService
-from spard.service.settings import RUN_ID_PATTERN, Settings
-from spard.service.store import RunKey
-from spard.wire import IDEMPOTENCY_HEADER, request_id_from_header
+from spard.service.http.auth import tenant_for
+from spard.service.protocol.schemas import RUN_ID_PATTERN
+from spard.service.protocol.wire import IDEMPOTENCY_HEADER, request_id_from_header
+from spard.service.runs.run_service import RunService
+from spard.service.runs.store import RunKey
+from spard.service.settings import Settings
 
 
 async def get_runs(request: Request) -> RunService:

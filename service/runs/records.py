@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from spard.engine import StepResult
+from spard.service.runs.assembly import AssembledBatch
 from spard.state import State
-from spard.streaming import AssembledBatch
 from spard.types import BoolArray, FloatArray
 
 SampleWeightSummary = dict[str, float | int | None]

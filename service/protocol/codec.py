@@ -1,4 +1,5 @@
-"""Decoding of step bodies: JSON, the binary format of :mod:`spard.wire`, and msgpack."""
+"""Decoding of step bodies: JSON, the binary format of :mod:`spard.service.protocol.wire`,
+and msgpack."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import orjson
 
 from spard.errors import InputError
 from spard.scores import parse_scores
-from spard.service.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from spard.service.protocol.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from spard.service.protocol.wire import OCTET_STREAM, decode_step
 from spard.types import FloatArray
-from spard.wire import OCTET_STREAM, decode_step
 
 JSON = "application/json"
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")

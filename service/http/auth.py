@@ -6,7 +6,7 @@ import hmac
 
 from fastapi import Request
 
-from spard.service.errors import UnauthorizedError
+from spard.service.protocol.errors import UnauthorizedError
 from spard.service.settings import LOCAL_TENANT, Settings, is_loopback
 
 

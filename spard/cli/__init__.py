@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 
 import spard
+from spard.cli.replay import read_replay_file, replay
 from spard.config import input_error
-from spard.replay import read_replay_file, replay
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     replay_parser = commands.add_parser(
         "replay",
         help="feed a JSONL file of logged per-step scores through the engine",
-        description=_plain(spard.replay.__doc__ or ""),
+        description=_plain(spard.cli.replay.__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay_parser.add_argument("file", type=Path, help="JSON Lines: optional header, then steps")
@@ -134,7 +134,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         if path is not None and not path.resolve().parent.is_dir():
             raise spard.InputError(f"{option}: no folder {path.parent}", field=option[2:])
     if args.plot is not None:
-        from spard.plotting import require_matplotlib
+        from spard.cli.plots import require_matplotlib
 
         require_matplotlib()
     objectives = args.objectives.split(",") if args.objectives else None
@@ -146,7 +146,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             for result in results:
                 handle.write(json.dumps(result.to_dict()) + "\n")
     if args.plot is not None:
-        from spard.plotting import plot_trajectories
+        from spard.cli.plots import plot_trajectories
 
         plot_trajectories(results, args.plot, title=args.file.name, config=config)
         print(f"wrote {args.plot}")
@@ -190,7 +190,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     print(f"spard {spard.__version__}: {store}, {auth}, {settings.workers} worker(s)")
     try:
         uvicorn.run(
-            "spard.service.app:create_app",
+            "spard.service.http.app:create_app",
             factory=True,
             host=settings.host,
             port=settings.port,

@@ -1,0 +1,5 @@
+"""``python -m spard.cli``: the ``spard`` command."""
+
+from spard.cli import main
+
+raise SystemExit(main())
