@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import httpx
 import numpy as np
+import orjson
 
 import spard
 from spard.advantages import compute_advantages
@@ -140,15 +141,15 @@ class ClientCore:
             content = encode_step(array, step, return_advantages=return_advantages)
             headers = {"content-type": OCTET_STREAM, **_idempotency()}
             return Call("POST", path, content=content, headers=headers)
-        body: dict[str, Any] = {
-            "scores": np.where(np.isnan(array), None, array).tolist(),
-            "return_advantages": return_advantages,
-        }
+        body: dict[str, Any] = {"scores": array, "return_advantages": return_advantages}
         if step is not None:
             body["step"] = step
         if prompt_ids is not None:
             body["prompt_ids"] = list(prompt_ids)
-        return Call("POST", path, json=body, headers=_idempotency())
+        # orjson writes the array's NaN (missing) as null; the scores are finite otherwise.
+        content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers = {"content-type": "application/json", **_idempotency()}
+        return Call("POST", path, content=content, headers=headers)
 
     @staticmethod
     def observe_call(run_id: str, observations: list[dict[str, Any]]) -> Call:
@@ -181,12 +182,12 @@ class ClientCore:
             return None
         if response.status_code >= 400:
             try:
-                body = response.json()
+                body = orjson.loads(response.content)
                 detail, field_name = str(body.get("detail")), body.get("field")
-            except (ValueError, AttributeError):
+            except (orjson.JSONDecodeError, AttributeError):
                 detail, field_name = response.text[:500] or response.reason_phrase, None
             raise error_for_status(response.status_code, detail, field_name)
-        return None if response.status_code in (204, 304) else response.json()
+        return None if response.status_code in (204, 304) else orjson.loads(response.content)
 
     def remember_weights(
         self, run_id: str, objectives: list[str], reward_weights: np.ndarray[Any, Any]

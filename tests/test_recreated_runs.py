@@ -8,10 +8,11 @@ import pytest
 from conftest import service_settings
 
 import spard
+from spard.service.http.app import make_store
 from spard.service.protocol.streaming import Observation, StreamingConfig
 from spard.service.runs.observation_service import ObservationService
 from spard.service.runs.run_service import RunService
-from spard.service.runs.store import RunKey, make_store
+from spard.service.runs.store import RunKey
 
 pytestmark = pytest.mark.anyio
 KEY = RunKey(tenant="t", run_id="again")
@@ -23,7 +24,7 @@ def replicas(store_kind, request):
     shared = make_store(settings)
     # Two replicas: on Redis two stores over one server, in memory two services over one store.
     other = make_store(settings) if store_kind == "redis" else shared
-    return RunService(shared, settings), RunService(other, settings)
+    return RunService(shared), RunService(other)
 
 
 def observations(step, objectives, group_size):

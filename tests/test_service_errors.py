@@ -192,14 +192,14 @@ async def test_malformed_create_requests(client, body, field):
     assert response.json()["detail"]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "field"),
-    [
-        ("GET", "/v1/runs/bad%20id", "run_id"),
-        ("GET", "/v1/runs/r/history?limit=0", "limit"),
-        ("GET", "/v1/runs/r/history?after=x", "after"),
-    ],
-)
+PATH_CASES = [
+    ("GET", "/v1/runs/bad%20id", "run_id"),
+    ("GET", "/v1/runs/r/history?limit=0", "limit"),
+    ("GET", "/v1/runs/r/history?after=x", "after"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "field"), PATH_CASES)
 async def test_malformed_paths_and_queries(run, method, path, field):
     response = await run.request(method, path)
     assert response.status_code == 422

@@ -244,20 +244,20 @@ async def test_weights_endpoint_has_an_etag(client):
     assert (await client.get("/v1/runs/nope/weights")).status_code == 404
 
 
-@pytest.mark.parametrize(
-    ("observation", "field"),
-    [
-        ({"group_id": "g", "scores": {"zzz": 1.0}}, "observations.0.scores.zzz"),
-        ({"group_id": "g", "rollout_index": 4, "scores": {}}, "observations.0.rollout_index"),
-        ({"group_id": True, "scores": {}}, "observations.0.group_id"),
-        ({"group_id": "a|b", "scores": {}}, "observations.0.group_id"),
-        ({"group_id": "g", "scores": {"a": "high"}}, "observations.0.scores.a"),
-        (b'{"group_id": "g", "scores": {"a": 1e999}}', "body"),
-        (b'{"group_id": "g", "scores": {"a": NaN}}', "body"),
-        ({"group_id": "g", "step": -1, "scores": {}}, "observations.0.step"),
-        ({"group_id": "g", "scores": {}, "extra": 1}, "observations.0.extra"),
-    ],
-)
+OBSERVATION_CASES = [
+    ({"group_id": "g", "scores": {"zzz": 1.0}}, "observations.0.scores.zzz"),
+    ({"group_id": "g", "rollout_index": 4, "scores": {}}, "observations.0.rollout_index"),
+    ({"group_id": True, "scores": {}}, "observations.0.group_id"),
+    ({"group_id": "a|b", "scores": {}}, "observations.0.group_id"),
+    ({"group_id": "g", "scores": {"a": "high"}}, "observations.0.scores.a"),
+    (b'{"group_id": "g", "scores": {"a": 1e999}}', "body"),
+    (b'{"group_id": "g", "scores": {"a": NaN}}', "body"),
+    ({"group_id": "g", "step": -1, "scores": {}}, "observations.0.step"),
+    ({"group_id": "g", "scores": {}, "extra": 1}, "observations.0.extra"),
+]
+
+
+@pytest.mark.parametrize(("observation", "field"), OBSERVATION_CASES)
 async def test_malformed_observations_name_the_field(client, observation, field):
     await create(client, "bad", group_size=4)
     url = "/v1/runs/bad/observations"

@@ -10,10 +10,11 @@ from conftest import service_settings
 
 import spard
 from spard.client.local import LocalTransport
+from spard.service.http.app import make_store
 from spard.service.protocol.streaming import Observation, StreamingConfig
 from spard.service.runs.observation_service import ObservationService
 from spard.service.runs.run_service import RunService
-from spard.service.runs.store import RunKey, make_store
+from spard.service.runs.store import RunKey
 
 pytestmark = pytest.mark.anyio
 OBJECTIVES = ["a", "b"]
@@ -38,7 +39,7 @@ async def test_committing_after_many_uncommittable_steps_is_linear(store_kind, r
     redis = request.getfixturevalue("redis_server") if store_kind == "redis" else None
     settings = service_settings(store_kind, redis)
     store = _CountingStore(make_store(settings))
-    runs = RunService(store, settings)
+    runs = RunService(store)
     observations = ObservationService(runs)
     key = RunKey(tenant="t", run_id="linear")
     await runs.create(key, OBJECTIVES, spard.SpardConfig(), None, StreamingConfig())

@@ -9,12 +9,13 @@ from fastapi import FastAPI
 
 import spard
 from spard.service.http.errors import install_error_handlers
+from spard.service.http.metrics import PrometheusEvents
 from spard.service.http.middleware import BodyLimitMiddleware, TimingMiddleware
 from spard.service.http.routes import observations, ops, runs, steps
 from spard.service.http.routes.docs import install_docs
 from spard.service.runs.observation_service import ObservationService
-from spard.service.runs.run_service import RunService
-from spard.service.runs.store import make_store
+from spard.service.runs.run_service import RunOptions, RunService
+from spard.service.runs.store import Store, StoreOptions
 from spard.service.settings import Settings
 
 
@@ -26,7 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = make_store(settings)
-        app.state.runs = RunService(store, settings)
+        options = RunOptions(settings.step_retention, settings.max_open_steps)
+        app.state.runs = RunService(store, options, PrometheusEvents())
         app.state.observations = ObservationService(app.state.runs)
         try:
             yield
@@ -51,3 +53,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TimingMiddleware)
     return app
+
+
+def make_store(settings: Settings) -> Store:
+    """The store the settings ask for."""
+    options = StoreOptions(settings.history_retention, settings.run_ttl_s)
+    if settings.redis_url:
+        from spard.service.runs.store.redis import RedisStore
+
+        return RedisStore(
+            settings.redis_url,
+            options,
+            cluster=settings.redis_cluster,
+            timeout_s=settings.redis_timeout_s,
+            key_prefix=settings.key_prefix,
+        )
+    from spard.service.runs.store.memory import MemoryStore
+
+    return MemoryStore(options)

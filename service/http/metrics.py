@@ -24,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from spard.service.runs.run_service import StepOutcomeName
 from spard.service.runs.store import RunKey, Store
 from spard.service.settings import Settings
 
@@ -33,7 +34,9 @@ REQUEST_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-STEPS = Counter("spard_steps_total", "Step requests by outcome", ["outcome"])
+STEPS = Counter(
+    "spard_steps_total", "Steps by outcome (applied, replayed, rejected by the engine)", ["outcome"]
+)
 OBSERVATIONS = Counter("spard_observations_total", "Streamed observations by outcome", ["outcome"])
 STORE_ERRORS = Counter("spard_store_errors_total", "Requests failed by an unavailable store")
 RUN_GAUGES = {
@@ -122,13 +125,16 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     REQUEST_LATENCY.labels(method, route, str(status)).observe(seconds)
 
 
-def count_step(outcome: str) -> None:
-    """Count a step request: applied, replayed or rejected."""
-    STEPS.labels(outcome).inc()
+class PrometheusEvents:
+    """The run layer's events (:class:`~spard.service.runs.run_service.RunEvents`) as
+    Prometheus counters."""
 
+    def step(self, outcome: StepOutcomeName) -> None:
+        """Count a step: applied, replayed or rejected by the engine."""
+        STEPS.labels(outcome).inc()
 
-def count_observations(accepted: int, duplicates: int, late: int) -> None:
-    """Count streamed observations: accepted, duplicate, late."""
-    for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("late", late)):
-        if count:
-            OBSERVATIONS.labels(outcome).inc(count)
+    def observations(self, accepted: int, duplicates: int, late: int) -> None:
+        """Count streamed observations: accepted, duplicate, late."""
+        for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("late", late)):
+            if count:
+                OBSERVATIONS.labels(outcome).inc(count)

@@ -77,7 +77,8 @@ class ObserveReport:
         if outcome.step not in self.steps:
             self.steps.append(outcome.step)
 
-    def to_json(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
+        """The body of an observations response."""
         return dict(self.__dict__)
 
 

@@ -1,4 +1,4 @@
-"""Streaming observations over a store: record them, commit steps, serve current weights.
+"""Streaming observations over a store: record them and commit steps.
 
 HTTP-free like :mod:`spard.service.runs.run_service`. The rules (idempotency, group order,
 incomplete groups, late arrivals) are those of :mod:`spard.service.protocol.streaming`; the
@@ -11,10 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import spard
-from spard.service.http.metrics import count_observations, count_step
 from spard.service.protocol.errors import (
     RunNotFoundError,
-    ServiceError,
     ServiceUnavailableError,
     StepNotCommittableError,
     TooManyOpenStepsError,
@@ -29,8 +27,8 @@ from spard.service.runs.ledger import (
     nothing_to_commit,
     too_many_open_steps,
 )
-from spard.service.runs.run_service import RunMeta, RunService
-from spard.service.runs.store import RunKey, RunRecreatedError
+from spard.service.runs.run_service import RunService
+from spard.service.runs.store import RunKey, RunMeta, RunRecreatedError
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,13 @@ class Commit:
 
 
 class ObservationService:
-    """Observations, commits and cheap weight reads, on top of a :class:`RunService`."""
+    """Observations and commits, on top of a :class:`RunService` (which applies the steps)."""
 
     def __init__(self, runs: RunService) -> None:
         self.runs = runs
         self.store = runs.store
-        self.retention = runs.settings.step_retention
-        self.max_open_steps = runs.settings.max_open_steps
+        self.retention = runs.options.step_retention
+        self.max_open_steps = runs.options.max_open_steps
 
     async def observe(self, key: RunKey, observations: Sequence[Observation]) -> ObserveReport:
         """Record observations (any steps, any groups); auto-commit as the run is configured."""
@@ -79,7 +77,7 @@ class ObservationService:
                 return False
             report.add(outcome, positions)
             await self._auto_commit(key, meta, outcome, report)
-        count_observations(report.accepted, report.duplicates, len(report.late))
+        self.runs.events.observations(report.accepted, report.duplicates, len(report.late))
         return True
 
     async def _auto_commit(
@@ -138,20 +136,5 @@ class ObservationService:
             message = nothing_to_commit(step, sealed.last_step)
             raise StepNotCommittableError(message, field="step")
         batch = assemble(sealed.observed, len(meta.objectives), meta.streaming)
-        try:
-            result = await self.runs.step(key, step, batch.scores, return_advantages)
-        except (spard.SpardError, ServiceError):
-            count_step("rejected")
-            raise
-        count_step("replayed" if result.replayed else "applied")
+        result = await self.runs.step(key, step, batch.scores, return_advantages)
         return result, batch
-
-    async def weights(self, key: RunKey) -> tuple[str, bytes]:
-        """The run's etag and its current weights JSON."""
-        found = await self.store.load_weights(key)
-        if found is not None and not found[1]:  # written by an earlier version: upgrade it
-            await self.runs.meta(key, reload=True)
-            found = await self.store.load_weights(key)
-        if found is None or not found[1]:
-            raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
-        return found

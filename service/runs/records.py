@@ -1,17 +1,22 @@
-"""JSON records of a run, shared by the service and the client's local mode.
+"""The documents of a run: pure functions from engine values to JSON-ready data.
 
 ``run_summary`` is what ``GET /v1/runs/{id}`` returns, ``history_entry`` one entry of
-``GET /v1/runs/{id}/history`` and ``step_payload`` the body of a step response; pure functions.
+``GET /v1/runs/{id}/history``, ``step_payload`` the body of a step response, and
+``run_record`` all that a write stores (built once per write, served as stored).
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Any
 
 import numpy as np
+import orjson
 
 from spard.engine import StepResult
 from spard.service.runs.assembly import AssembledBatch
+from spard.service.runs.store.base import RunMeta, RunRecord
 from spard.state import State
 from spard.types import BoolArray, FloatArray
 
@@ -119,3 +124,39 @@ def commit_payload(
     payload["observations"] = batch.observations
     payload["committed_before"] = committed_before
     return payload
+
+
+def run_record(
+    run_id: str,
+    state: State,
+    meta: RunMeta,
+    *,
+    created_at: float,
+    weights: SampleWeightSummary | None = None,
+    etag: str | None = None,
+) -> RunRecord:
+    """What a write of ``state`` stores: the state, the summary and weights documents, and a
+    new write token (``etag``, to keep one, for an upgrade in place)."""
+    summary = run_summary(
+        run_id, state, created_at=created_at, updated_at=time.time(), weights=weights
+    )
+    summary["streaming"] = meta.streaming.model_dump(mode="json")
+    etag = etag if etag is not None else secrets.token_hex(12)
+    current = {
+        "run_id": run_id,
+        "etag": etag,
+        "step": state.last_step,
+        "reward_weights": summary["reward_weights"],
+    }
+    return RunRecord(
+        state=state.to_json(),
+        summary=orjson.dumps(summary),
+        etag=etag,
+        last_step=state.last_step,
+        weights=orjson.dumps(current),
+    )
+
+
+def created_at_of(record: RunRecord) -> float:
+    """When the run was created (kept in its summary)."""
+    return float(orjson.loads(record.summary)["created_at"])

@@ -1,8 +1,11 @@
 """Run operations over a store: create, read, step exactly once, export/import, delete.
 
-HTTP-free, so the routes stay thin. A replica keeps a small cache of decoded states keyed by
-etag: in the common case (a trainer stepping its run) a step is one Redis round trip, the
-compare-and-set commit; a stale cache only costs a retry.
+HTTP-free, so the FastAPI routes and local mode are thin shells over it. A replica keeps a
+small cache of decoded states keyed by etag: in the common case (a trainer stepping its run) a
+step is one store round trip, the compare-and-set commit; a stale cache only costs a retry.
+
+Documents the store keeps ready to serve (a run's summary, its state, history entries) come
+back as the JSON the store holds; computed results (a step) come back as engine values.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal, NewType, Protocol
 
 import numpy as np
 import orjson
@@ -20,51 +23,60 @@ import orjson
 import spard
 from spard.service.protocol.errors import RunExistsError, RunNotFoundError, ServiceUnavailableError
 from spard.service.protocol.streaming import StreamingConfig
+from spard.service.runs.ledger import DEFAULT_MAX_OPEN_STEPS
 from spard.service.runs.records import (
-    SampleWeightSummary,
+    created_at_of,
     history_entry,
-    run_summary,
+    run_record,
     sample_weight_summary,
 )
 from spard.service.runs.store import (
-    CommitOutcome,
-    HistoryEntry,
+    CurrentWeights,
+    HistoryRecord,
     RunKey,
-    RunRecord,
+    RunMeta,
     Store,
+    StoredRun,
+    WriteStatus,
 )
-from spard.service.settings import Settings
 
 _MAX_ATTEMPTS = 16
 _CACHE_SIZE = 4096
 
+SummaryJson = NewType("SummaryJson", bytes)
+"""A run's summary document (``GET /v1/runs/{id}``), as stored."""
+StateJson = NewType("StateJson", bytes)
+"""A run's engine state (``spard.State.to_json``), as stored."""
+
+StepOutcomeName = Literal["applied", "replayed", "rejected"]
+
+
+class RunEvents(Protocol):
+    """What the run layer reports as it works (the HTTP shell counts it in Prometheus)."""
+
+    def step(self, outcome: StepOutcomeName) -> None:
+        """A step was applied, replayed, or rejected by the engine."""
+
+    def observations(self, accepted: int, duplicates: int, late: int) -> None:
+        """Observations were recorded."""
+
+
+class NoEvents:
+    """Reports nothing."""
+
+    def step(self, outcome: StepOutcomeName) -> None:
+        return None
+
+    def observations(self, accepted: int, duplicates: int, late: int) -> None:
+        return None
+
 
 @dataclass(frozen=True)
-class RunMeta:
-    """What never changes in a run's life: checked by observations without decoding state."""
+class RunOptions:
+    """The run layer's knobs (the service's settings of the same names)."""
 
-    incarnation: str  # tells this run from an earlier one with the same id
-    objectives: tuple[str, ...]
-    streaming: StreamingConfig
-    created_by: str | None = None  # the create request's idempotency key, if it sent one
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "incarnation": self.incarnation,
-                "objectives": self.objectives,
-                "streaming": self.streaming.model_dump(mode="json"),
-                "created_by": self.created_by,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, data: bytes) -> RunMeta:
-        meta = orjson.loads(data)
-        streaming = StreamingConfig.model_validate(meta["streaming"])
-        return cls(
-            meta["incarnation"], tuple(meta["objectives"]), streaming, meta.get("created_by")
-        )
+    step_retention: int = 8  # step responses kept per run (replays, commits of late steps)
+    max_open_steps: int = DEFAULT_MAX_OPEN_STEPS  # steps holding observations not applied yet
 
 
 @dataclass(frozen=True)
@@ -77,11 +89,14 @@ class _Loaded:
 
 
 class RunService:
-    """Everything the routes do to runs, on top of a :class:`Store`."""
+    """Everything the API does to runs, on top of a :class:`Store`."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, options: RunOptions | None = None, events: RunEvents | None = None
+    ) -> None:
         self.store = store
-        self.settings = settings
+        self.options = options or RunOptions()
+        self.events: RunEvents = events or NoEvents()
         self._cache: OrderedDict[RunKey, _Loaded] = OrderedDict()
 
     async def create(
@@ -93,22 +108,22 @@ class RunService:
         streaming: StreamingConfig,
         *,
         request_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> SummaryJson:
         """Create a run; raises :class:`RunExistsError` if the id is taken, unless by a create
         with the same ``request_id`` (a retry whose first attempt went through): that one gets
         the run's summary."""
         state = spard.init(objectives, config, prior_weights=prior_weights)
         now = time.time()
         meta = RunMeta(secrets.token_hex(12), state.objectives, streaming, request_id)
-        record = replace(_record(key, state, meta, created_at=now), meta=meta.to_json())
-        if not await self.store.create(key, record, meta.incarnation):
+        record = run_record(key.run_id, state, meta, created_at=now)
+        if not await self.store.create(key, record, meta):
             if request_id is not None:
                 with contextlib.suppress(RunNotFoundError):
                     if (await self.meta(key, reload=True)).created_by == request_id:
-                        return orjson.loads(await self.summary(key))  # type: ignore[no-any-return]
+                        return await self.summary(key)
             raise RunExistsError(f"run {key.run_id!r} already exists", field="run_id")
         self._remember(key, _Loaded(record.etag, state, now, True, meta))
-        return orjson.loads(record.summary)  # type: ignore[no-any-return]
+        return SummaryJson(record.summary)
 
     async def meta(self, key: RunKey, *, reload: bool = False) -> RunMeta:
         """The run's unchanging metadata (cached by this replica)."""
@@ -117,15 +132,19 @@ class RunService:
             return cached.meta
         return (await self._load(key)).meta
 
-    async def summary(self, key: RunKey) -> bytes:
-        """The stored JSON summary of a run."""
+    async def summary(self, key: RunKey) -> SummaryJson:
+        """The run's summary document."""
         summary = await self.store.load_summary(key)
-        if summary == b"":  # written by an earlier version: upgrade it, then read again
-            await self._load(key)
-            summary = await self.store.load_summary(key)
-        if not summary:
+        if summary is None:
             raise _not_found(key)
-        return summary
+        return SummaryJson(summary)
+
+    async def weights(self, key: RunKey) -> CurrentWeights:
+        """The run's etag and weights document (a cheap read)."""
+        found = await self.store.load_weights(key)
+        if found is None:
+            raise _not_found(key)
+        return found
 
     async def step(
         self,
@@ -139,6 +158,22 @@ class RunService:
         """Apply (or replay) one step exactly once, whatever the concurrency; ``request_id``
         (the client's idempotency key) is stored with the step, so a retry of a step without an
         index replays it rather than applying the batch again."""
+        try:
+            result = await self._step(key, step, scores, return_advantages, request_id)
+        except spard.SpardError:
+            self.events.step("rejected")
+            raise
+        self.events.step("replayed" if result.replayed else "applied")
+        return result
+
+    async def _step(
+        self,
+        key: RunKey,
+        step: int | None,
+        scores: np.ndarray[Any, Any],
+        return_advantages: bool,
+        request_id: str | None,
+    ) -> spard.StepResult:
         cached = self._cache.get(key)
         loaded = replace(cached, fresh=False) if cached else await self._load(key)
         for _ in range(_MAX_ATTEMPTS):
@@ -161,14 +196,17 @@ class RunService:
                 loaded = await self._load(key)
                 continue
             weights = sample_weight_summary(result.sample_weights, result.zero_signal)
-            record = _record(key, state, loaded.meta, created_at=loaded.created_at, weights=weights)
-            payload = orjson.dumps(history_entry(result, weights, applied_at=time.time()))
-            entry = HistoryEntry(step=result.step, payload=payload)
-            outcome, current = await self.store.commit(key, loaded.etag, record, entry)
-            if outcome is CommitOutcome.APPLIED:
+            record = run_record(
+                key.run_id, state, loaded.meta, created_at=loaded.created_at, weights=weights
+            )
+            entry = HistoryRecord(
+                result.step, orjson.dumps(history_entry(result, weights, applied_at=time.time()))
+            )
+            status = await self.store.commit(key, loaded.etag, record, entry)
+            if status is WriteStatus.APPLIED:
                 self._remember(key, replace(loaded, etag=record.etag, state=state, fresh=False))
                 return result
-            if outcome is CommitOutcome.MISSING or current is None:
+            if status is WriteStatus.MISSING:
                 self._cache.pop(key, None)
                 raise _not_found(key)
             # Read the run afresh, metadata included: the run may have been deleted and
@@ -178,14 +216,14 @@ class RunService:
             f"run {key.run_id!r} is contended: step not applied after {_MAX_ATTEMPTS} tries"
         )
 
-    async def export_state(self, key: RunKey) -> bytes:
-        """The run's engine state as JSON (``spard.State.to_dict``)."""
-        record = await self.store.load(key)
-        if record is None:
+    async def export_state(self, key: RunKey) -> StateJson:
+        """The run's engine state as stored (``spard.State.to_json``)."""
+        stored = await self.store.load(key)
+        if stored is None:
             raise _not_found(key)
-        return record.state
+        return StateJson(stored.record.state)
 
-    async def import_state(self, key: RunKey, data: Any) -> dict[str, Any]:
+    async def import_state(self, key: RunKey, data: Any) -> SummaryJson:
         """Replace the run's state with an exported one (same objectives); history after the
         imported last step is dropped, since the trainer will send those steps again."""
         state = spard.State.from_dict(data)
@@ -196,11 +234,11 @@ class RunService:
                 f"{list(loaded.state.objectives)}",
                 field="state.objectives",
             )
-        record = _record(key, state, loaded.meta, created_at=loaded.created_at)
-        if not await self.store.replace(key, record, state.last_step):
+        record = run_record(key.run_id, state, loaded.meta, created_at=loaded.created_at)
+        if not await self.store.replace(key, record):
             raise _not_found(key)
         self._remember(key, _Loaded(record.etag, state, loaded.created_at, False, loaded.meta))
-        return orjson.loads(record.summary)  # type: ignore[no-any-return]
+        return SummaryJson(record.summary)
 
     async def delete(self, key: RunKey) -> None:
         """Delete a run and its history."""
@@ -208,49 +246,21 @@ class RunService:
         if not await self.store.delete(key):
             raise _not_found(key)
 
-    async def history(self, key: RunKey, after: int | None, limit: int) -> list[bytes]:
-        """A page of history entries (JSON) with step > ``after``."""
+    async def history(self, key: RunKey, after: int | None, limit: int) -> list[HistoryRecord]:
+        """A page of history entries with step > ``after``."""
         entries = await self.store.history(key, after, limit)
         if entries is None:
             raise _not_found(key)
         return entries
 
     async def _load(self, key: RunKey) -> _Loaded:
-        for _ in range(_MAX_ATTEMPTS):
-            record = await self.store.load(key)
-            if record is None:
-                self._cache.pop(key, None)
-                raise _not_found(key)
-            if record.meta:
-                loaded = self._decode(record, RunMeta.from_json(record.meta))
-            else:
-                upgraded = await self._upgrade(key, record)
-                if upgraded is None:
-                    continue  # written or upgraded meanwhile: read it again
-                loaded = upgraded
-            self._remember(key, loaded)
-            return loaded
-        raise ServiceUnavailableError(
-            f"run {key.run_id!r} is contended: not upgraded after {_MAX_ATTEMPTS} tries"
-        )
-
-    async def _upgrade(self, key: RunKey, record: RunRecord) -> _Loaded | None:
-        """Derive what an earlier version did not store (meta with default streaming, an
-        incarnation, last_step, the weights) from the run's state; the etag stays, so writers
-        holding it are not disturbed."""
-        loaded = self._decode(record, RunMeta(secrets.token_hex(12), (), StreamingConfig()))
-        meta = replace(loaded.meta, objectives=loaded.state.objectives)
-        fields = _record(key, loaded.state, meta, created_at=loaded.created_at, etag=record.etag)
-        fields = replace(fields, meta=meta.to_json())
-        if not await self.store.upgrade(key, fields, meta.incarnation):
-            return None
-        return replace(loaded, meta=meta)
-
-    @staticmethod
-    def _decode(record: RunRecord, meta: RunMeta) -> _Loaded:
-        state = spard.State.from_dict(orjson.loads(record.state))
-        created_at = float(orjson.loads(record.summary)["created_at"])
-        return _Loaded(record.etag, state, created_at, True, meta)
+        stored = await self.store.load(key)
+        if stored is None:
+            self._cache.pop(key, None)
+            raise _not_found(key)
+        loaded = _decode(stored)
+        self._remember(key, loaded)
+        return loaded
 
     def _remember(self, key: RunKey, loaded: _Loaded) -> None:
         self._cache[key] = loaded
@@ -259,34 +269,10 @@ class RunService:
             self._cache.popitem(last=False)
 
 
+def _decode(stored: StoredRun) -> _Loaded:
+    state = spard.State.from_dict(orjson.loads(stored.record.state))
+    return _Loaded(stored.record.etag, state, created_at_of(stored.record), True, stored.meta)
+
+
 def _not_found(key: RunKey) -> RunNotFoundError:
     return RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
-
-
-def _record(
-    key: RunKey,
-    state: spard.State,
-    meta: RunMeta,
-    *,
-    created_at: float,
-    weights: SampleWeightSummary | None = None,
-    etag: str | None = None,
-) -> RunRecord:
-    summary = run_summary(
-        key.run_id, state, created_at=created_at, updated_at=time.time(), weights=weights
-    )
-    summary["streaming"] = meta.streaming.model_dump(mode="json")
-    etag = etag if etag is not None else secrets.token_hex(12)
-    current = {
-        "run_id": key.run_id,
-        "etag": etag,
-        "step": state.last_step,
-        "reward_weights": summary["reward_weights"],
-    }
-    return RunRecord(
-        state=state.to_json(),
-        summary=orjson.dumps(summary),
-        etag=etag,
-        last_step=state.last_step,
-        weights=orjson.dumps(current),
-    )

@@ -23,6 +23,7 @@ from spard.service.protocol.schemas import (
 from spard.service.protocol.streaming import parse_observations
 from spard.service.runs.observation_service import ObservationService
 from spard.service.runs.records import commit_payload
+from spard.service.runs.run_service import RunService
 from spard.service.settings import Settings
 
 router = APIRouter(prefix="/v1/runs", tags=["streaming"], responses=ERROR_RESPONSES)
@@ -75,7 +76,7 @@ async def post_observations(request: Request, run: Run) -> Response:
     settings: Settings = request.app.state.settings
     observations = _parse_observations(await request.body(), settings.max_observations)
     report = await _service(request).observe(run, observations)
-    return Response(orjson.dumps(report.to_json()), media_type=JSON)
+    return Response(orjson.dumps(report.to_dict()), media_type=JSON)
 
 
 @router.post(
@@ -109,12 +110,13 @@ async def get_weights(
 ) -> Response:
     """The current reward weights; cheap, with an ETag (send it back in If-None-Match to get
     304 while nothing changed)."""
-    etag, weights = await _service(request).weights(run)
-    tag = f'"{etag}"'
+    runs: RunService = request.app.state.runs
+    current = await runs.weights(run)
+    tag = f'"{current.etag}"'
     headers = {"ETag": tag, "Cache-Control": "no-cache"}
     if if_none_match is not None and _matches(if_none_match, tag):
         return Response(status_code=304, headers=headers)
-    return Response(weights, media_type=JSON, headers=headers)
+    return Response(current.weights, media_type=JSON, headers=headers)
 
 
 def _matches(if_none_match: str, tag: str) -> bool:

@@ -25,10 +25,6 @@ router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
 JSON = "application/json"
 
 
-def _json(payload: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status_code, media_type=JSON)
-
-
 @router.post(
     "",
     status_code=201,
@@ -60,7 +56,7 @@ async def create_run(
     summary = await runs.create(
         key, list(body.objectives), config, body.prior_weights, streaming, request_id=request_id
     )
-    return _json(summary, status_code=201)
+    return Response(summary, status_code=201, media_type=JSON)
 
 
 @router.get("/{run_id}", response_model=RunSummary)
@@ -87,10 +83,10 @@ async def get_history(
 ) -> Response:
     """Per-step weights and stats, oldest first, a page at a time (for plots)."""
     entries = await runs.history(run, after, limit)
-    next_after = orjson.loads(entries[-1])["step"] if len(entries) == limit else None
+    next_after = entries[-1].step if len(entries) == limit else None
     body = b'{"run_id":%s,"entries":[%s],"next_after":%s}' % (
         orjson.dumps(run.run_id),
-        b",".join(entries),
+        b",".join(entry.payload for entry in entries),
         orjson.dumps(next_after),
     )
     return Response(body, media_type=JSON)
@@ -118,4 +114,4 @@ async def import_state(
     state: Annotated[dict[str, Any], Body(description="a state from GET .../state")],
 ) -> Response:
     """Resume from a saved state: the run continues exactly as the saved one would have."""
-    return _json(await runs.import_state(run, state))
+    return Response(await runs.import_state(run, state), media_type=JSON)

@@ -7,11 +7,8 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-import spard
 from spard.service.http.dependencies import IdempotencyKey, Run
-from spard.service.http.metrics import count_step
 from spard.service.protocol.codec import MSGPACK_TYPES, decode_step_body
-from spard.service.protocol.errors import ServiceError
 from spard.service.protocol.schemas import ERROR_RESPONSES, StepRequest, StepResponse
 from spard.service.protocol.wire import HEADER_SIZE, OCTET_STREAM
 from spard.service.runs.records import step_payload
@@ -56,16 +53,11 @@ async def post_step(request: Request, run: Run, request_id: IdempotencyKey) -> R
     runs: RunService = request.app.state.runs
     settings: Settings = request.app.state.settings
     body = await request.body()
-    try:
-        # K is checked by the engine against the run's objectives.
-        decoded = decode_step_body(request.headers.get("content-type"), body, settings.max_scores)
-        result = await runs.step(
-            run, decoded.step, decoded.scores, decoded.return_advantages, request_id=request_id
-        )
-    except (spard.SpardError, ServiceError):
-        count_step("rejected")
-        raise
-    count_step("replayed" if result.replayed else "applied")
+    # K is checked by the engine against the run's objectives.
+    decoded = decode_step_body(request.headers.get("content-type"), body, settings.max_scores)
+    result = await runs.step(
+        run, decoded.step, decoded.scores, decoded.return_advantages, request_id=request_id
+    )
     payload = step_payload(run.run_id, result, decoded.prompt_ids)
     return Response(
         orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"

@@ -1,37 +1,33 @@
-"""Where run state lives: Redis for production, process memory for ``spard serve`` alone."""
+"""Where run state lives: Redis for production, process memory for ``spard serve`` alone.
 
-from __future__ import annotations
+:mod:`~spard.service.runs.store.base` is the interface, ``memory`` and ``redis`` implement it
+with the same semantics (the Redis one in Lua, one atomic round trip per write).
+"""
 
-from spard.service.protocol.errors import StoreUnavailableError
 from spard.service.runs.store.base import (
-    CommitOutcome,
-    HistoryEntry,
+    CurrentWeights,
+    HistoryRecord,
     RunKey,
+    RunMeta,
     RunRecord,
     RunRecreatedError,
     Store,
+    StoredRun,
+    StoreOptions,
+    StoreUnavailableError,
+    WriteStatus,
 )
-from spard.service.settings import Settings
-
-
-def make_store(settings: Settings) -> Store:
-    """The store the settings ask for."""
-    if settings.redis_url:
-        from spard.service.runs.store.redis import RedisStore
-
-        return RedisStore(settings)
-    from spard.service.runs.store.memory import MemoryStore
-
-    return MemoryStore(settings)
-
 
 __all__ = [
-    "CommitOutcome",
-    "HistoryEntry",
+    "CurrentWeights",
+    "HistoryRecord",
     "RunKey",
+    "RunMeta",
     "RunRecord",
     "RunRecreatedError",
     "Store",
+    "StoreOptions",
     "StoreUnavailableError",
-    "make_store",
+    "StoredRun",
+    "WriteStatus",
 ]

@@ -6,6 +6,10 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
+
+from spard.service.protocol.errors import StoreUnavailableError as StoreUnavailableError
+from spard.service.protocol.streaming import StreamingConfig
 from spard.service.runs.ledger import ObservationItem, ObserveOutcome, SealedStep
 
 
@@ -23,30 +27,77 @@ class RunKey:
 
 
 @dataclass(frozen=True)
+class RunMeta:
+    """What never changes in a run's life, stored once at creation: observations check it
+    without decoding the state."""
+
+    incarnation: str  # tells this run from an earlier one with the same id
+    objectives: tuple[str, ...]
+    streaming: StreamingConfig
+    created_by: str | None = None  # the create request's idempotency key, if it sent one
+
+    def to_json(self) -> bytes:
+        """The stored form."""
+        return orjson.dumps(
+            {
+                "incarnation": self.incarnation,
+                "objectives": self.objectives,
+                "streaming": self.streaming.model_dump(mode="json"),
+                "created_by": self.created_by,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes) -> RunMeta:
+        """Inverse of :meth:`to_json`."""
+        meta = orjson.loads(data)
+        streaming = StreamingConfig.model_validate(meta["streaming"])
+        return cls(
+            meta["incarnation"], tuple(meta["objectives"]), streaming, meta.get("created_by")
+        )
+
+
+@dataclass(frozen=True)
 class RunRecord:
-    """A run as stored: the engine state, a summary for cheap reads, and a write token.
+    """A run as every write stores it: the engine state, documents for cheap reads, and a
+    write token.
 
     ``etag`` changes on every write (a random token, not a counter, so a run deleted and
     created again never matches a token cached for its predecessor).
     """
 
-    state: bytes  # JSON of spard.State.to_dict()
-    summary: bytes  # JSON of the run summary served by GET /v1/runs/{id}
+    state: bytes  # JSON of spard.State.to_json()
+    summary: bytes  # JSON served by GET /v1/runs/{id}
     etag: str
-    last_step: int | None = None  # mirrors the state, for scripts that cannot decode it
-    weights: bytes = b"{}"  # JSON served by GET /v1/runs/{id}/weights
-    meta: bytes = b""  # JSON RunMeta, written at creation only (empty in writes after it)
+    last_step: int | None  # mirrors the state, for scripts that cannot decode it
+    weights: bytes  # JSON served by GET /v1/runs/{id}/weights
 
 
 @dataclass(frozen=True)
-class HistoryEntry:
-    """One applied step, for the history endpoint."""
+class StoredRun:
+    """A run read back: its latest record and its creation-time metadata."""
+
+    record: RunRecord
+    meta: RunMeta
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One applied step as stored for the history endpoint."""
 
     step: int
-    payload: bytes  # JSON
+    payload: bytes  # JSON of one history entry
 
 
-class CommitOutcome(enum.Enum):
+@dataclass(frozen=True)
+class CurrentWeights:
+    """The run's write token and its weights document (a cheap read)."""
+
+    etag: str
+    weights: bytes  # JSON served by GET /v1/runs/{id}/weights
+
+
+class WriteStatus(enum.Enum):
     """How a compare-and-set write ended."""
 
     APPLIED = "applied"
@@ -54,53 +105,54 @@ class CommitOutcome(enum.Enum):
     MISSING = "missing"  # the run was deleted (or expired) meanwhile
 
 
+@dataclass(frozen=True)
+class StoreOptions:
+    """What every store needs to know besides where it is."""
+
+    history_retention: int = 2000  # history entries kept per run
+    run_ttl_s: int = 30 * 86400  # idle runs expire after this; 0: never
+
+
 class RunRecreatedError(Exception):
     """The run was deleted and created again since the caller read its metadata."""
 
 
 class Store(Protocol):
-    """Async storage of runs. Every method raises :class:`StoreUnavailableError` on outage."""
+    """Async storage of runs. Every method raises :class:`StoreUnavailableError` on outage.
 
-    async def create(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
-        """Store a new run; False if the id already exists. ``incarnation`` tells this run
-        from an earlier one of the same id (observations check it)."""
+    A run written by an earlier version of the service is upgraded by the store as it is read:
+    callers only ever see this version's records.
+    """
+
+    async def create(self, key: RunKey, record: RunRecord, meta: RunMeta) -> bool:
+        """Store a new run; False if the id already exists."""
         ...
 
-    async def load(self, key: RunKey) -> RunRecord | None:
-        """The run, or None if it does not exist. A run written by an earlier version comes
-        back with empty ``meta``: :meth:`upgrade` it before use."""
-        ...
-
-    async def upgrade(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
-        """Give a run written by an earlier version what this one reads (``record``'s summary,
-        last_step, weights and meta, and ``incarnation``), if it still has ``record.etag`` and
-        was not upgraded meanwhile; False otherwise."""
+    async def load(self, key: RunKey) -> StoredRun | None:
+        """The run, or None if it does not exist."""
         ...
 
     async def load_summary(self, key: RunKey) -> bytes | None:
-        """Just the summary of a run (cheap), or None; empty if the run needs an upgrade."""
+        """Just the summary document of a run (cheap), or None."""
+        ...
+
+    async def load_weights(self, key: RunKey) -> CurrentWeights | None:
+        """The run's etag and weights document (cheap), or None."""
         ...
 
     async def commit(
-        self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryEntry
-    ) -> tuple[CommitOutcome, RunRecord | None]:
-        """Write ``record`` and append ``entry`` if the stored etag is still ``expected_etag``.
-
-        On STALE the current record comes back so the caller can retry without a new read.
-        """
+        self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryRecord
+    ) -> WriteStatus:
+        """Write ``record`` and add ``entry`` if the stored etag is still ``expected_etag``."""
         ...
 
-    async def replace(self, key: RunKey, record: RunRecord, last_step: int | None) -> bool:
-        """Overwrite a run's state (import); history after ``last_step`` is dropped."""
+    async def replace(self, key: RunKey, record: RunRecord) -> bool:
+        """Overwrite a run's record (import); history and observations after
+        ``record.last_step`` are dropped. False if the run does not exist."""
         ...
 
     async def delete(self, key: RunKey) -> bool:
         """Delete a run and its history; False if it did not exist."""
-        ...
-
-    async def load_weights(self, key: RunKey) -> tuple[str, bytes] | None:
-        """The run's etag and current weights JSON (cheap), or None; the weights are empty if
-        the run needs an upgrade."""
         ...
 
     async def observe(
@@ -124,7 +176,9 @@ class Store(Protocol):
         :class:`RunRecreatedError` if the run is no longer ``incarnation``."""
         ...
 
-    async def history(self, key: RunKey, after: int | None, limit: int) -> list[bytes] | None:
+    async def history(
+        self, key: RunKey, after: int | None, limit: int
+    ) -> list[HistoryRecord] | None:
         """History entries with step > ``after``, in step order; None if no such run."""
         ...
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from spard.service.runs.ledger import (
     ObservationItem,
@@ -17,21 +17,23 @@ from spard.service.runs.ledger import (
     SealedStep,
 )
 from spard.service.runs.store.base import (
-    CommitOutcome,
-    HistoryEntry,
+    CurrentWeights,
+    HistoryRecord,
     RunKey,
+    RunMeta,
     RunRecord,
     RunRecreatedError,
+    StoredRun,
+    StoreOptions,
+    WriteStatus,
 )
-from spard.service.settings import Settings
 
 
 @dataclass
 class _Run:
     record: RunRecord
     updated: float
-    incarnation: str
-    meta: bytes
+    meta: RunMeta
     observations: ObservationLedger = field(default_factory=ObservationLedger)
     history_steps: list[int] = field(default_factory=list)
     history: dict[int, bytes] = field(default_factory=dict)
@@ -40,10 +42,11 @@ class _Run:
 class MemoryStore:
     """In-process store with the same semantics as :class:`RedisStore` (TTL included)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, options: StoreOptions | None = None) -> None:
+        options = options or StoreOptions()
         self._runs: dict[RunKey, _Run] = {}
-        self._history_retention = settings.history_retention
-        self._ttl = settings.run_ttl_s
+        self._history_retention = options.history_retention
+        self._ttl = options.run_ttl_s
 
     def _live(self, key: RunKey) -> _Run | None:
         run = self._runs.get(key)
@@ -52,27 +55,19 @@ class MemoryStore:
             return None
         return run
 
-    async def create(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
+    async def create(self, key: RunKey, record: RunRecord, meta: RunMeta) -> bool:
         if self._live(key) is not None:
             return False
-        self._runs[key] = _Run(record, time.time(), incarnation, record.meta)
+        self._runs[key] = _Run(record, time.time(), meta)
         return True
 
-    async def load(self, key: RunKey) -> RunRecord | None:
+    async def load(self, key: RunKey) -> StoredRun | None:
         run = self._live(key)
-        return None if run is None else replace(run.record, meta=run.meta)
+        return None if run is None else StoredRun(run.record, run.meta)
 
-    async def upgrade(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
-        # Only the Redis store outlives a version; here every run has its meta from creation.
+    async def load_weights(self, key: RunKey) -> CurrentWeights | None:
         run = self._live(key)
-        if run is None or run.record.etag != record.etag or run.meta:
-            return False
-        run.record, run.incarnation, run.meta = replace(record, meta=b""), incarnation, record.meta
-        return True
-
-    async def load_weights(self, key: RunKey) -> tuple[str, bytes] | None:
-        run = self._live(key)
-        return None if run is None else (run.record.etag, run.record.weights)
+        return None if run is None else CurrentWeights(run.record.etag, run.record.weights)
 
     async def observe(
         self,
@@ -86,7 +81,7 @@ class MemoryStore:
         run = self._live(key)
         if run is None:
             return ObserveOutcome("missing")
-        if run.incarnation != incarnation:
+        if run.meta.incarnation != incarnation:
             return ObserveOutcome("reload")
         run.updated = time.time()
         return run.observations.observe(
@@ -99,7 +94,7 @@ class MemoryStore:
         run = self._live(key)
         if run is None:
             return None
-        if run.incarnation != incarnation:
+        if run.meta.incarnation != incarnation:
             raise RunRecreatedError(key.run_id)
         return run.observations.seal(step, run.record.last_step, retention)
 
@@ -108,28 +103,28 @@ class MemoryStore:
         return None if run is None else run.record.summary
 
     async def commit(
-        self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryEntry
-    ) -> tuple[CommitOutcome, RunRecord | None]:
+        self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryRecord
+    ) -> WriteStatus:
         run = self._live(key)
         if run is None:
-            return CommitOutcome.MISSING, None
+            return WriteStatus.MISSING
         if run.record.etag != expected_etag:
-            return CommitOutcome.STALE, run.record
+            return WriteStatus.STALE
         run.record, run.updated = record, time.time()
         if entry.step not in run.history:
             bisect.insort(run.history_steps, entry.step)
         run.history[entry.step] = entry.payload
         while len(run.history_steps) > self._history_retention:
             del run.history[run.history_steps.pop(0)]
-        return CommitOutcome.APPLIED, None
+        return WriteStatus.APPLIED
 
-    async def replace(self, key: RunKey, record: RunRecord, last_step: int | None) -> bool:
+    async def replace(self, key: RunKey, record: RunRecord) -> bool:
         run = self._live(key)
         if run is None:
             return False
         run.record, run.updated = record, time.time()
-        run.observations.drop_after(last_step)
-        keep_until = -1 if last_step is None else last_step
+        run.observations.drop_after(record.last_step)
+        keep_until = -1 if record.last_step is None else record.last_step
         for step in [s for s in run.history_steps if s > keep_until]:
             run.history_steps.remove(step)
             del run.history[step]
@@ -138,12 +133,15 @@ class MemoryStore:
     async def delete(self, key: RunKey) -> bool:
         return self._runs.pop(key, None) is not None
 
-    async def history(self, key: RunKey, after: int | None, limit: int) -> list[bytes] | None:
+    async def history(
+        self, key: RunKey, after: int | None, limit: int
+    ) -> list[HistoryRecord] | None:
         run = self._live(key)
         if run is None:
             return None
         start = 0 if after is None else bisect.bisect_right(run.history_steps, after)
-        return [run.history[s] for s in run.history_steps[start : start + limit]]
+        steps = run.history_steps[start : start + limit]
+        return [HistoryRecord(step, run.history[step]) for step in steps]
 
     async def recent_runs(self, since: float, limit: int) -> list[tuple[RunKey, bytes]]:
         live = [(k, r) for k in list(self._runs) if (r := self._live(k)) and r.updated >= since]

@@ -17,8 +17,10 @@ run's Cluster slot like the keys passed in.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -28,19 +30,26 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+import spard
 from spard.service.protocol.errors import StoreUnavailableError
+from spard.service.protocol.streaming import StreamingConfig
 from spard.service.runs.ledger import (
     ObservationItem,
     ObserveOutcome,
     SealedStep,
     parse_observation_field,
 )
+from spard.service.runs.records import created_at_of, run_record
 from spard.service.runs.store.base import (
-    CommitOutcome,
-    HistoryEntry,
+    CurrentWeights,
+    HistoryRecord,
     RunKey,
+    RunMeta,
     RunRecord,
     RunRecreatedError,
+    StoredRun,
+    StoreOptions,
+    WriteStatus,
 )
 from spard.service.runs.store.redis_scripts import (
     COMMIT,
@@ -50,8 +59,10 @@ from spard.service.runs.store.redis_scripts import (
     REPLACE,
     SEAL,
     UPGRADE,
+    CommitReply,
+    ObserveReply,
+    SealReply,
 )
-from spard.service.settings import Settings
 
 _UNAVAILABLE = (
     redis_errors.ConnectionError,
@@ -63,6 +74,8 @@ _UNAVAILABLE = (
     OSError,
 )
 _INDEX_EVERY_S = 5.0  # how often one replica refreshes a run's entry in the active index
+_UPGRADE_TRIES = 16
+_RUN_FIELDS = ["state", "summary", "etag", "last_step", "weights", "meta"]
 
 
 def _step_arg(step: int | None) -> int:
@@ -72,11 +85,19 @@ def _step_arg(step: int | None) -> int:
 class RedisStore:
     """Run storage in Redis (standalone or Cluster), with the store's exactly-once writes."""
 
-    def __init__(self, settings: Settings) -> None:
-        assert settings.redis_url is not None
-        options: dict[str, Any] = {
-            "socket_timeout": settings.redis_timeout_s,
-            "socket_connect_timeout": settings.redis_timeout_s,
+    def __init__(
+        self,
+        url: str,
+        options: StoreOptions | None = None,
+        *,
+        cluster: bool = False,
+        timeout_s: float = 2.0,
+        key_prefix: str = "spard",
+    ) -> None:
+        options = options or StoreOptions()
+        connection: dict[str, Any] = {
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
             # No retry below the service: a script re-sent after a timeout may already have run,
             # and "the next step" computed again would apply a batch twice. A failed call is a
             # 503 whose retry (same Idempotency-Key) the service answers exactly once. This also
@@ -84,14 +105,14 @@ class RedisStore:
             "retry": Retry(NoBackoff(), 0),
         }
         self._client: Redis | RedisCluster
-        if settings.redis_cluster:
-            self._client = RedisCluster.from_url(settings.redis_url, **options)
+        if cluster:
+            self._client = RedisCluster.from_url(url, **connection)
         else:
-            self._client = Redis.from_url(settings.redis_url, **options)
-        self._prefix = settings.key_prefix
+            self._client = Redis.from_url(url, **connection)
+        self._prefix = key_prefix
         self._active = f"{self._prefix}:active"
-        self._history_retention = settings.history_retention
-        self._ttl = settings.run_ttl_s
+        self._history_retention = options.history_retention
+        self._ttl = options.run_ttl_s
         self._create = self._client.register_script(CREATE)
         self._commit = self._client.register_script(COMMIT)
         self._replace = self._client.register_script(REPLACE)
@@ -121,10 +142,10 @@ class RedisStore:
         member = orjson.dumps([key.tenant, key.run_id])
         await self._client.zadd(self._active, {member: now})
 
-    async def create(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
+    async def create(self, key: RunKey, record: RunRecord, meta: RunMeta) -> bool:
         now = time.time()
         args = [record.state, record.summary, record.etag, now, self._ttl]
-        args += [_step_arg(record.last_step), record.weights, record.meta, incarnation]
+        args += [_step_arg(record.last_step), record.weights, meta.to_json(), meta.incarnation]
         async with self._guard("create"):
             created = await self._create(keys=self._keys(key), args=args)
             if created:
@@ -132,28 +153,52 @@ class RedisStore:
                 await self._index(key, now)
         return bool(created)
 
-    async def load(self, key: RunKey) -> RunRecord | None:
-        async with self._guard("load"):
-            state, summary, etag, last_step, weights, meta = await self._client.hmget(
-                self._keys(key)[0], ["state", "summary", "etag", "last_step", "weights", "meta"]
-            )
-        if etag is None:
-            return None
-        if meta is None:  # written by an earlier version: the caller upgrades it
-            return RunRecord(state, summary, etag.decode())
-        last = int(last_step)
-        return RunRecord(state, summary, etag.decode(), None if last < 0 else last, weights, meta)
+    async def load(self, key: RunKey) -> StoredRun | None:
+        for _ in range(_UPGRADE_TRIES):
+            async with self._guard("load"):
+                fields = await self._client.hmget(self._keys(key)[0], _RUN_FIELDS)
+            state, summary, etag, last_step, weights, meta = fields
+            if etag is None:
+                return None
+            if meta is not None:
+                last = int(last_step)
+                record = RunRecord(
+                    state, summary, etag.decode(), None if last < 0 else last, weights
+                )
+                return StoredRun(record, RunMeta.from_json(meta))
+            upgraded = await self._upgrade_legacy(key, state, summary, etag.decode())
+            if upgraded is not None:
+                return upgraded
+        raise StoreUnavailableError(f"run {key.run_id!r} changed during {_UPGRADE_TRIES} reads")
 
-    async def upgrade(self, key: RunKey, record: RunRecord, incarnation: str) -> bool:
-        args = [record.etag, record.summary, _step_arg(record.last_step), record.weights]
-        args += [record.meta, incarnation]
+    async def _upgrade_legacy(
+        self, key: RunKey, state_json: bytes, summary: bytes, etag: str
+    ) -> StoredRun | None:
+        """Give a run written by an earlier version (state, summary, etag, updated only) the
+        fields this one reads, derived from its state, keeping its etag so that writers holding
+        it are not disturbed; None if it changed or was upgraded meanwhile."""
+        state = spard.State.from_dict(orjson.loads(state_json))
+        meta = RunMeta(secrets.token_hex(12), state.objectives, StreamingConfig())
+        legacy = RunRecord(state_json, summary, etag, None, b"")
+        record = run_record(key.run_id, state, meta, created_at=created_at_of(legacy), etag=etag)
+        args = [etag, record.summary, _step_arg(record.last_step), record.weights]
+        args += [meta.to_json(), meta.incarnation]
         async with self._guard("upgrade"):
-            return bool(await self._upgrade(keys=self._keys(key)[:1], args=args))
+            if not await self._upgrade(keys=self._keys(key)[:1], args=args):
+                return None
+        return StoredRun(replace(record, state=state_json), meta)
 
-    async def load_weights(self, key: RunKey) -> tuple[str, bytes] | None:
+    async def load_weights(self, key: RunKey) -> CurrentWeights | None:
         async with self._guard("load"):
             etag, weights = await self._client.hmget(self._keys(key)[0], ["etag", "weights"])
-        return None if etag is None else (etag.decode(), weights or b"")
+        if etag is None:
+            return None
+        if weights is None:  # an earlier version's run: upgraded as it is loaded
+            stored = await self.load(key)
+            if stored is None:
+                return None
+            return CurrentWeights(stored.record.etag, stored.record.weights)
+        return CurrentWeights(etag.decode(), weights)
 
     async def observe(
         self,
@@ -169,10 +214,15 @@ class RedisStore:
             args += [item.group, item.rollout_index, item.observation_id, item.scores]
         async with self._guard("observe"):
             reply = await self._observe(keys=self._keys(key), args=args)
-        if reply[0] < 2:
-            return ObserveOutcome("missing" if reply[0] == 0 else "reload")
-        if reply[0] in (2, 4):
-            return ObserveOutcome("late" if reply[0] == 2 else "full", step=int(reply[1]))
+        status = ObserveReply(reply[0])
+        if status is ObserveReply.MISSING:
+            return ObserveOutcome("missing")
+        if status is ObserveReply.RECREATED:
+            return ObserveOutcome("reload")
+        if status is ObserveReply.LATE:
+            return ObserveOutcome("late", step=int(reply[1]))
+        if status is ObserveReply.FULL:
+            return ObserveOutcome("full", step=int(reply[1]))
         step, accepted, duplicates, complete, conflicts, overflow, open_before = reply[1:]
         return ObserveOutcome(
             "ok",
@@ -190,9 +240,10 @@ class RedisStore:
     ) -> SealedStep | None:
         async with self._guard("seal"):
             reply = await self._seal(keys=self._keys(key), args=[step, retention, incarnation])
-        if reply[0] == 0:
+        status = SealReply(reply[0])
+        if status is SealReply.MISSING:
             return None
-        if reply[0] == 2:
+        if status is SealReply.RECREATED:
             raise RunRecreatedError(key.run_id)
         last, fields, open_before = int(reply[1]), reply[2], reply[3]
         observed: dict[tuple[str, int], bytes] = {}
@@ -209,27 +260,31 @@ class RedisStore:
             )
         if summary is None:
             return None
+        if incarnation is None:  # an earlier version's run: upgraded as it is loaded
+            stored = await self.load(key)
+            return None if stored is None else stored.record.summary
         summary_bytes: bytes = summary
-        return summary_bytes if incarnation is not None else b""
+        return summary_bytes
 
     async def commit(
-        self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryEntry
-    ) -> tuple[CommitOutcome, RunRecord | None]:
+        self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryRecord
+    ) -> WriteStatus:
         now = time.time()
         args = [expected_etag, record.state, record.summary, record.etag, now, entry.step]
         args += [entry.payload, self._history_retention, self._ttl, record.weights]
         async with self._guard("commit"):
             reply = await self._commit(keys=self._keys(key), args=args)
-            if reply[0] == 2:
+            status = CommitReply(reply[0])
+            if status is CommitReply.APPLIED:
                 await self._index(key, now)
-        if reply[0] == 0:
-            return CommitOutcome.MISSING, None
-        if reply[0] == 1:
-            current = RunRecord(state=reply[1], summary=reply[2], etag=reply[3].decode())
-            return CommitOutcome.STALE, current
-        return CommitOutcome.APPLIED, None
+        if status is CommitReply.MISSING:
+            return WriteStatus.MISSING
+        if status is CommitReply.STALE:
+            return WriteStatus.STALE
+        return WriteStatus.APPLIED
 
-    async def replace(self, key: RunKey, record: RunRecord, last_step: int | None) -> bool:
+    async def replace(self, key: RunKey, record: RunRecord) -> bool:
+        last_step = record.last_step
         drop_from = "-inf" if last_step is None else f"({last_step}"
         args = [record.state, record.summary, record.etag, time.time(), drop_from, self._ttl]
         args += [_step_arg(last_step), record.weights]
@@ -243,17 +298,19 @@ class RedisStore:
         self._indexed.pop(key, None)
         return bool(removed)
 
-    async def history(self, key: RunKey, after: int | None, limit: int) -> list[bytes] | None:
+    async def history(
+        self, key: RunKey, after: int | None, limit: int
+    ) -> list[HistoryRecord] | None:
         run_key, history_key, _ = self._keys(key)
         low = "-inf" if after is None else f"({after}"
         async with self._guard("history"):
             exists = await self._client.exists(run_key)
             if not exists:
                 return None
-            entries: list[bytes] = await self._client.zrangebyscore(
-                history_key, low, "+inf", start=0, num=limit
+            entries: list[tuple[bytes, float]] = await self._client.zrangebyscore(
+                history_key, low, "+inf", start=0, num=limit, withscores=True
             )
-        return entries
+        return [HistoryRecord(int(step), payload) for payload, step in entries]
 
     async def recent_runs(self, since: float, limit: int) -> list[tuple[RunKey, bytes]]:
         if limit <= 0:

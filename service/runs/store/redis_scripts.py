@@ -1,4 +1,45 @@
-"""The Lua scripts of the Redis store: each write is one atomic round trip."""
+"""The Lua scripts of the Redis store: each write is one atomic round trip.
+
+A script's reply starts with a status code; the codes are the enums below, written into the Lua
+source (``$NAME``), so the Python side reads names, never bare numbers.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from string import Template
+
+
+class CommitReply(IntEnum):
+    """COMMIT: ``{MISSING}``, ``{STALE}`` (another writer got there first) or ``{APPLIED}``."""
+
+    MISSING = 0
+    STALE = 1
+    APPLIED = 2
+
+
+class ObserveReply(IntEnum):
+    """OBSERVE: ``{MISSING}``, ``{RECREATED}``, ``{LATE, step}``, ``{FULL, step}`` or
+    ``{OK, step, accepted, duplicates, complete, conflicts, overflow, open_before}``."""
+
+    MISSING = 0
+    RECREATED = 1
+    LATE = 2
+    OK = 3
+    FULL = 4
+
+
+class SealReply(IntEnum):
+    """SEAL: ``{MISSING}``, ``{RECREATED}`` or ``{SEALED, last_step, fields, open_before}``."""
+
+    MISSING = 0
+    SEALED = 1
+    RECREATED = 2
+
+
+def _lua(source: str, codes: type[IntEnum]) -> str:
+    return Template(source).substitute({code.name: int(code) for code in codes})
+
 
 # Shared by the scripts: drop the observation hashes of steps in a score range of KEYS[3].
 DROP_OBSERVATIONS = """
@@ -32,13 +73,11 @@ return redis.call('DEL', KEYS[1], KEYS[2])
 """
 )
 
-COMMIT = """
+COMMIT = _lua(
+    """
 local current = redis.call('HGET', KEYS[1], 'etag')
-if not current then return {0} end
-if current ~= ARGV[1] then
-  local record = redis.call('HMGET', KEYS[1], 'state', 'summary', 'etag')
-  return {1, record[1], record[2], record[3]}
-end
+if not current then return {$MISSING} end
+if current ~= ARGV[1] then return {$STALE} end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'summary', ARGV[3], 'etag', ARGV[4],
            'updated', ARGV[5], 'last_step', ARGV[6], 'weights', ARGV[10])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[6], ARGV[6])
@@ -49,8 +88,10 @@ if tonumber(ARGV[9]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[9])
   redis.call('EXPIRE', KEYS[2], ARGV[9])
 end
-return {2}
-"""
+return {$APPLIED}
+""",
+    CommitReply,
+)
 
 # A run written by an earlier version (state, summary, etag, updated only) gets the fields
 # this version reads, derived from its state, unless it changed or was upgraded meanwhile.
@@ -81,16 +122,16 @@ return 1
 
 # KEYS: run, history, obs. ARGV: incarnation, step (-1: the open step), group_size (0: unset),
 # ttl, max open steps, then per observation: group, rollout (-1: assign), observation id ('' if
-# none), scores. Replies {0} missing, {1} reload, {2, step} late, {3, step, ...} ok, {4, step}
-# full.
+# none), scores. Replies: ObserveReply.
 # Step hash fields: o|<group>|<rollout> = scores, n|<group> = count, k|<group>|<id> = assigned
 # rollout, #complete = complete groups, #sealed = closed for commit. Sent without a step, an
 # observation whose id is stored in an earlier kept step is a duplicate (see
 # spard.service.runs.ledger).
-OBSERVE = """
+OBSERVE = _lua(
+    """
 local run = redis.call('HMGET', KEYS[1], 'incarnation', 'last_step')
-if not run[1] then return {0} end
-if run[1] ~= ARGV[1] then return {1} end
+if not run[1] then return {$MISSING} end
+if run[1] ~= ARGV[1] then return {$RECREATED} end
 local last = tonumber(run[2])
 local step = tonumber(ARGV[2])
 local earlier = {}
@@ -100,10 +141,10 @@ if step < 0 then
   earlier = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. step)
 end
 local obs = KEYS[3] .. ':' .. step
-if step <= last or redis.call('HEXISTS', obs, '#sealed') == 1 then return {2, step} end
+if step <= last or redis.call('HEXISTS', obs, '#sealed') == 1 then return {$LATE, step} end
 if redis.call('EXISTS', obs) == 0
    and redis.call('ZCOUNT', KEYS[3], '(' .. last, '+inf') >= tonumber(ARGV[5]) then
-  return {4, step}
+  return {$FULL, step}
 end
 local group_size = tonumber(ARGV[3])
 local accepted, duplicates, conflicts, overflow = 0, 0, {}, {}
@@ -164,17 +205,19 @@ if tonumber(ARGV[4]) > 0 then
 end
 local complete = tonumber(redis.call('HGET', obs, '#complete') or '0')
 local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. step)
-return {3, step, accepted, duplicates, complete, conflicts, overflow, open}
-"""
+return {$OK, step, accepted, duplicates, complete, conflicts, overflow, open}
+""",
+    ObserveReply,
+)
 
-# KEYS: run, history, obs. ARGV: step, retention, incarnation. Replies {0} missing, {2}
-# recreated (the caller's metadata is stale), else {1, last, fields, open}.
-SEAL = (
+# KEYS: run, history, obs. ARGV: step, retention, incarnation. Replies: SealReply (RECREATED:
+# the caller's metadata is stale).
+SEAL = _lua(
     DROP_OBSERVATIONS
     + """
 local run = redis.call('HMGET', KEYS[1], 'last_step', 'incarnation')
-if not run[1] then return {0} end
-if run[2] ~= ARGV[3] then return {2} end
+if not run[1] then return {$MISSING} end
+if run[2] ~= ARGV[3] then return {$RECREATED} end
 local last = tonumber(run[1])
 local obs = KEYS[3] .. ':' .. ARGV[1]
 local fields = {}
@@ -184,6 +227,7 @@ if redis.call('EXISTS', obs) == 1 then
 end
 drop_observations('-inf', last - tonumber(ARGV[2]))
 local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. ARGV[1])
-return {1, last, fields, open}
-"""
+return {$SEALED, last, fields, open}
+""",
+    SealReply,
 )

@@ -1,0 +1,98 @@
+"""Local mode is the service: every malformed request of the service tests, sent to
+``SpardClient.local()``'s transport and to a real ``spard serve``, gets the same status, field
+and message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from servers import ServiceProcess
+from test_service_errors import BINARY_CASES, CREATE_CASES, GOOD, JSON_CASES, PATH_CASES
+from test_streaming import OBSERVATION_CASES
+
+from spard.client.local import LocalTransport
+from spard.service.protocol.wire import IDEMPOTENCY_HEADER
+
+pytestmark = pytest.mark.slow
+JSON = {"content-type": "application/json"}
+
+# (method, path, keyword arguments of httpx.request): each case of the service tests, and the
+# ones that local mode once answered differently (before it ran the service's own app).
+CASES: list[tuple[str, str, dict[str, Any]]] = [
+    *[("POST", "/v1/runs/r/steps", {"content": body, "headers": JSON}) for body, *_ in JSON_CASES],
+    *[
+        ("POST", "/v1/runs/r/steps", {"content": body, "headers": {"content-type": kind}})
+        for body, kind, *_ in BINARY_CASES
+    ],
+    *[("POST", "/v1/runs", {"json": body}) for body, _ in CREATE_CASES],
+    *[(method, path, {}) for method, path, _ in PATH_CASES],
+    *[
+        (
+            "POST",
+            "/v1/runs/bad/observations",
+            {"content": b'{"observations": [%s]}' % case, "headers": JSON}
+            if isinstance(case, bytes)
+            else {"json": {"observations": [case]}},
+        )
+        for case, _ in OBSERVATION_CASES
+    ],
+    ("POST", "/v1/runs/r/steps", {"json": {"scores": GOOD, "return_advantages": "yes"}}),
+    ("POST", "/v1/runs/r/steps", {"json": {"scores": GOOD, "prompt_ids": ["only-one"]}}),
+    ("POST", "/v1/runs", {"json": {"run_id": "x", "objectives": ["a"], "colour": "red"}}),
+    ("POST", "/v1/runs", {"json": {"run_id": "r", "objectives": ["a", "b"]}}),
+    ("GET", "/v1/runs/r/history?limit=-3", {}),
+    ("GET", "/v1/runs/nope", {}),
+    ("GET", "/v1/runs/nope/weights", {}),
+    ("DELETE", "/v1/runs/nope", {}),
+    ("PATCH", "/v1/runs/r", {}),
+    ("POST", "/v1/runs/r/steps", {"content": b"a=b", "headers": {"content-type": "text/plain"}}),
+    ("POST", "/v1/runs/r/steps/7/commit", {"json": {}}),
+    ("POST", "/v1/runs/r/steps/x/commit", {"json": {}}),
+    ("PUT", "/v1/runs/r/state", {"json": {"objectives": ["a"]}}),
+    ("PUT", "/v1/runs/r/state", {"content": b"[", "headers": JSON}),
+    ("POST", "/v1/runs/r/steps", {"json": {"scores": GOOD}, "headers": {IDEMPOTENCY_HEADER: ""}}),
+    ("POST", "/v1/runs/bad/observations", {"json": {"observations": []}}),
+]
+
+
+@pytest.fixture(scope="module")
+def both() -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    server = ServiceProcess(env={"SPARD_AUTH_DISABLED": "true"}).start()
+    remote = httpx.Client(base_url=server.url)
+    local = httpx.Client(transport=LocalTransport(), base_url="http://spard.local")
+    try:
+        for http in (remote, local):
+            created = http.post("/v1/runs", json={"run_id": "r", "objectives": ["a", "b"]})
+            assert created.status_code == 201, created.text
+            assert http.post("/v1/runs/r/steps", json={"step": 0, "scores": GOOD}).is_success
+            streaming = {"run_id": "bad", "objectives": ["a", "b", "c"]}
+            assert http.post("/v1/runs", json={**streaming, "streaming": {"group_size": 4}})
+        yield remote, local
+    finally:
+        local.close()
+        remote.close()
+        server.stop()
+
+
+@pytest.mark.parametrize(("method", "path", "options"), CASES)
+def test_local_mode_answers_like_the_server(both, method, path, options):
+    remote, local = both
+    expected = remote.request(method, path, **options)
+    answered = local.request(method, path, **options)
+    assert 400 <= expected.status_code < 500, (expected.status_code, expected.text)
+    assert answered.status_code == expected.status_code, (answered.text, expected.text)
+    assert answered.json() == expected.json()
+    assert answered.headers.get("allow") == expected.headers.get("allow")
+
+
+def test_local_and_remote_runs_match_after_the_same_steps(both):
+    remote, local = both
+    scores = np.random.default_rng(3).random((4, 2, 2)).tolist()
+    for http in (remote, local):
+        assert http.post("/v1/runs/r/steps", json={"step": 1, "scores": scores}).is_success
+    states = [http.get("/v1/runs/r/state").json() for http in (remote, local)]
+    assert states[0] == states[1]
