@@ -54,7 +54,7 @@ class LocalRuns:
             target=self._loop.run_forever, name="spard-local", daemon=True
         )
         self._thread.start()
-        self._lifespan: AbstractAsyncContextManager[None] = self.app.router.lifespan_context(
+        self._lifespan: AbstractAsyncContextManager[Any] = self.app.router.lifespan_context(
             self.app
         )
         self._call(self._lifespan.__aenter__())

@@ -156,7 +156,7 @@ def objective_columns(
     return np.array(columns, dtype=np.float64).T
 
 
-@register_adv_est(ESTIMATOR)  # type: ignore[misc]
+@register_adv_est(ESTIMATOR)  # type: ignore[misc, untyped-decorator, unused-ignore]
 def compute_spard_advantage(
     token_level_rewards: torch.Tensor,
     response_mask: torch.Tensor,
@@ -223,7 +223,7 @@ def reward_extra_columns(
 def spard_trainer(base: type) -> type:
     """A v1 ``PPOTrainer`` subclass that fetches ``reward_extra_info`` for ``spard``."""
 
-    class SpardTrainer(base):  # type: ignore[misc, valid-type]
+    class SpardTrainer(base):  # type: ignore[misc, valid-type, unused-ignore]
         def _compute_advantage(self, batch: Any, metrics: dict[str, Any]) -> Any:
             global _pending_columns
             if str(self.config.algorithm.adv_estimator) != ESTIMATOR:
@@ -293,7 +293,7 @@ def main() -> None:
 
     config_dir = str(resources.files("verl.trainer") / "config")
 
-    @hydra.main(config_path=config_dir, config_name="ppo_trainer", version_base=None)
+    @hydra.main(config_path=config_dir, config_name="ppo_trainer", version_base=None)  # type: ignore[untyped-decorator, misc, unused-ignore]
     def _main(config: Any) -> None:
         from verl.trainer.main_ppo import (
             auto_set_device,

@@ -20,7 +20,7 @@ Feature = Callable[[Prompts, np.ndarray, int], np.ndarray]
 def completion_length(completions: np.ndarray) -> np.ndarray:
     """(B,) tokens before EOS (or MAX_LEN)."""
     is_end = (completions == EOS) | (completions == PAD)
-    return np.where(is_end.any(axis=1), is_end.argmax(axis=1), completions.shape[1])
+    return np.asarray(np.where(is_end.any(axis=1), is_end.argmax(axis=1), completions.shape[1]))
 
 
 def _valid(completions: np.ndarray) -> np.ndarray:
@@ -30,20 +30,24 @@ def _valid(completions: np.ndarray) -> np.ndarray:
 
 def starts_with_hash(prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:
     """Easy: the completion starts with ``#``."""
-    return ((completions[:, 0] == HASH) & (completion_length(completions) >= 1)).astype(float)
+    return np.asarray(
+        ((completions[:, 0] == HASH) & (completion_length(completions) >= 1)).astype(float)
+    )
 
 
 def has_keyword(prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:
     """Medium: the prompt's letter appears in the completion."""
     keyword = np.repeat(prompts.keyword, rollouts)
-    return ((completions == keyword[:, None]) & _valid(completions)).any(axis=1).astype(float)
+    return np.asarray(
+        ((completions == keyword[:, None]) & _valid(completions)).any(axis=1).astype(float)
+    )
 
 
 def length_target(prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:
     """Medium: ``1 - |len - target| / 6`` for the prompt's target length (1..6); as the
     original family defined it, so -1/6 for 8 tokens against a target of 1."""
     target = np.repeat(prompts.target_length, rollouts)
-    return 1.0 - np.abs(completion_length(completions) - target) / 6.0
+    return np.asarray(1.0 - np.abs(completion_length(completions) - target) / 6.0)
 
 
 def correct_answer(prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:
@@ -51,7 +55,7 @@ def correct_answer(prompts: Prompts, completions: np.ndarray, rollouts: int) -> 
     length = completion_length(completions)
     answer = np.repeat(prompts.answer, rollouts)
     correct = (completions[:, 0] == HASH) & (length >= 2) & (completions[:, 1] == answer)
-    return correct.astype(float)
+    return np.asarray(correct, dtype=float)
 
 
 def brevity(prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:
@@ -63,13 +67,15 @@ def letter_variety(prompts: Prompts, completions: np.ndarray, rollouts: int) -> 
     """Needs room: distinct letters used, out of 3 (capped at 1)."""
     valid = _valid(completions)
     used = (completions[:, :, None] == LETTERS[None, None, :]) & valid[:, :, None]
-    return np.minimum(used.any(axis=1).sum(axis=1) / 3.0, 1.0)
+    return np.asarray(np.minimum(used.any(axis=1).sum(axis=1) / 3.0, 1.0))
 
 
 def copies_operand(prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:
     """Medium: the prompt's first operand digit appears in the completion."""
     operand = np.repeat(prompts.tokens[:, 3], rollouts)
-    return ((completions == operand[:, None]) & _valid(completions)).any(axis=1).astype(float)
+    return np.asarray(
+        ((completions == operand[:, None]) & _valid(completions)).any(axis=1).astype(float)
+    )
 
 
 def ends_with_partner(prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:
@@ -77,7 +83,7 @@ def ends_with_partner(prompts: Prompts, completions: np.ndarray, rollouts: int) 
     partner = LETTERS[(np.repeat(prompts.keyword, rollouts) - LETTERS[0] + 2) % len(LETTERS)]
     length = completion_length(completions)
     last = completions[np.arange(len(completions)), np.maximum(length - 1, 0)]
-    return ((length >= 1) & (last == partner)).astype(float)
+    return np.asarray(((length >= 1) & (last == partner)), dtype=float)
 
 
 def no_repetition(prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:

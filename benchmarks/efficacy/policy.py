@@ -8,7 +8,7 @@ from torch import nn
 from spard.efficacy.tasks import COMPLETION_TOKENS, EOS, MAX_LEN, PAD, VOCAB
 
 
-class Policy(nn.Module):
+class Policy(nn.Module):  # type: ignore[misc]  # torch is read as Any (mypy skips it)
     """GRU encoder-decoder over the task vocabulary; only completion tokens can be emitted."""
 
     def __init__(self, vocab: int = VOCAB, hidden: int = 64, embedding: int = 32) -> None:
@@ -28,7 +28,7 @@ class Policy(nn.Module):
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.head(hidden) + self.allowed
 
-    @torch.no_grad()
+    @torch.no_grad()  # type: ignore[untyped-decorator]
     def sample(
         self, prompts: torch.Tensor, temperature: float, generator: torch.Generator
     ) -> torch.Tensor:

@@ -23,7 +23,7 @@ from spard.efficacy.train import BenchConfig
 
 DEFAULT_ARM = "spard"
 EVALUATION_SEEDS = 5  # seeds 0..4; the selection's screening seeds (100, 101) are never used
-QUICK = {"steps": 40, "eval_every": 10, "eval_prompts": 96}
+QUICK: dict[str, Any] = {"steps": 40, "eval_every": 10, "eval_prompts": 96}
 QUICK_FAMILIES = ("original", "verifiable", "missing_by_source")
 QUICK_ARMS = ("static", "gdpo", "spard")
 # Reports list families and arms in one order, however they were asked for or finished.

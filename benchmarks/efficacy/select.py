@@ -39,12 +39,14 @@ def selection_score(table: Table, arm: str, families: Sequence[str]) -> float:
 
 def leave_one_family_out(table: Table, candidates: Sequence[str]) -> dict[str, Any]:
     """Every fold's choice and how it did on its held-out family; the frozen candidate."""
-    folds = []
+    folds: list[dict[str, Any]] = []
+    chosen_arms: list[str] = []
     for held_out in table.families:
         training = [family for family in table.families if family != held_out]
         on_training = {arm: selection_score(table, arm, training) for arm in candidates}
         chosen = max(on_training, key=on_training.__getitem__)
         on_held_out = {arm: selection_score(table, arm, [held_out]) for arm in candidates}
+        chosen_arms.append(chosen)
         folds.append(
             {
                 "held_out": held_out,
@@ -55,7 +57,7 @@ def leave_one_family_out(table: Table, candidates: Sequence[str]) -> dict[str, A
                 "held_out_best": max(on_held_out, key=on_held_out.__getitem__),
             }
         )
-    counts = Counter(fold["chosen"] for fold in folds)
+    counts = Counter(chosen_arms)
     overall = {arm: selection_score(table, arm, table.families) for arm in table.arms}
     frozen = max(counts, key=lambda arm: (counts[arm], overall[arm]))
     return {"folds": folds, "chosen_counts": dict(counts), "overall": overall, "frozen": frozen}

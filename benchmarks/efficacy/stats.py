@@ -61,7 +61,7 @@ def win_rate(candidate: np.ndarray, baseline: np.ndarray) -> float:
 def relative_improvement(candidate: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     """Per pair ``(candidate - baseline) / baseline``; ``[family, seed]`` arrays."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (candidate - baseline) / np.maximum(baseline, 1e-6)
+        return np.asarray((candidate - baseline) / np.maximum(baseline, 1e-6))
 
 
 def family_balanced_bootstrap(
@@ -109,7 +109,8 @@ def arm_summary(table: Table, arm: str, baselines: Sequence[str]) -> dict[str, A
         b = table.arm(baseline)
         improvement = relative_improvement(table.mean[a], table.mean[b])
         estimate, low, high = family_balanced_bootstrap(improvement)
-        worse, better = [], []
+        worse: list[str] = []
+        better: list[str] = []
         for f, family in enumerate(table.families):
             difference, p_value = paired_test(table.mean[a, f], table.mean[b, f])
             if p_value < ALPHA:

@@ -61,7 +61,7 @@ def evaluate(
     tokens = torch.as_tensor(np.repeat(prompts.tokens, bench.eval_rollouts, axis=0))
     completions = policy.sample(tokens, bench.temperature, generator).numpy()
     values = family.score(prompts, completions, bench.eval_rollouts, rng=None)[..., keep]
-    return np.nanmean(values, axis=(0, 1))
+    return np.asarray(np.nanmean(values, axis=(0, 1)))
 
 
 def grpo_update(
@@ -91,7 +91,7 @@ def zero_signal_groups(scores: np.ndarray) -> np.ndarray:
     missing = np.isnan(scores)
     highest = np.where(missing, -np.inf, scores).max(axis=1)  # (P, K); -inf where unscored
     lowest = np.where(missing, np.inf, scores).min(axis=1)
-    return ~np.any(highest > lowest, axis=1)
+    return np.asarray(~np.any(highest > lowest, axis=1))
 
 
 class _Sampler:

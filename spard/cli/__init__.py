@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 import spard
+from spard.cli import replay as replay_module
 from spard.cli.replay import read_replay_file, replay
 from spard.config import input_error
 
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     replay_parser = commands.add_parser(
         "replay",
         help="feed a JSONL file of logged per-step scores through the engine",
-        description=_plain(spard.cli.replay.__doc__ or ""),
+        description=_plain(replay_module.__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay_parser.add_argument("file", type=Path, help="JSON Lines: optional header, then steps")

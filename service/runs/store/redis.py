@@ -78,8 +78,23 @@ _UPGRADE_TRIES = 16
 _RUN_FIELDS = ["state", "summary", "etag", "last_step", "weights", "meta"]
 
 
+# What a Lua script takes as ARGV.
+ScriptArgs = list[bytes | str | int | float]
+
+
 def _step_arg(step: int | None) -> int:
     return -1 if step is None else step
+
+
+def _blob(reply: object) -> bytes:
+    """A stored value as this client returns it (bytes: the client never decodes replies)."""
+    if not isinstance(reply, bytes):
+        raise StoreUnavailableError(f"unexpected reply from Redis: {type(reply).__name__}")
+    return reply
+
+
+def _maybe_blob(reply: object) -> bytes | None:
+    return None if reply is None else _blob(reply)
 
 
 class RedisStore:
@@ -144,7 +159,7 @@ class RedisStore:
 
     async def create(self, key: RunKey, record: RunRecord, meta: RunMeta) -> bool:
         now = time.time()
-        args = [record.state, record.summary, record.etag, now, self._ttl]
+        args: ScriptArgs = [record.state, record.summary, record.etag, now, self._ttl]
         args += [_step_arg(record.last_step), record.weights, meta.to_json(), meta.incarnation]
         async with self._guard("create"):
             created = await self._create(keys=self._keys(key), args=args)
@@ -157,13 +172,13 @@ class RedisStore:
         for _ in range(_UPGRADE_TRIES):
             async with self._guard("load"):
                 fields = await self._client.hmget(self._keys(key)[0], _RUN_FIELDS)
-            state, summary, etag, last_step, weights, meta = fields
-            if etag is None:
+            state, summary, etag, last_step, weights, meta = map(_maybe_blob, fields)
+            if etag is None or state is None or summary is None:
                 return None
             if meta is not None:
-                last = int(last_step)
+                last = int(_blob(last_step))
                 record = RunRecord(
-                    state, summary, etag.decode(), None if last < 0 else last, weights
+                    state, summary, etag.decode(), None if last < 0 else last, _blob(weights)
                 )
                 return StoredRun(record, RunMeta.from_json(meta))
             upgraded = await self._upgrade_legacy(key, state, summary, etag.decode())
@@ -181,7 +196,7 @@ class RedisStore:
         meta = RunMeta(secrets.token_hex(12), state.objectives, StreamingConfig())
         legacy = RunRecord(state_json, summary, etag, None, b"")
         record = run_record(key.run_id, state, meta, created_at=created_at_of(legacy), etag=etag)
-        args = [etag, record.summary, _step_arg(record.last_step), record.weights]
+        args: ScriptArgs = [etag, record.summary, _step_arg(record.last_step), record.weights]
         args += [meta.to_json(), meta.incarnation]
         async with self._guard("upgrade"):
             if not await self._upgrade(keys=self._keys(key)[:1], args=args):
@@ -190,7 +205,8 @@ class RedisStore:
 
     async def load_weights(self, key: RunKey) -> CurrentWeights | None:
         async with self._guard("load"):
-            etag, weights = await self._client.hmget(self._keys(key)[0], ["etag", "weights"])
+            fields = await self._client.hmget(self._keys(key)[0], ["etag", "weights"])
+        etag, weights = map(_maybe_blob, fields)
         if etag is None:
             return None
         if weights is None:  # an earlier version's run: upgraded as it is loaded
@@ -209,7 +225,7 @@ class RedisStore:
         group_size: int,
         max_open_steps: int,
     ) -> ObserveOutcome:
-        args: list[Any] = [incarnation, step, group_size, self._ttl, max_open_steps]
+        args: ScriptArgs = [incarnation, step, group_size, self._ttl, max_open_steps]
         for item in items:
             args += [item.group, item.rollout_index, item.observation_id, item.scores]
         async with self._guard("observe"):
@@ -255,22 +271,21 @@ class RedisStore:
 
     async def load_summary(self, key: RunKey) -> bytes | None:
         async with self._guard("load"):
-            summary, incarnation = await self._client.hmget(
-                self._keys(key)[0], ["summary", "incarnation"]
-            )
+            fields = await self._client.hmget(self._keys(key)[0], ["summary", "incarnation"])
+        summary, incarnation = map(_maybe_blob, fields)
         if summary is None:
             return None
         if incarnation is None:  # an earlier version's run: upgraded as it is loaded
             stored = await self.load(key)
             return None if stored is None else stored.record.summary
-        summary_bytes: bytes = summary
-        return summary_bytes
+        return summary
 
     async def commit(
         self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryRecord
     ) -> WriteStatus:
         now = time.time()
-        args = [expected_etag, record.state, record.summary, record.etag, now, entry.step]
+        args: ScriptArgs = [expected_etag, record.state, record.summary, record.etag, now]
+        args += [entry.step]
         args += [entry.payload, self._history_retention, self._ttl, record.weights]
         async with self._guard("commit"):
             reply = await self._commit(keys=self._keys(key), args=args)
@@ -286,7 +301,8 @@ class RedisStore:
     async def replace(self, key: RunKey, record: RunRecord) -> bool:
         last_step = record.last_step
         drop_from = "-inf" if last_step is None else f"({last_step}"
-        args = [record.state, record.summary, record.etag, time.time(), drop_from, self._ttl]
+        args: ScriptArgs = [record.state, record.summary, record.etag, time.time(), drop_from]
+        args += [self._ttl]
         args += [_step_arg(last_step), record.weights]
         async with self._guard("replace"):
             return bool(await self._replace(keys=self._keys(key), args=args))
@@ -309,16 +325,17 @@ class RedisStore:
                 return None
             entries: list[tuple[bytes, float]] = await self._client.zrangebyscore(
                 history_key, low, "+inf", start=0, num=limit, withscores=True
-            )
-        return [HistoryRecord(int(step), payload) for payload, step in entries]
+            )  # type: ignore[assignment]  # redis-py types withscores replies loosely
+        return [HistoryRecord(int(step), _blob(payload)) for payload, step in entries]
 
     async def recent_runs(self, since: float, limit: int) -> list[tuple[RunKey, bytes]]:
         if limit <= 0:
             return []
         async with self._guard("recent_runs"):
-            members = await self._client.zrevrangebyscore(
+            replies = await self._client.zrevrangebyscore(
                 self._active, "+inf", since, start=0, num=limit
             )
+            members = [_blob(member) for member in replies]
             keys = [RunKey(*orjson.loads(member)) for member in members]
             async with self._client.pipeline(transaction=False) as pipe:
                 for key in keys:
