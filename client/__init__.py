@@ -7,8 +7,9 @@
 >>> outcome.reward_weights, outcome.sample_weights
 """
 
-from spard.client._client import AsyncSpardClient, SpardClient
+from spard.client._async import AsyncSpardClient
 from spard.client._streaming import ObserveSummary, RunWeights
+from spard.client._sync import SpardClient
 from spard.client.errors import (
     AuthenticationError,
     ConflictError,

@@ -16,7 +16,6 @@ import orjson
 import spard
 from spard.advantages import compute_advantages
 from spard.client.errors import (
-    InvalidRequestError,
     ServiceUnavailableError,
     SpardClientError,
     SpardConnectionError,
@@ -25,7 +24,7 @@ from spard.client.errors import (
 )
 from spard.client.models import CommitOutcome, RunInfo, StepOutcome
 from spard.scores import batch_statistics, parse_scores
-from spard.service.protocol.wire import IDEMPOTENCY_HEADER, OCTET_STREAM, encode_step
+from spard.service.protocol.wire import IDEMPOTENCY_HEADER
 
 Fallback = Literal["raise", "hold"]
 logger = logging.getLogger("spard.client")
@@ -69,101 +68,26 @@ def check_base_url(base_url: str) -> str:
     return base_url
 
 
-def _idempotency() -> dict[str, str]:
+def idempotency() -> dict[str, str]:
     # One key per logical call, reused by its retries: the service applies it at most once.
     return {IDEMPOTENCY_HEADER: secrets.token_hex(16)}
 
 
+@dataclass
 class ClientCore:
-    """Everything about the API that does not depend on sync or async I/O."""
+    """Everything about the API that does not depend on sync or async I/O: building calls,
+    reading answers, retry decisions, and the ``hold`` fallback's memory of each run."""
 
-    def __init__(
-        self,
-        *,
-        retries: int,
-        backoff_s: float,
-        fallback: Fallback,
-        binary_threshold: int,
-    ) -> None:
-        if fallback not in ("raise", "hold"):
+    retries: int
+    backoff_s: float
+    fallback: Fallback
+    binary_threshold: int
+    _runs: dict[str, _RunMemo] = field(default_factory=dict)
+    _holding: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fallback not in ("raise", "hold"):
             raise ValueError("fallback must be 'raise' or 'hold'")
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.fallback = fallback
-        self.binary_threshold = binary_threshold
-        self._runs: dict[str, _RunMemo] = {}
-        self._holding = False
-
-    # Requests -------------------------------------------------------------------------------
-    @staticmethod
-    def create_call(
-        objectives: list[str],
-        strategy: str | None,
-        config: dict[str, Any] | None,
-        prior_weights: Any,
-        run_id: str | None,
-        streaming: dict[str, Any] | None = None,
-    ) -> Call:
-        # The id is chosen here so that a retried create is recognisable (see create_conflict).
-        body = {
-            "run_id": run_id or f"run-{secrets.token_hex(8)}",
-            "objectives": list(objectives),
-            "config": config or {},
-        }
-        if strategy is not None:
-            body["strategy"] = strategy
-        if streaming:
-            body["streaming"] = streaming
-        if prior_weights is not None:
-            body["prior_weights"] = (
-                prior_weights
-                if isinstance(prior_weights, dict)
-                else np.asarray(prior_weights).tolist()
-            )
-        return Call("POST", "/v1/runs", json=body, headers=_idempotency())
-
-    def step_call(
-        self,
-        run_id: str,
-        scores: Any,
-        step: int | None,
-        return_advantages: bool,
-        prompt_ids: list[str | int] | None,
-    ) -> Call:
-        try:
-            # The service's own check, here: JSON cannot carry +/-inf (the service would only
-            # see an unparsable body), and a mistake is cheaper to report before sending.
-            array = parse_scores(scores, None)
-        except spard.InputError as error:
-            raise InvalidRequestError(422, error.message, error.field) from None
-        path = f"/v1/runs/{run_id}/steps"
-        if array.size >= self.binary_threshold and prompt_ids is None and array.ndim == 3:
-            content = encode_step(array, step, return_advantages=return_advantages)
-            headers = {"content-type": OCTET_STREAM, **_idempotency()}
-            return Call("POST", path, content=content, headers=headers)
-        body: dict[str, Any] = {"scores": array, "return_advantages": return_advantages}
-        if step is not None:
-            body["step"] = step
-        if prompt_ids is not None:
-            body["prompt_ids"] = list(prompt_ids)
-        # orjson writes the array's NaN (missing) as null; the scores are finite otherwise.
-        content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        headers = {"content-type": "application/json", **_idempotency()}
-        return Call("POST", path, content=content, headers=headers)
-
-    @staticmethod
-    def observe_call(run_id: str, observations: list[dict[str, Any]]) -> Call:
-        return Call("POST", f"/v1/runs/{run_id}/observations", json={"observations": observations})
-
-    @staticmethod
-    def commit_call(run_id: str, step: int, return_advantages: bool) -> Call:
-        body = {"return_advantages": return_advantages}
-        return Call("POST", f"/v1/runs/{run_id}/steps/{step}/commit", json=body)
-
-    @staticmethod
-    def weights_call(run_id: str, etag: str | None) -> Call:
-        headers = {"if-none-match": f'"{etag}"'} if etag else {}
-        return Call("GET", f"/v1/runs/{run_id}/weights", headers=headers)
 
     def commit_outcome(self, run_id: str, data: dict[str, Any]) -> CommitOutcome:
         memo = self._runs.get(run_id)

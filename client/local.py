@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 
 _T = TypeVar("_T")
+LOCAL_URL = "http://spard.local"  # the base URL of a local client (nothing is resolved)
 _INSTALL_HINT = (
     "local mode runs the SPARD service in this process and needs its extra: "
     "pip install 'spard[service]'"
