@@ -45,7 +45,7 @@ lint: install
 # mypy --strict over everything that ships, as it ships: the package installed (package-dir
 # maps service/, client/, ... into spard.*) into build/typecheck, then checked there.
 typecheck: install
-	rm -rf build/typecheck
+	rm -rf build/typecheck build/lib  # build/lib: setuptools would reuse files deleted since
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation --target build/typecheck .
 	cd build/typecheck && MYPYPATH=. $(CURDIR)/$(BIN)/mypy --strict --config-file $(CURDIR)/pyproject.toml -p spard
 
@@ -74,9 +74,10 @@ serve: $(SERVE_VENV)/bin/.installed
 	$(SERVE_VENV)/bin/spard serve
 
 bench: install system-deps
-	$(BIN)/python benchmarks/engine_step.py
-	$(BIN)/python benchmarks/service_step.py
-	$(BIN)/python benchmarks/observe_throughput.py
+	$(BIN)/python -m benchmarks.engine_step
+	$(BIN)/python -m benchmarks.service_step
+	$(BIN)/python -m benchmarks.observe_throughput
+	$(BIN)/python -m benchmarks.local_mode
 
 clean:
 	rm -rf $(VENV) $(VERL_VENV) $(SERVE_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -3,7 +3,7 @@
 sharing a real Redis (AOF everysec) on loopback. Writers run ahead of each other, so steps are
 committed after the clock stops.
 
-    python benchmarks/observe_throughput.py [--seconds 10] [--writers 64] [--processes 4]
+    python -m benchmarks.observe_throughput [--seconds 10] [--writers 64] [--processes 4]
 
 Target (issue 7): >= 20k observations/s with batching. Afterwards every step is checked: each
 committed step holds exactly the observations sent for it. Writes
@@ -17,16 +17,13 @@ import json
 import multiprocessing
 import os
 import platform
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from servers import RedisServer, ServiceProcess
-
 from spard.client import SpardClient
+from tests.servers import RedisServer, ServiceProcess
 
 OBJECTIVES = ["correctness", "format", "length"]
 GROUPS_PER_WRITER, ROLLOUTS = 8, 8  # per step: writers * 8 groups of 8 rollouts

@@ -24,9 +24,7 @@ import numpy as np
 
 import spard
 from spard.service.protocol.wire import encode_step
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from servers import RedisServer, ServiceProcess, free_port
+from tests.servers import RedisServer, ServiceProcess, free_port
 
 CASES = [
     ((64, 8, 4), "json"),

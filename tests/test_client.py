@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 
+import httpx
 import numpy as np
 import pytest
 from servers import RedisServer, ServiceProcess, free_port
@@ -17,11 +18,13 @@ from spard.client import (
     AuthenticationError,
     ConflictError,
     InvalidRequestError,
+    LocalRuns,
     RunNotFoundError,
     SpardClient,
     SpardConnectionError,
     SpardTimeoutError,
 )
+from spard.client.local import LocalTransport
 
 OBJECTIVES = ["correctness", "format"]
 API_KEY = "client-key"
@@ -100,16 +103,33 @@ def test_errors_have_one_type_per_class(client):
         client.step("no-such-run", batch(0))
 
 
-def test_large_batches_go_as_binary_and_agree_with_json(client):
-    sent = []
-    client._http.event_hooks["request"].append(lambda r: sent.append(r.headers["content-type"]))
-    small = client.create_run(OBJECTIVES, config={"warmup": 1})
-    large = client.create_run(OBJECTIVES, config={"warmup": 1})
-    client._core.binary_threshold = 10**9
-    by_json = [client.step(small.run_id, batch(t, (40, 8, 2)), step=t) for t in range(3)]
-    client._core.binary_threshold = 100
-    by_binary = [client.step(large.run_id, batch(t, (40, 8, 2)), step=t) for t in range(3)]
-    assert sent.count("application/octet-stream") == 3
+class _Recording(httpx.BaseTransport):
+    """A real transport, noting each request's content type."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner, self.sent = inner, []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request.headers.get("content-type"))
+        return self.inner.handle_request(request)
+
+
+@pytest.mark.parametrize("kind", ["service", "local"])
+def test_large_batches_go_as_binary_and_agree_with_json(kind, request):
+    runs = LocalRuns()
+    by_json, by_binary = [], []
+    for threshold, results in ((10**9, by_json), (100, by_binary)):
+        inner = LocalTransport(runs) if kind == "local" else httpx.HTTPTransport()
+        url = "http://spard.local" if kind == "local" else request.getfixturevalue("service").url
+        recording = _Recording(inner)
+        key = API_KEY if kind == "service" else None
+        with SpardClient(
+            url, api_key=key, binary_threshold=threshold, transport=recording
+        ) as client:
+            run = client.create_run(OBJECTIVES, config={"warmup": 1})
+            results += [client.step(run.run_id, batch(t, (40, 8, 2)), step=t) for t in range(3)]
+        binary = recording.sent.count("application/octet-stream")
+        assert binary == (3 if threshold == 100 else 0)
     for a, b in zip(by_json, by_binary, strict=True):
         np.testing.assert_array_equal(a.reward_weights, b.reward_weights)
         np.testing.assert_array_equal(a.sample_weights, b.sample_weights)

@@ -2,7 +2,7 @@
 Redis on loopback, with deliberate duplicates and concurrent retries; then every run's stored
 history is checked: each step applied exactly once, in order.
 
-    python benchmarks/load/load_test.py [--seconds 20] [--runs 50]
+    python -m benchmarks.load.load_test [--seconds 20] [--runs 50]
 
 Target (issue 6): >= 800 steps/s, 0 lost, 0 doubled. Writes benchmarks/load/results/load.json.
 The load comes from wrk (C, Lua-scripted: benchmarks/load/steps.lua), which shares the
@@ -19,15 +19,13 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from servers import RedisServer, ServiceProcess
+from tests.servers import RedisServer, ServiceProcess
 
 SHAPE = (8, 4, 3)  # what steps.lua sends
 DUPLICATE_SHARE = 0.10  # steps.lua resends this share of answered steps (client retries)

@@ -1,0 +1,154 @@
+"""Benchmark: what local mode costs per step over calling the run layer directly.
+
+Local mode (``SpardClient.local()``) runs the service's FastAPI app in-process through ASGI.
+The alternative design, a transport that decodes the request and calls the run layer itself,
+is measured here as "direct": the same decoding (``decode_step_body``), ``RunService.step``
+over the memory store, and the same response encoding, with no HTTP framework, both alone and
+behind the SDK as an httpx transport. The engine step alone is the floor.
+Run ``python -m benchmarks.local_mode [--out DIR]``: writes ``local_mode.json`` there
+(default ``benchmark-results/``) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+
+import spard
+from spard.client import SpardClient
+from spard.service.http.app import make_store
+from spard.service.protocol.codec import decode_step_body
+from spard.service.protocol.streaming import StreamingConfig
+from spard.service.protocol.wire import OCTET_STREAM, encode_step
+from spard.service.runs.records import step_payload
+from spard.service.runs.run_service import RunService
+from spard.service.runs.store import RunKey
+from spard.service.settings import Settings
+
+SHAPE = (64, 8, 4)
+OBJECTIVES = [f"objective_{k}" for k in range(SHAPE[-1])]
+
+
+def _median_ms(samples: list[float]) -> float:
+    return float(np.median(samples) * 1e3)
+
+
+def engine(batches: list[np.ndarray[Any, Any]], repeats: int) -> float:
+    state = spard.init(OBJECTIVES)
+    samples = []
+    for t in range(repeats):
+        start = time.perf_counter()
+        _, state = spard.step(state, batches[t % len(batches)], t)
+        samples.append(time.perf_counter() - start)
+    return _median_ms(samples)
+
+
+async def _direct(batches: list[np.ndarray[Any, Any]], repeats: int, binary: bool) -> float:
+    runs = RunService(make_store(Settings.model_validate({"auth_disabled": True})))
+    key = RunKey("local", "bench")
+    await runs.create(key, OBJECTIVES, spard.SpardConfig(), None, StreamingConfig())
+    samples = []
+    for t in range(repeats):
+        scores = batches[t % len(batches)]
+        if binary:
+            body, media_type = encode_step(scores, t, return_advantages=False), OCTET_STREAM
+        else:
+            body = orjson.dumps({"step": t, "scores": scores}, option=orjson.OPT_SERIALIZE_NUMPY)
+            media_type = "application/json"
+        start = time.perf_counter()
+        decoded = decode_step_body(media_type, body, 4 * 2**20)
+        result = await runs.step(key, decoded.step, decoded.scores, decoded.return_advantages)
+        orjson.dumps(step_payload("bench", result, None), option=orjson.OPT_SERIALIZE_NUMPY)
+        samples.append(time.perf_counter() - start)
+    return _median_ms(samples)
+
+
+class DirectTransport(httpx.BaseTransport):
+    """The other design, for steps only: decode, call the run layer, encode; no framework."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.runs = RunService(make_store(Settings.model_validate({"auth_disabled": True})))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        if request.url.path == "/v1/runs":
+            body = orjson.loads(request.content)
+            work = self.runs.create(
+                RunKey("local", body["run_id"]),
+                body["objectives"],
+                spard.SpardConfig(),
+                None,
+                StreamingConfig(),
+            )
+            return httpx.Response(201, content=self.loop.run_until_complete(work))
+        run_id = request.url.path.split("/")[3]
+        key = RunKey("local", run_id)
+        media_type = request.headers["content-type"]
+        decoded = decode_step_body(media_type, request.content, 4 * 2**20)
+        work = self.runs.step(key, decoded.step, decoded.scores, decoded.return_advantages)
+        result = self.loop.run_until_complete(work)
+        payload = step_payload(run_id, result, None)
+        return httpx.Response(200, content=orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def sdk(
+    batches: list[np.ndarray[Any, Any]], repeats: int, binary: bool, direct: bool = False
+) -> float:
+    threshold = 1 if binary else 10**9
+    if direct:
+        client = SpardClient("http://spard.local", transport=DirectTransport(), retries=0)
+    else:
+        client = SpardClient.local()
+    client._core.binary_threshold = threshold
+    with client:
+        run = client.create_run(OBJECTIVES)
+        samples = []
+        for t in range(repeats):
+            start = time.perf_counter()
+            client.step(run.run_id, batches[t % len(batches)], step=t)
+            samples.append(time.perf_counter() - start)
+    return _median_ms(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=Path("benchmark-results"))
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    batches = [(rng.random(SHAPE) < 0.5).astype(float) for _ in range(8)]
+    rows = {"engine": {"json": engine(batches, args.repeats)}}
+    rows["engine"]["binary"] = rows["engine"]["json"]
+    for body in ("json", "binary"):
+        rows.setdefault("direct", {})[body] = asyncio.run(
+            _direct(batches, args.repeats, body == "binary")
+        )
+        rows.setdefault("sdk_direct", {})[body] = sdk(batches, args.repeats, body == "binary", True)
+        rows.setdefault("local", {})[body] = sdk(batches, args.repeats, body == "binary")
+    print(f"step {SHAPE}, median ms over {args.repeats} steps")
+    print(f"{'path':<28}{'JSON':>8}{'binary':>8}")
+    for name, label in [
+        ("engine", "engine (spard.step)"),
+        ("direct", "run layer, called directly"),
+        ("sdk_direct", "SDK, direct transport"),
+        ("local", "SDK, local mode (ASGI app)"),
+    ]:
+        print(f"{label:<28}{rows[name]['json']:>8.3f}{rows[name]['binary']:>8.3f}")
+    overhead = {body: rows["local"][body] - rows["sdk_direct"][body] for body in ("json", "binary")}
+    print(f"{'ASGI app over direct':<28}{overhead['json']:>8.3f}{overhead['binary']:>8.3f}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {"shape": SHAPE, "repeats": args.repeats, "median_ms": rows, "overhead_ms": overhead}
+    (args.out / "local_mode.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
