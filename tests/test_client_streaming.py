@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from servers import ServiceProcess, free_port
+from servers import ServiceProcess
 
 import spard
 from spard.client import (
@@ -134,13 +134,18 @@ def test_invalid_observations_raise_naming_the_field(client):
 
 
 def test_unreachable_service_keeps_observations_buffered():
-    client = SpardClient(f"http://127.0.0.1:{free_port()}", retries=0, flush_interval_s=60)
+    server = ServiceProcess(env={"SPARD_AUTH_DISABLED": "true"})  # its port, not started yet
+    client = SpardClient(server.url, retries=0, flush_interval_s=60)
     client.observe("r", 0, {"correctness": 1.0}, step=0)
     with pytest.raises(SpardConnectionError):
         client.flush()
-    assert len(client._buffer) == 1  # kept: a later flush sends it (idempotently)
-    client._buffer.take()
-    client.close()
+    server.start()
+    try:
+        client.create_run(OBJECTIVES, run_id="r")
+        assert client.flush().accepted == 1  # kept, and sent by the next flush
+    finally:
+        client.close()
+        server.stop()
 
 
 @pytest.mark.anyio

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pydantic
 import pytest
 
 import spard
@@ -109,22 +110,24 @@ def test_prior_weights_are_normalised_and_accept_a_mapping():
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "field"),
     [
-        {"strategy": "best"},
-        {"pawa_mode": "fast"},
-        {"level_decay": 1.0},
-        {"gain_window": 1},
-        {"step_size": 0.0},
-        {"prior_mix": 1.5},
-        {"data_weight_min": 3.0, "data_weight_max": 2.0},
-        {"scale_rewards": "token"},
-        {"learning_rate": 0.1},
+        ({"strategy": "best"}, "strategy"),
+        ({"pawa_mode": "fast"}, "pawa_mode"),
+        ({"level_decay": 1.0}, "level_decay"),
+        ({"gain_window": 1}, "gain_window"),
+        ({"step_size": 0.0}, "step_size"),
+        ({"prior_mix": 1.5}, "prior_mix"),
+        ({"data_weight_min": 3.0, "data_weight_max": 2.0}, "data_weight_min"),
+        ({"scale_rewards": "token"}, "scale_rewards"),
+        ({"learning_rate": 0.1}, "learning_rate"),
     ],
 )
-def test_bad_config_values_are_rejected(overrides):
-    with pytest.raises(ValueError, match="validation error"):
+def test_bad_config_values_are_rejected_naming_the_field(overrides, field):
+    with pytest.raises(pydantic.ValidationError) as caught:
         spard.SpardConfig(**overrides)
+    (error,) = caught.value.errors()
+    assert field in (".".join(map(str, error["loc"])) or error["msg"])
 
 
 def test_saw_offsets_must_name_known_objectives():
