@@ -105,10 +105,12 @@ def sdk(
 ) -> float:
     threshold = 1 if binary else 10**9
     if direct:
-        client = SpardClient("http://spard.local", transport=DirectTransport(), retries=0)
+        transport = DirectTransport()
+        client = SpardClient(
+            "http://spard.local", transport=transport, retries=0, binary_threshold=threshold
+        )
     else:
-        client = SpardClient.local()
-    client._core.binary_threshold = threshold
+        client = SpardClient.local(binary_threshold=threshold)
     with client:
         run = client.create_run(OBJECTIVES)
         samples = []

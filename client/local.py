@@ -10,6 +10,7 @@ its own (a daemon thread), which lets a sync and an async client share one
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
@@ -58,21 +59,20 @@ class LocalRuns:
         self._lifespan: AbstractAsyncContextManager[Any] = self.app.router.lifespan_context(
             self.app
         )
-        self._call(self._lifespan.__aenter__())
+        self._submit(self._lifespan.__aenter__()).result()
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Serve one (read) request from any thread."""
-        return self._call(self._serve(request))
+        return self._submit(self._serve(request)).result()
 
     async def handle_async(self, request: httpx.Request) -> httpx.Response:
         """Serve one (read) request from any event loop."""
-        future = asyncio.run_coroutine_threadsafe(self._serve(request), self._loop)
-        return await asyncio.wrap_future(future)
+        return await asyncio.wrap_future(self._submit(self._serve(request)))
 
     def close(self) -> None:
         """Stop the app (its runs are gone); further requests raise."""
         if self._loop.is_running():
-            self._call(self._lifespan.__aexit__(None, None, None))
+            self._submit(self._lifespan.__aexit__(None, None, None)).result()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
 
@@ -81,11 +81,12 @@ class LocalRuns:
         content = await response.aread()
         return httpx.Response(response.status_code, headers=response.headers, content=content)
 
-    def _call(self, work: Coroutine[Any, Any, _T]) -> _T:
+    def _submit(self, work: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        # A coroutine sent to a stopped loop would never finish: refuse it instead.
         if not self._loop.is_running():
             work.close()
             raise RuntimeError("these local runs were closed")
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+        return asyncio.run_coroutine_threadsafe(work, self._loop)
 
 
 class LocalTransport(httpx.BaseTransport):

@@ -157,6 +157,6 @@ def run_record(
     )
 
 
-def created_at_of(record: RunRecord) -> float:
-    """When the run was created (kept in its summary)."""
-    return float(orjson.loads(record.summary)["created_at"])
+def created_at_of(summary: bytes) -> float:
+    """When the run was created, from its summary document."""
+    return float(orjson.loads(summary)["created_at"])

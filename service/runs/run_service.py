@@ -271,7 +271,9 @@ class RunService:
 
 def _decode(stored: StoredRun) -> _Loaded:
     state = spard.State.from_dict(orjson.loads(stored.record.state))
-    return _Loaded(stored.record.etag, state, created_at_of(stored.record), True, stored.meta)
+    return _Loaded(
+        stored.record.etag, state, created_at_of(stored.record.summary), True, stored.meta
+    )
 
 
 def _not_found(key: RunKey) -> RunNotFoundError:

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Header, Path, Request, Response
 
 from spard.config import MAX_STEP
-from spard.service.http.dependencies import Run
+from spard.service.http.dependencies import Run, Runs
 from spard.service.protocol.errors import BadRequestError, PayloadTooLargeError
 from spard.service.protocol.schemas import (
     ERROR_RESPONSES,
@@ -23,7 +23,6 @@ from spard.service.protocol.schemas import (
 from spard.service.protocol.streaming import parse_observations
 from spard.service.runs.observation_service import ObservationService
 from spard.service.runs.records import commit_payload
-from spard.service.runs.run_service import RunService
 from spard.service.settings import Settings
 
 router = APIRouter(prefix="/v1/runs", tags=["streaming"], responses=ERROR_RESPONSES)
@@ -104,13 +103,12 @@ async def commit_step(
     responses={304: {"description": "unchanged since the ETag given in If-None-Match"}},
 )
 async def get_weights(
-    request: Request,
     run: Run,
+    runs: Runs,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The current reward weights; cheap, with an ETag (send it back in If-None-Match to get
     304 while nothing changed)."""
-    runs: RunService = request.app.state.runs
     current = await runs.weights(run)
     tag = f'"{current.etag}"'
     headers = {"ETag": tag, "Cache-Control": "no-cache"}

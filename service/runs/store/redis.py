@@ -194,8 +194,7 @@ class RedisStore:
         it are not disturbed; None if it changed or was upgraded meanwhile."""
         state = spard.State.from_dict(orjson.loads(state_json))
         meta = RunMeta(secrets.token_hex(12), state.objectives, StreamingConfig())
-        legacy = RunRecord(state_json, summary, etag, None, b"")
-        record = run_record(key.run_id, state, meta, created_at=created_at_of(legacy), etag=etag)
+        record = run_record(key.run_id, state, meta, created_at=created_at_of(summary), etag=etag)
         args: ScriptArgs = [etag, record.summary, _step_arg(record.last_step), record.weights]
         args += [meta.to_json(), meta.incarnation]
         async with self._guard("upgrade"):
@@ -204,17 +203,23 @@ class RedisStore:
         return StoredRun(replace(record, state=state_json), meta)
 
     async def load_weights(self, key: RunKey) -> CurrentWeights | None:
-        async with self._guard("load"):
-            fields = await self._client.hmget(self._keys(key)[0], ["etag", "weights"])
-        etag, weights = map(_maybe_blob, fields)
-        if etag is None:
-            return None
-        if weights is None:  # an earlier version's run: upgraded as it is loaded
-            stored = await self.load(key)
-            if stored is None:
+        found = await self._read(key, ["etag", "weights"])
+        return None if found is None else CurrentWeights(found[0].decode(), found[1])
+
+    async def _read(self, key: RunKey, names: list[str]) -> list[bytes] | None:
+        """Fields of a run's hash in one round trip (the first one must always be set); a run
+        written by an earlier version (no incarnation yet) is upgraded first. None: no run."""
+        for _ in range(2):
+            async with self._guard("load"):
+                replies = await self._client.hmget(self._keys(key)[0], [*names, "incarnation"])
+            *values, incarnation = map(_maybe_blob, replies)
+            if values[0] is None:
                 return None
-            return CurrentWeights(stored.record.etag, stored.record.weights)
-        return CurrentWeights(etag.decode(), weights)
+            if incarnation is not None:
+                return [_blob(value) for value in values]
+            if await self.load(key) is None:  # upgrades it
+                return None
+        raise StoreUnavailableError(f"run {key.run_id!r} changed while it was upgraded")
 
     async def observe(
         self,
@@ -270,15 +275,8 @@ class RedisStore:
         return SealedStep(observed, None if last < 0 else last, [int(s) for s in open_before])
 
     async def load_summary(self, key: RunKey) -> bytes | None:
-        async with self._guard("load"):
-            fields = await self._client.hmget(self._keys(key)[0], ["summary", "incarnation"])
-        summary, incarnation = map(_maybe_blob, fields)
-        if summary is None:
-            return None
-        if incarnation is None:  # an earlier version's run: upgraded as it is loaded
-            stored = await self.load(key)
-            return None if stored is None else stored.record.summary
-        return summary
+        found = await self._read(key, ["summary"])
+        return None if found is None else found[0]
 
     async def commit(
         self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryRecord
