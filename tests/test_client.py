@@ -239,3 +239,35 @@ async def test_async_client_is_the_same_api(mode, request):
         await client.delete_run(run.run_id)
         with pytest.raises(RunNotFoundError):
             await client.get_run(run.run_id)
+
+
+@pytest.mark.anyio
+async def test_local_runs_serve_threads_and_loops_at_once_then_refuse_after_close():
+    """One LocalRuns behind sync clients on threads and an async client on a loop: every
+    step lands exactly once; once closed, both kinds of caller get a clear error."""
+    runs = LocalRuns()
+    clients = [SpardClient.local(runs) for _ in range(3)]
+    run_ids = [client.create_run(OBJECTIVES).run_id for client in clients]
+
+    def train(client: SpardClient, run_id: str) -> None:
+        for t in range(20):
+            client.step(run_id, batch(t), step=t)
+
+    threads = [
+        threading.Thread(target=train, args=pair) for pair in zip(clients, run_ids, strict=True)
+    ]
+    async with AsyncSpardClient.local(runs) as async_client:
+        own = await async_client.create_run(OBJECTIVES)
+        for thread in threads:
+            thread.start()
+        for t in range(20):
+            await async_client.step(own.run_id, batch(t), step=t)
+        for thread in threads:
+            thread.join()
+        for run_id in [*run_ids, own.run_id]:
+            assert (await async_client.get_run(run_id)).steps_applied == 20
+        runs.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await async_client.get_run(own.run_id)
+    with pytest.raises(RuntimeError, match="closed"):
+        clients[0].step(run_ids[0], batch(0))

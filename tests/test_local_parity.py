@@ -14,6 +14,7 @@ from servers import ServiceProcess
 from test_service_errors import BINARY_CASES, CREATE_CASES, GOOD, JSON_CASES, PATH_CASES
 from test_streaming import OBSERVATION_CASES
 
+from spard.client import LocalRuns, SpardClient
 from spard.client.local import LocalTransport
 from spard.service.protocol.wire import IDEMPOTENCY_HEADER
 
@@ -96,3 +97,45 @@ def test_local_and_remote_runs_match_after_the_same_steps(both):
         assert http.post("/v1/runs/r/steps", json={"step": 1, "scores": scores}).is_success
     states = [http.get("/v1/runs/r/state").json() for http in (remote, local)]
     assert states[0] == states[1]
+
+
+def test_local_steps_answer_like_the_server(both):
+    """The step local mode serves without the framework: same documents for an applied step
+    with advantages and prompt ids, its replay, and a retry under the same Idempotency-Key."""
+    remote, local = both
+    scores = np.random.default_rng(4).random((2, 2, 2)).tolist()
+    bodies = [
+        {"step": 2, "scores": scores, "return_advantages": True, "prompt_ids": ["p", 7]},
+        {"step": 2, "scores": scores, "return_advantages": True, "prompt_ids": ["p", 7]},
+        {"scores": scores},
+        {"scores": scores},
+    ]
+    key = {IDEMPOTENCY_HEADER: "retry-of-step-3"}
+    for index, body in enumerate(bodies):
+        headers = key if index >= 2 else {}
+        expected = remote.post("/v1/runs/r/steps", json=body, headers=headers)
+        answered = local.post("/v1/runs/r/steps", json=body, headers=headers)
+        assert expected.status_code == answered.status_code == 200, answered.text
+        assert answered.json() == expected.json()
+        assert answered.headers["content-type"] == expected.headers["content-type"]
+    assert answered.json()["replayed"] is True
+
+
+class _RecordingApp(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner, self.paths = inner, []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return await self.inner.handle_async_request(request)
+
+
+def test_only_steps_skip_the_framework():
+    runs = LocalRuns()
+    app = runs.service._transport = _RecordingApp(runs.service._transport)
+    with SpardClient.local(runs) as client:
+        run = client.create_run(["a", "b"])
+        client.step(run.run_id, [[[1.0, 0.0], [0.0, 1.0]]], step=0)
+        client.get_run(run.run_id)
+    assert app.paths == ["/v1/runs", f"/v1/runs/{run.run_id}"]
+    runs.close()

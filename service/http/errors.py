@@ -10,7 +10,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -18,7 +17,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import spard
 from spard.service.http.metrics import STORE_ERRORS
-from spard.service.protocol.errors import ServiceError, StoreUnavailableError, status_for
+from spard.service.protocol.errors import (
+    ErrorDocument,
+    ServiceError,
+    StoreUnavailableError,
+    error_document,
+)
 
 
 def error_response(
@@ -29,9 +33,20 @@ def error_response(
     **extra: Any,
 ) -> Response:
     """The one shape of every error body (``headers`` such as a 405's ``Allow`` are kept)."""
+    return _response(ErrorDocument(status, message, field), headers, **extra)
+
+
+def _response(
+    document: ErrorDocument, headers: Mapping[str, str] | None = None, **extra: Any
+) -> Response:
+    status = document.status
     headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
-    body = orjson.dumps({"detail": message, "field": field, **extra})
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        document.to_json(**extra),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -39,16 +54,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> Response:
-        return error_response(status_for(exc), exc.message, exc.field)
+        return _response(error_document(exc))
 
     @app.exception_handler(spard.SpardError)
     async def _engine(_: Request, exc: spard.SpardError) -> Response:
-        return error_response(status_for(exc), exc.message, exc.field)
+        return _response(error_document(exc))
 
     @app.exception_handler(StoreUnavailableError)
     async def _store(_: Request, exc: StoreUnavailableError) -> Response:
         STORE_ERRORS.inc()
-        return error_response(status_for(exc), f"run store unavailable, retry later: {exc}", None)
+        return _response(error_document(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:

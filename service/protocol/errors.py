@@ -7,6 +7,11 @@ status up here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
 import spard
 
 
@@ -84,3 +89,28 @@ def status_for(error: Exception) -> int:
         if status is not None:
             return status
     raise TypeError(f"{type(error).__name__} is not an API error")
+
+
+API_ERRORS = (ServiceError, spard.SpardError, StoreUnavailableError)
+"""Every error the API answers with a status of :data:`STATUS_BY_ERROR` (not a 500)."""
+
+
+@dataclass(frozen=True)
+class ErrorDocument:
+    """An error's status and the one shape of its body."""
+
+    status: int
+    detail: str
+    field: str | None
+
+    def to_json(self, **extra: Any) -> bytes:
+        """The body: ``{"detail": ..., "field": ...}`` plus ``extra`` members."""
+        return orjson.dumps({"detail": self.detail, "field": self.field, **extra})
+
+
+def error_document(error: ServiceError | spard.SpardError | StoreUnavailableError) -> ErrorDocument:
+    """What the API answers for ``error`` (one of :data:`API_ERRORS`)."""
+    if isinstance(error, StoreUnavailableError):
+        message = f"run store unavailable, retry later: {error}"
+        return ErrorDocument(status_for(error), message, None)
+    return ErrorDocument(status_for(error), error.message, error.field)

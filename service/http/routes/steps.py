@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 
 from spard.service.http.dependencies import IdempotencyKey, Run
-from spard.service.protocol.codec import MSGPACK_TYPES, decode_step_body
+from spard.service.protocol.codec import MSGPACK_TYPES
 from spard.service.protocol.schemas import ERROR_RESPONSES, StepRequest, StepResponse
 from spard.service.protocol.wire import HEADER_SIZE, OCTET_STREAM
-from spard.service.runs.records import step_payload
 from spard.service.runs.run_service import RunService
+from spard.service.runs.step_request import serve_step
 from spard.service.settings import Settings
 
 router = APIRouter(prefix="/v1/runs", tags=["steps"], responses=ERROR_RESPONSES)
@@ -52,13 +51,12 @@ async def post_step(request: Request, run: Run, request_id: IdempotencyKey) -> R
     # The hot path: app state read directly rather than through two more dependencies.
     runs: RunService = request.app.state.runs
     settings: Settings = request.app.state.settings
-    body = await request.body()
-    # K is checked by the engine against the run's objectives.
-    decoded = decode_step_body(request.headers.get("content-type"), body, settings.max_scores)
-    result = await runs.step(
-        run, decoded.step, decoded.scores, decoded.return_advantages, request_id=request_id
+    document = await serve_step(
+        runs,
+        run,
+        request.headers.get("content-type"),
+        await request.body(),
+        request_id=request_id,
+        max_scores=settings.max_scores,
     )
-    payload = step_payload(run.run_id, result, decoded.prompt_ids)
-    return Response(
-        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
-    )
+    return Response(document, media_type="application/json")
