@@ -1,0 +1,51 @@
+"""The TRL language-model benchmark's smoke run: the SPARD arm, 5 steps, through a real
+``spard serve`` on Redis, with its mid-run checkpoint resumed and its report written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl", reason="the trl extra is not installed")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_the_smoke_run_trains_resumes_and_reports(tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.trl_lm",
+            "--smoke",
+            "--out",
+            str(out),
+            "--cache",
+            str(cache),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    (run,) = results["runs"]
+    assert (run["arm"], run["steps"]) == ("spard", 5)
+    # The checkpoint at step 2 brought back the curriculum after the service forgot the run.
+    assert run["resume"] == {"checkpoint": "checkpoint-2", "state_restored": True, "last_step": 1}
+    assert [entry["step"] for entry in run["history"]] == [0, 1, 2, 3, 4]
+    assert len(run["step_seconds"]) == 5
+    assert [evaluation["step"] for evaluation in run["evals"]] == [0, 1, 2, 3, 4, 5]
+    spard = results["summary"]["arms"]["spard"]
+    assert 0 < spard["overhead_fraction"] < 1
+    assert "SPARD's own work per step" in (out / "results.md").read_text()
+    assert (out / "held_out.png").stat().st_size > 0
+    assert (out / "weights.png").stat().st_size > 0
+    assert list((out / "runs" / "spard-seed0" / "runs").rglob("events.out.tfevents.*"))
