@@ -5,12 +5,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test docs serve install install-verl system-deps lint typecheck pytest pytest-verl bench clean
+.PHONY: test docs serve install install-verl install-swift system-deps lint typecheck pytest pytest-verl pytest-swift bench clean
 
 # verl 0.9 pins transformers < 5.11 and TRL 1.16 needs a newer one: verl's adapter is tested in
 # an environment of its own.
 VERL_VENV ?= .venv-verl
 VERL_BIN := $(VERL_VENV)/bin
+# ms-swift 4.6 pins trl < 1.0 and transformers < 5.20: its own environment too.
+SWIFT_VENV ?= .venv-swift
+SWIFT_BIN := $(SWIFT_VENV)/bin
 
 # The tests start their own redis-server; install Debian's when it is missing (needs root).
 system-deps:
@@ -20,23 +23,34 @@ system-deps:
 # otherwise pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
+# What each environment installs besides torch (variables: $(call) would split at the commas).
+MAIN_PACKAGES := -e '.[dev,service,trl]'
+VERL_PACKAGES := -e '.[service,verl]' pytest hypothesis anyio
+SWIFT_PACKAGES := -e '.[swift]' pytest hypothesis anyio
+
+# A virtual environment: $(1) its folder, $(2) what to install besides torch.
+define make_venv
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade pip
+	$(1)/bin/python -m pip install -q '$(TORCH)'
+	$(1)/bin/python -m pip install -q $(2)
+	touch $(1)/bin/.installed
+endef
+
 $(BIN)/.installed: pyproject.toml Makefile
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q '$(TORCH)'
-	$(BIN)/python -m pip install -q -e '.[dev,service,trl]'
-	touch $@
+	$(call make_venv,$(VENV),$(MAIN_PACKAGES))
 
 install: $(BIN)/.installed
 
 $(VERL_BIN)/.installed: pyproject.toml Makefile
-	$(PYTHON) -m venv $(VERL_VENV)
-	$(VERL_BIN)/python -m pip install -q --upgrade pip
-	$(VERL_BIN)/python -m pip install -q '$(TORCH)'
-	$(VERL_BIN)/python -m pip install -q -e '.[service,verl]' pytest hypothesis anyio
-	touch $@
+	$(call make_venv,$(VERL_VENV),$(VERL_PACKAGES))
 
 install-verl: $(VERL_BIN)/.installed
+
+$(SWIFT_BIN)/.installed: pyproject.toml Makefile
+	$(call make_venv,$(SWIFT_VENV),$(SWIFT_PACKAGES))
+
+install-swift: $(SWIFT_BIN)/.installed
 
 lint: install
 	$(BIN)/ruff check .
@@ -50,16 +64,19 @@ typecheck: install
 	cd build/typecheck && MYPYPATH=. $(CURDIR)/$(BIN)/mypy --strict --config-file $(CURDIR)/pyproject.toml -p spard
 
 pytest: install system-deps
-	$(BIN)/pytest -n 2 --ignore=tests/verl $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --ignore=tests/verl --ignore=tests/swift $(PYTEST_ARGS)
 
 pytest-verl: install-verl system-deps
 	$(VERL_BIN)/python -m pytest tests/verl $(PYTEST_ARGS)
+
+pytest-swift: install-swift system-deps
+	$(SWIFT_BIN)/python -m pytest tests/swift $(PYTEST_ARGS)
 
 # The documentation site (mkdocs-material, API reference by mkdocstrings), strictly.
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d build/site
 
-test: lint typecheck docs pytest pytest-verl
+test: lint typecheck docs pytest pytest-verl pytest-swift
 
 # The service on its embedded in-memory store, on http://127.0.0.1:8000 (docs at /docs), from
 # a venv of its own with only what serving needs (no torch, no TRL, no dev tools).

@@ -30,7 +30,7 @@ def service():
     server.stop()
 
 
-def make_trainer(tmp_path, client, strategy="spard", **config):
+def make_trainer(tmp_path, client, strategy="spard", run_id=None, **config):
     tokenizer = char_tokenizer()
     return SpardGRPOTrainer(
         model=tiny_model(tokenizer),
@@ -41,6 +41,7 @@ def make_trainer(tmp_path, client, strategy="spard", **config):
         spard_client=client,
         spard_strategy=strategy,
         spard_config={"warmup": 1},
+        spard_run_id=run_id,
     )
 
 
@@ -102,8 +103,9 @@ def test_checkpoint_saves_and_resume_imports_the_curriculum(tmp_path, service):
     import numpy as np
 
     client.step(trainer.spard_run_id, np.random.rand(2, 4, 3), step=5)
-    resumed = make_trainer(tmp_path, client, save_strategy="no", max_steps=3)
-    resumed.spard_run_id = trainer.spard_run_id
+    resumed = make_trainer(
+        tmp_path, client, run_id=trainer.spard_run_id, save_strategy="no", max_steps=3
+    )
     resumed.train(resume_from_checkpoint=str(checkpoint))
     steps = [entry["step"] for entry in client.history(trainer.spard_run_id)]
     assert steps == [0, 1, 2]
@@ -177,3 +179,20 @@ def test_weights_reach_the_users_report_to_backend(tmp_path):
     for name in trainer.spard_objectives:
         assert f"train/reward_weights/{name}" in tags, tags
         assert f"train/rewards/{name}/mean" in tags
+
+
+def test_the_asynchronous_trainer_is_refused_with_the_reason(tmp_path):
+    """TRL's AsyncGRPOTrainer sums rewards with weight 1 in its rollout workers: SPARD has no
+    weights to set there, and says so rather than training without the curriculum."""
+    from trl.experimental.async_grpo import AsyncGRPOConfig
+
+    args = AsyncGRPOConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, bf16=False)
+    tokenizer = char_tokenizer()
+    with pytest.raises(TypeError, match="AsyncGRPOTrainer: its rollout workers sum the rewards"):
+        SpardGRPOTrainer(
+            model=tiny_model(tokenizer),
+            reward_funcs=REWARDS,
+            args=args,
+            train_dataset=prompts_dataset(),
+            processing_class=tokenizer,
+        )

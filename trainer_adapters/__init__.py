@@ -1,1 +1,1 @@
-"""spard.trainer_adapters: glue that turns SPARD on inside TRL, verl and OpenRLHF."""
+"""spard.trainer_adapters: glue that turns SPARD on inside TRL, verl, OpenRLHF and ms-swift."""

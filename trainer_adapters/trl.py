@@ -11,21 +11,25 @@ curriculum state is saved in each checkpoint (``spard_state.json``) and imported
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
-import numpy as np
 import torch
-from accelerate.utils import broadcast_object_list
 from trl import GRPOTrainer
 
-from spard.client import RunInfo, SpardClient, StepOutcome
-from spard.client.errors import RunNotFoundError
-from spard.config import SpardConfig
+from spard.client import SpardClient, StepOutcome
+from spard.trainer_adapters._hf import STATE_FILE, SpardLink
 
-STATE_FILE = "spard_state.json"
+__all__ = ["AGGREGATION", "ASYNC_REFUSAL", "STATE_FILE", "SpardGRPOTrainer"]
 AGGREGATION = {"sum": "sum_then_normalize", "decoupled": "normalize_then_sum"}
+ASYNC_REFUSAL = (
+    "SpardGRPOTrainer does not apply to TRL's experimental AsyncGRPOTrainer: its rollout "
+    "workers sum the rewards with weight 1, in the background and ahead of the optimizer, so "
+    "there is no per-batch weighting for SPARD to set and no advantage to scale. Use "
+    "SpardGRPOTrainer with GRPOConfig (TRL's synchronous trainer), or have one reward function "
+    "combine the objectives with the run's current weights (SpardClient.weights), as the "
+    "OpenRLHF recipe in the README does (PAWA only, no data weights)."
+)
 
 
 class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
@@ -46,37 +50,30 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         spard_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        _refuse_async(self, kwargs.get("args", args[2] if len(args) > 2 else None))
         super().__init__(*args, **kwargs)
-        self.spard_client = spard_client if spard_client is not None else SpardClient.local()
-        self.spard_objectives = list(self.reward_func_names)
+        client = spard_client if spard_client is not None else SpardClient.local()
+        self.spard = SpardLink(client, list(self.reward_func_names), self.accelerator)
+        self.spard.open(spard_run_id, spard_strategy, spard_config or {}, self.args.reward_weights)
         self._spard_outcome: StepOutcome | None = None
-        opened: tuple[str, str] | None = None
-        if self.accelerator.is_main_process:
-            info = self._spard_open_run(spard_run_id, spard_strategy, spard_config or {})
-            opened = (info.run_id, SpardConfig.model_validate(info.config).resolved_advantage_mode)
-        run_id, advantage_rule = broadcast_object_list([opened], from_process=0)[0]
-        self.spard_run_id: str = run_id
-        if self.accelerator.is_main_process:
-            print(f"SPARD: run {run_id!r}, advantages by rule {advantage_rule!r}", flush=True)
         # The run's advantage rule decides TRL's aggregation, so `spard_gdpo` (and any
         # advantage_mode="decoupled") gets GDPO's normalize_then_sum, the rest TRL's default.
-        self.multi_objective_aggregation = AGGREGATION[advantage_rule]
+        self.multi_objective_aggregation = AGGREGATION[self.spard.advantage_rule]
 
-    def _spard_open_run(self, run_id: str | None, strategy: str, config: dict[str, Any]) -> RunInfo:
-        if run_id is not None:
-            try:
-                return self.spard_client.get_run(run_id)
-            except RunNotFoundError:
-                pass
-        prior = self.args.reward_weights
-        info = self.spard_client.create_run(
-            self.spard_objectives,
-            strategy=strategy,
-            config=config,
-            prior_weights=prior,
-            run_id=run_id,
-        )
-        return info
+    @property
+    def spard_client(self) -> SpardClient:
+        """The SDK client the trainer steps its run with."""
+        return self.spard.client
+
+    @property
+    def spard_run_id(self) -> str:
+        """The run's id (the same on every rank)."""
+        return self.spard.run_id
+
+    @property
+    def spard_objectives(self) -> list[str]:
+        """The objectives: the reward functions' names, in order."""
+        return self.spard.objectives
 
     def _calculate_rewards(
         self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any
@@ -87,17 +84,11 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         if not self.model.training:
             self._spard_outcome = None
             return rewards_per_func
-        outcome = None
-        if self.accelerator.is_main_process:
-            scores = rewards_per_func.detach().float().cpu().numpy()
-            grouped = scores.reshape(-1, self.num_generations, scores.shape[1])
-            outcome = self.spard_client.step(
-                self.spard_run_id, grouped, step=self.state.global_step
-            )
-        outcome = broadcast_object_list([outcome], from_process=0)[0]
+        outcome = self.spard.step(rewards_per_func, self.num_generations, self.state.global_step)
         self._spard_outcome = outcome
         self.reward_weights = torch.tensor(outcome.reward_weights, dtype=torch.float32)
-        self._spard_log(outcome)
+        for name, value in self.spard.metrics(outcome).items():
+            self._metrics["train"][name].append(value)
         return rewards_per_func
 
     def _generate_and_score_completions(self, inputs: Any) -> dict[str, Any]:
@@ -106,7 +97,7 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         if outcome is None:
             return output
         # One weight per completion, for this process's slice of the gathered batch.
-        per_completion = np.repeat(outcome.sample_weights, self.num_generations)
+        per_completion = self.spard.completion_weights(outcome, self.num_generations)
         local = output["advantages"].shape[0]
         start = self.accelerator.process_index * local
         weights = torch.tensor(
@@ -116,39 +107,24 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         self._spard_outcome = None
         return output
 
-    def _spard_log(self, outcome: StepOutcome) -> None:
-        metrics = self._metrics["train"]
-        for name, weight in zip(
-            self.spard_objectives, outcome.reward_weights.tolist(), strict=True
-        ):
-            # TRL's own tracker proposes this name, next to its rewards/<name>/mean.
-            metrics[f"reward_weights/{name}"].append(weight)
-        informative = ~outcome.zero_signal
-        mean = float(outcome.sample_weights[informative].mean()) if informative.any() else 0.0
-        metrics["spard/sample_weight_mean"].append(mean)
-        metrics["spard/sample_weight_max"].append(float(outcome.sample_weights.max()))
-        metrics["spard/zero_signal_frac"].append(float(outcome.zero_signal.mean()))
-        metrics["spard/held"].append(float(outcome.held))
-
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
-        if self.args.should_save and self.accelerator.is_main_process:
+        if self.args.should_save:
             folder = os.path.join(
                 self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}"
             )
-            with open(os.path.join(folder, STATE_FILE), "w", encoding="utf-8") as handle:
-                json.dump(
-                    {
-                        "run_id": self.spard_run_id,
-                        "state": self.spard_client.export_state(self.spard_run_id),
-                    },
-                    handle,
-                )
+            self.spard.save(folder)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, STATE_FILE)
-        if self.accelerator.is_main_process and os.path.exists(path):
-            with open(path, encoding="utf-8") as handle:
-                saved = json.load(handle)
-            self.spard_client.import_state(self.spard_run_id, saved["state"])
+        self.spard.load(resume_from_checkpoint)
+
+
+def _refuse_async(trainer: object, args: object) -> None:
+    """Raise :data:`ASYNC_REFUSAL` for TRL's asynchronous trainer or its config."""
+    try:
+        from trl.experimental.async_grpo import AsyncGRPOConfig, AsyncGRPOTrainer
+    except ImportError:  # a TRL without it
+        return
+    if isinstance(trainer, AsyncGRPOTrainer) or isinstance(args, AsyncGRPOConfig):
+        raise TypeError(ASYNC_REFUSAL)

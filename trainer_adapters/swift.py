@@ -1,0 +1,119 @@
+"""SPARD in ms-swift 4.x (``swift rlhf --rlhf_type grpo``), the trainer SPARD was published with.
+
+The authors ran ``swift rlhf`` with ``--dynaopt_*`` flags of an unpublished fork. Here SPARD is
+turned on through ms-swift's own extension point instead: one ``--external_plugins`` file (the
+plugin module :mod:`spard.trainer_adapters.swift_plugin`; ``python -m
+spard.trainer_adapters.swift`` prints its path) registers :class:`SpardSwiftGRPOTrainer` as
+the ``grpo`` trainer; the rest of the command line stays the authors'.
+
+Per training generation batch (after ms-swift's dynamic sampling, so on the rollouts that are
+trained on) it sends the gathered rewards, shaped (N, G, K), to SPARD once; sets
+``reward_weights`` to the curriculum's weights for this batch (ms-swift then weighs and
+normalises as usual) and multiplies each completion's advantage by its prompt's RADR data
+weight. A run whose advantage rule is decoupled (``spard_gdpo``) gets ms-swift's
+``scale_rewards="gdpo"``. Rank 0 makes the call and broadcasts the answer; the curriculum
+state is saved in every checkpoint and imported on resume; the weights are logged as
+``reward_weights/<objective>``.
+
+Settings come from the environment: ``SPARD_URL`` (none: the service runs in-process),
+``SPARD_API_KEY``, ``SPARD_RUN_ID``, ``SPARD_STRATEGY`` (default ``spard``) and
+``SPARD_CONFIG``, a JSON object of ``SpardConfig`` overrides: ``{"update_every": 4}`` moves the
+weights every 4 steps, as the authors' ``--dynaopt_every_steps 4``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from swift.rlhf_trainers import GRPOTrainer
+from swift.trainers import TrainerFactory
+
+from spard.client import SpardClient
+from spard.trainer_adapters._hf import STATE_FILE, SpardLink
+
+__all__ = ["STATE_FILE", "SpardSwiftGRPOTrainer", "SwiftSettings", "install", "plugin_path"]
+
+
+class SwiftSettings(BaseSettings):
+    """The ``SPARD_*`` environment of a ms-swift run."""
+
+    model_config = SettingsConfigDict(env_prefix="SPARD_", extra="ignore")
+
+    url: str | None = Field(None, description="the service; none: in-process (local mode)")
+    api_key: str | None = None
+    run_id: str | None = Field(None, description="reused if it exists, else created")
+    strategy: str = "spard"
+    config: dict[str, Any] = Field(default_factory=dict, description="SpardConfig overrides")
+
+    def client(self) -> SpardClient:
+        """The SDK client these settings name."""
+        return SpardClient(self.url, api_key=self.api_key) if self.url else SpardClient.local()
+
+
+class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
+    """ms-swift's ``GRPOTrainer`` whose reward weights and advantages follow SPARD (see the
+    module docstring). Objectives are the reward functions' names; ``--reward_weights``, if
+    given, are the prior weights."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = SwiftSettings()
+        self.spard = SpardLink(settings.client(), list(self.reward_func_names), self.accelerator)
+        prior = list(self.args.reward_weights) if self.args.reward_weights else None
+        self.spard.open(settings.run_id, settings.strategy, settings.config, prior)
+        if self.spard.advantage_rule == "decoupled":
+            self.scale_rewards = "gdpo"
+
+    def _compute_advantages(
+        self, samples: Any, rewards_per_func: torch.Tensor, batch_encoded_inputs: Any
+    ) -> torch.Tensor:
+        if not self.model.training:
+            advantages: torch.Tensor = super()._compute_advantages(
+                samples, rewards_per_func, batch_encoded_inputs
+            )
+            return advantages
+        if self.dynamic_num_samples:
+            raise ValueError(
+                "SPARD needs num_generations rollouts per prompt; ms-swift's multi-turn "
+                "request-aware mode (a varying number per prompt) is not supported"
+            )
+        outcome = self.spard.step(rewards_per_func, self.num_generations, self.state.global_step)
+        # Where ms-swift keeps its own reward_weights.
+        device = self.accelerator.device
+        self.reward_weights = torch.tensor(
+            outcome.reward_weights, dtype=torch.float32, device=device
+        )
+        for name, value in self.spard.metrics(outcome).items():
+            self._metrics["train"][name].append(value)
+        advantages = super()._compute_advantages(samples, rewards_per_func, batch_encoded_inputs)
+        # The advantages of the whole gathered batch, in its order: one data weight each.
+        weights = self.spard.completion_weights(outcome, self.num_generations)
+        return advantages * torch.tensor(weights, dtype=advantages.dtype, device=advantages.device)
+
+    def _save_checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        result = super()._save_checkpoint(*args, **kwargs)
+        if self.args.should_save:
+            self.spard.save(self.state.last_model_checkpoint)
+        return result
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        self.spard.load(resume_from_checkpoint)
+
+
+def install() -> None:
+    """Make ``SpardSwiftGRPOTrainer`` the trainer of ``--rlhf_type grpo`` in this process."""
+    TrainerFactory.TRAINER_MAPPING["grpo"] = f"{__name__}.{SpardSwiftGRPOTrainer.__name__}"
+
+
+def plugin_path() -> Path:
+    """The file to pass as ``--external_plugins``."""
+    return Path(__file__).with_name("swift_plugin.py")
+
+
+if __name__ == "__main__":
+    print(plugin_path())
