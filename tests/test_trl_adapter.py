@@ -13,9 +13,10 @@ import pytest
 
 pytest.importorskip("trl", reason="the trl extra is not installed")
 import torch
+from char_tokenizer import char_tokenizer
 from servers import ServiceProcess, free_port
 from trl import GRPOTrainer
-from trl_setup import REWARDS, char_tokenizer, grpo_config, prompts_dataset, tiny_model
+from trl_setup import REWARDS, grpo_config, prompts_dataset, tiny_model
 
 from spard.client import SpardClient
 from spard.trainer_adapters.trl import STATE_FILE, SpardGRPOTrainer

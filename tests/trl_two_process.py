@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import torch.distributed as dist
-from trl_setup import REWARDS, char_tokenizer, grpo_config, prompts_dataset, tiny_model
+from char_tokenizer import char_tokenizer
+from trl_setup import REWARDS, grpo_config, prompts_dataset, tiny_model
 
 from spard.client import SpardClient
 from spard.trainer_adapters.trl import SpardGRPOTrainer

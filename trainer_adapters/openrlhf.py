@@ -26,51 +26,22 @@ sample's advantages by its prompt's sample weight.
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import math
-import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from spard.client import ServiceUnavailableError, SpardClient, SpardConnectionError
+from spard.client import SpardClient
+from spard.trainer_adapters._rewards import (
+    ProcessClient,
+    checked_score,
+    combine,
+    logged,
+    prompt_group_id,
+    report,
+)
 
-logger = logging.getLogger("spard.openrlhf")
+__all__ = ["SpardAdvantagesMixin", "combine", "make_reward_func", "prompt_group_id"]
 Scorer = Callable[[str, str, Any], "float | None"]
 GroupIdFn = Callable[[str, Any], str]
-
-
-def prompt_group_id(prompt: str, label: Any) -> str:
-    """The default group id: a digest of the prompt and its label (the same in every worker)."""
-    text = f"{prompt}\x00{label!r}".encode()
-    return hashlib.blake2b(text, digest_size=12).hexdigest()
-
-
-def combine(scores: Mapping[str, float | None], weights: Mapping[str, float]) -> float:
-    """The weighted mean of the present scores (weights renormalised over them); NaN if none."""
-    present = [(weights[name], value) for name, value in scores.items() if value is not None]
-    total = sum(weight for weight, _ in present)
-    if not present or total <= 0:
-        return math.nan
-    return sum(weight * value for weight, value in present) / total
-
-
-class _ProcessClient:
-    """One SDK client per process (Ray workers fork and spawn; a client must not be shared)."""
-
-    def __init__(self, factory: Callable[[], SpardClient]) -> None:
-        self._factory = factory
-        self._lock = threading.Lock()
-        self._client: SpardClient | None = None
-        self._pid = -1
-
-    def get(self) -> SpardClient:
-        if self._client is None or self._pid != os.getpid():
-            with self._lock:
-                if self._client is None or self._pid != os.getpid():
-                    self._client, self._pid = self._factory(), os.getpid()
-        return self._client
 
 
 def make_reward_func(
@@ -97,7 +68,7 @@ def make_reward_func(
     names = list(scorers)
     if not names:
         raise ValueError("scorers: give at least one objective")
-    clients = _ProcessClient(
+    clients = ProcessClient(
         lambda: client or SpardClient(url, api_key=api_key, weights_max_age_s=weights_max_age_s)
     )
 
@@ -106,12 +77,14 @@ def make_reward_func(
     ) -> dict[str, Any]:
         spard_client = clients.get()
         rows = [
-            {name: _score(scorers[name], name, query, prompt, label) for name in names}
+            {name: checked_score(name, scorers[name](query, prompt, label)) for name in names}
             for query, prompt, label in zip(queries, prompts, labels, strict=True)
         ]
-        weights = _report(spard_client, run_id, rows, prompts, labels, group_id, step)
+        groups = [group_id(prompt, label) for prompt, label in zip(prompts, labels, strict=True)]
+        at = step() if step is not None else None
+        weights = report(spard_client, run_id, rows, groups, at)
         rewards = [combine(row, weights) for row in rows]
-        extra_logs = {name: [_logged(row[name]) for row in rows] for name in names}
+        extra_logs = {name: [logged(row[name]) for row in rows] for name in names}
         extra_logs.update({f"spard_weight/{name}": [weights[name]] * len(rows) for name in names})
         return {
             "rewards": _tensor(rewards),
@@ -120,46 +93,6 @@ def make_reward_func(
         }
 
     return reward_func
-
-
-def _score(scorer: Scorer, name: str, query: str, prompt: str, label: Any) -> float | None:
-    value = scorer(query, prompt, label)
-    if value is None:
-        return None
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"scorer {name!r} returned {number}; return None for 'not applicable'")
-    return number
-
-
-def _report(
-    client: SpardClient,
-    run_id: str,
-    rows: list[dict[str, float | None]],
-    prompts: Sequence[str],
-    labels: Sequence[Any],
-    group_id: GroupIdFn,
-    step: Callable[[], int | None] | None,
-) -> dict[str, float]:
-    """Observe the rows, wait until they are stored, and return the current weights."""
-    at = step() if step is not None else None
-    try:
-        for row, prompt, label in zip(rows, prompts, labels, strict=True):
-            client.observe(run_id, group_id(prompt, label), row, step=at)
-        client.flush()  # concurrent callers' observations travel together (one request)
-        return client.weights(run_id).weights_by_objective()
-    except (SpardConnectionError, ServiceUnavailableError) as error:
-        # Down, not misconfigured: keep training on the last known (or uniform) weights; the
-        # observations stay buffered and go out when the service is back.
-        logger.warning("SPARD unavailable, rewards use the last known weights: %s", error)
-        known = client.known_weights(run_id)
-        if known is not None:
-            return known.weights_by_objective()
-        return {name: 1.0 / len(rows[0]) for name in rows[0]}
-
-
-def _logged(value: float | None) -> float:
-    return math.nan if value is None else value
 
 
 def _tensor(values: list[float]) -> Any:

@@ -15,6 +15,9 @@
 4. verl runs the trainer inside a Ray actor; :class:`SpardTaskRunner` (and ``python -m
    spard.trainer_adapters.verl``) installs all of the above in that actor.
 
+That is full SPARD. With verl's own trainer and estimator, :mod:`spard.trainer_adapters.verl_reward`
+gives PAWA only, through verl's reward loop.
+
 The run is chosen by :func:`configure` or by ``SPARD_URL``, ``SPARD_API_KEY``, ``SPARD_RUN_ID``,
 ``SPARD_OBJECTIVES`` (comma-separated) and ``SPARD_STRATEGY`` in the trainer's environment.
 """
@@ -261,7 +264,7 @@ def install() -> None:
         return
     v1_utils.compute_advantage = compute_advantage
     for name, trainer in list(TRAINER_REGISTRY.items()):
-        if not name.startswith("spard_"):
+        if not name.startswith("spard_") and f"spard_{name}" not in TRAINER_REGISTRY:
             register_trainer(f"spard_{name}")(spard_trainer(trainer))
 
 

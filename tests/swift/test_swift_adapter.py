@@ -12,10 +12,11 @@ import pytest
 
 pytest.importorskip("swift", reason="run in .venv-swift (make test does)")
 import torch
+from char_tokenizer import char_tokenizer
 from servers import ServiceProcess
 from swift.pipelines import rlhf_main
 from swift.rlhf_trainers import GRPOTrainer
-from trl_setup import char_tokenizer, tiny_model
+from trl_setup import tiny_model
 
 import spard
 from spard.client import SpardClient
