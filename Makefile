@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test docs serve install install-verl install-swift system-deps lint typecheck pytest pytest-verl pytest-swift bench clean
+.PHONY: test docs serve install install-verl install-swift system-deps lint typecheck pytest pytest-verl pytest-swift bench bench-trl-lm clean
 
 # verl 0.9 pins transformers < 5.11 and TRL 1.16 needs a newer one: verl's adapter is tested in
 # an environment of its own.
@@ -95,6 +95,10 @@ bench: install system-deps
 	$(BIN)/python -m benchmarks.service_step
 	$(BIN)/python -m benchmarks.observe_throughput
 	$(BIN)/python -m benchmarks.local_mode
+
+# TRL GRPO on a small language model, SPARD vs GRPOavg vs GDPO: about 25 minutes on 2 cores.
+bench-trl-lm: install system-deps
+	$(BIN)/python -m benchmarks.trl_lm --seeds 5
 
 clean:
 	rm -rf $(VENV) $(VERL_VENV) $(SERVE_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
