@@ -3,9 +3,10 @@
 Local mode (``SpardClient.local()``) runs the service in-process: its FastAPI app through
 ASGI for every call but the step, which goes straight to the step route's function
 (``serve_step``). Measured per step: the engine alone (the floor); the run layer called
-directly (decoding, ``RunService.step`` over the memory store, response encoding, no
-framework); the SDK over a minimal transport that does just that; the SDK in local mode; and
-the SDK over the whole ASGI app for steps too (the other design the issue asked to measure).
+directly (``serve_step``: decoding, ``RunService.step`` over the memory store, response
+encoding, no framework); the SDK over a minimal transport that does just that; the SDK in
+local mode; and the SDK over the whole ASGI app for steps too (the other design the issue
+asked to measure).
 Run ``python -m benchmarks.local_mode [--out DIR]``: writes ``local_mode.json`` there
 (default ``benchmark-results/``) and prints a table.
 """
@@ -26,16 +27,16 @@ import orjson
 import spard
 from spard.client import SpardClient
 from spard.service.http.app import create_app, make_store
-from spard.service.protocol.codec import decode_step_body
 from spard.service.protocol.streaming import StreamingConfig
 from spard.service.protocol.wire import OCTET_STREAM, encode_step
-from spard.service.runs.records import step_payload
 from spard.service.runs.run_service import RunService
+from spard.service.runs.step_request import serve_step
 from spard.service.runs.store import RunKey
 from spard.service.settings import Settings
 
 SHAPE = (64, 8, 4)
 OBJECTIVES = [f"objective_{k}" for k in range(SHAPE[-1])]
+MAX_SCORES: int = Settings.model_fields["max_scores"].default  # the service default
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -65,9 +66,7 @@ async def _direct(batches: list[np.ndarray[Any, Any]], repeats: int, binary: boo
             body = orjson.dumps({"step": t, "scores": scores}, option=orjson.OPT_SERIALIZE_NUMPY)
             media_type = "application/json"
         start = time.perf_counter()
-        decoded = decode_step_body(media_type, body, 4 * 2**20)
-        result = await runs.step(key, decoded.step, decoded.scores, decoded.return_advantages)
-        orjson.dumps(step_payload("bench", result, None), option=orjson.OPT_SERIALIZE_NUMPY)
+        await serve_step(runs, key, media_type, body, request_id=None, max_scores=MAX_SCORES)
         samples.append(time.perf_counter() - start)
     return _median_ms(samples)
 
@@ -92,13 +91,15 @@ class DirectTransport(httpx.BaseTransport):
             )
             return httpx.Response(201, content=self.loop.run_until_complete(work))
         run_id = request.url.path.split("/")[3]
-        key = RunKey("local", run_id)
-        media_type = request.headers["content-type"]
-        decoded = decode_step_body(media_type, request.content, 4 * 2**20)
-        work = self.runs.step(key, decoded.step, decoded.scores, decoded.return_advantages)
-        result = self.loop.run_until_complete(work)
-        payload = step_payload(run_id, result, None)
-        return httpx.Response(200, content=orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
+        work = serve_step(
+            self.runs,
+            RunKey("local", run_id),
+            request.headers["content-type"],
+            request.content,
+            request_id=None,
+            max_scores=MAX_SCORES,
+        )
+        return httpx.Response(200, content=self.loop.run_until_complete(work))
 
 
 class AsgiTransport(httpx.BaseTransport):
