@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from accelerate.utils import broadcast_object_list
 
-from spard.client import RunInfo, SpardClient, StepOutcome
-from spard.client.errors import RunNotFoundError
+from spard.client import SpardClient, StepOutcome
 from spard.config import SpardConfig
+from spard.trainer_adapters._settings import get_or_create_run
 
 STATE_FILE = "spard_state.json"
 
@@ -43,7 +43,17 @@ class SpardLink:
         learns its id and advantage rule (``sum`` or ``decoupled``)."""
         opened: tuple[str, str] | None = None
         if self.accelerator.is_main_process:
-            info = self._get_or_create(run_id, strategy, config, prior_weights)
+            info = get_or_create_run(
+                self.client,
+                run_id,
+                lambda: self.client.create_run(
+                    self.objectives,
+                    strategy=strategy,
+                    config=config,
+                    prior_weights=prior_weights,
+                    run_id=run_id,
+                ),
+            )
             opened = (info.run_id, SpardConfig.model_validate(info.config).resolved_advantage_mode)
         self.run_id, self.advantage_rule = broadcast_object_list([opened], from_process=0)[0]
         if self.accelerator.is_main_process:
@@ -51,26 +61,6 @@ class SpardLink:
                 f"SPARD: run {self.run_id!r}, advantages by rule {self.advantage_rule!r}",
                 flush=True,
             )
-
-    def _get_or_create(
-        self,
-        run_id: str | None,
-        strategy: str,
-        config: dict[str, Any],
-        prior_weights: list[float] | None,
-    ) -> RunInfo:
-        if run_id is not None:
-            try:
-                return self.client.get_run(run_id)
-            except RunNotFoundError:
-                pass
-        return self.client.create_run(
-            self.objectives,
-            strategy=strategy,
-            config=config,
-            prior_weights=prior_weights,
-            run_id=run_id,
-        )
 
     def step(self, rewards: Any, num_generations: int, step: int) -> StepOutcome:
         """Send the gathered rewards ``(N*G, K)`` of one generation batch as step ``step``

@@ -27,31 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from swift.rlhf_trainers import GRPOTrainer
 from swift.trainers import TrainerFactory
 
-from spard.client import SpardClient
 from spard.trainer_adapters._hf import STATE_FILE, SpardLink
+from spard.trainer_adapters._settings import AdapterSettings
 
-__all__ = ["STATE_FILE", "SpardSwiftGRPOTrainer", "SwiftSettings", "install", "plugin_path"]
-
-
-class SwiftSettings(BaseSettings):
-    """The ``SPARD_*`` environment of a ms-swift run."""
-
-    model_config = SettingsConfigDict(env_prefix="SPARD_", extra="ignore")
-
-    url: str | None = Field(None, description="the service; none: in-process (local mode)")
-    api_key: str | None = None
-    run_id: str | None = Field(None, description="reused if it exists, else created")
-    strategy: str = "spard"
-    config: dict[str, Any] = Field(default_factory=dict, description="SpardConfig overrides")
-
-    def client(self) -> SpardClient:
-        """The SDK client these settings name."""
-        return SpardClient(self.url, api_key=self.api_key) if self.url else SpardClient.local()
+__all__ = ["STATE_FILE", "SpardSwiftGRPOTrainer", "install", "plugin_path"]
 
 
 class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
@@ -61,7 +43,7 @@ class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        settings = SwiftSettings()
+        settings = AdapterSettings()
         self.spard = SpardLink(settings.client(), list(self.reward_func_names), self.accelerator)
         prior = list(self.args.reward_weights) if self.args.reward_weights else None
         self.spard.open(settings.run_id, settings.strategy, settings.config, prior)

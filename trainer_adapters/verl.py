@@ -25,7 +25,6 @@ The run is chosen by :func:`configure` or by ``SPARD_URL``, ``SPARD_API_KEY``, `
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +33,8 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import register_adv_est
 
-from spard.client import SpardClient
-from spard.client.errors import RunNotFoundError
+from spard.client import RunInfo, SpardClient
+from spard.trainer_adapters._settings import AdapterSettings, get_or_create_run
 
 ESTIMATOR = "spard"
 Scorer = Callable[..., float | None]
@@ -94,27 +93,21 @@ def configure(
 ) -> _Session:
     """Choose the SPARD run the estimator steps; unset arguments come from ``SPARD_*``."""
     global _session
-    if client is None:
-        url = os.environ.get("SPARD_URL")
-        key = os.environ.get("SPARD_API_KEY")
-        client = SpardClient(url, api_key=key) if url else SpardClient.local()
-    run_id = run_id or os.environ.get("SPARD_RUN_ID")
-    if objectives is None and os.environ.get("SPARD_OBJECTIVES"):
-        objectives = [n.strip() for n in os.environ["SPARD_OBJECTIVES"].split(",") if n.strip()]
-    info = None
-    if run_id is not None:
-        try:
-            info = client.get_run(run_id)
-        except RunNotFoundError:
-            info = None
-    if info is None:
-        if not objectives:
+    settings = AdapterSettings()
+    client = client if client is not None else settings.client()
+    run_id = run_id or settings.run_id
+    names = list(objectives) if objectives is not None else settings.objective_names
+
+    def create() -> RunInfo:
+        if not names:
             raise ValueError(
                 "spard: name the objectives (configure(objectives=...) or SPARD_OBJECTIVES) "
                 "or give an existing run (SPARD_RUN_ID)"
             )
-        strategy = strategy or os.environ.get("SPARD_STRATEGY", "spard")
-        info = client.create_run(list(objectives), strategy=strategy, config=config, run_id=run_id)
+        chosen = strategy or settings.strategy
+        return client.create_run(names, strategy=chosen, config=config, run_id=run_id)
+
+    info = get_or_create_run(client, run_id, create)
     next_step = 0 if info.last_step is None else info.last_step + 1
     _session = _Session(client, info.run_id, list(info.objectives), next_step)
     return _session

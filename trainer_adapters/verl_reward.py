@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import math
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -43,8 +41,8 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
 
 from spard.client import RunInfo, SpardClient
-from spard.client.errors import ConflictError, RunNotFoundError
 from spard.trainer_adapters._rewards import ProcessClient, Row, checked_score, combine, report
+from spard.trainer_adapters._settings import AdapterSettings, get_or_create_run
 
 __all__ = ["MANAGER", "SpardRewardManager", "open_streaming_run"]
 MANAGER = "spard"  # the name in verl's registry (reward.reward_manager.source=register)
@@ -55,50 +53,43 @@ _runs: dict[str, RunInfo] = {}  # run id -> run, per process
 def open_streaming_run(client: SpardClient, config: Any) -> RunInfo:
     """The run named by ``SPARD_RUN_ID``, created if new (from ``SPARD_OBJECTIVES``,
     ``SPARD_STRATEGY``, ``SPARD_CONFIG``) with verl's group size and prompts per step."""
-    run_id = os.environ.get("SPARD_RUN_ID")
+    settings = AdapterSettings()
+    run_id = settings.run_id
     if not run_id:
         raise ValueError(
             "spard: set SPARD_RUN_ID for verl's reward workers: they must all report to one run"
         )
-    with _open_lock:
-        if run_id not in _runs:
-            _runs[run_id] = _get_or_create(client, run_id, config)
-        return _runs[run_id]
 
-
-def _get_or_create(client: SpardClient, run_id: str, config: Any) -> RunInfo:
-    try:
-        return client.get_run(run_id)
-    except RunNotFoundError:
-        pass
-    objectives = [n.strip() for n in os.environ.get("SPARD_OBJECTIVES", "").split(",") if n.strip()]
-    if not objectives:
-        raise ValueError("spard: name the objectives of a new run in SPARD_OBJECTIVES")
-    streaming = {
-        "group_size": int(config.actor_rollout_ref.rollout.n),
-        "commit_after_groups": int(config.data.train_batch_size),
-    }
-    try:
+    def create() -> RunInfo:
+        if not settings.objective_names:
+            raise ValueError("spard: name the objectives of a new run in SPARD_OBJECTIVES")
+        streaming = {
+            "group_size": int(config.actor_rollout_ref.rollout.n),
+            "commit_after_groups": int(config.data.train_batch_size),
+        }
         return client.create_run(
-            objectives,
-            strategy=os.environ.get("SPARD_STRATEGY", "spard"),
-            config=json.loads(os.environ.get("SPARD_CONFIG", "{}")),
+            settings.objective_names,
+            strategy=settings.strategy,
+            config=settings.config,
             run_id=run_id,
             streaming=streaming,
         )
-    except ConflictError:  # another reward worker created it first
-        return client.get_run(run_id)
+
+    with _open_lock:
+        if run_id not in _runs:
+            _runs[run_id] = get_or_create_run(client, run_id, create)
+        return _runs[run_id]
 
 
 def _client() -> SpardClient:
-    url = os.environ.get("SPARD_URL")
-    if not url:
+    settings = AdapterSettings()
+    if not settings.url:
         raise ValueError(
             "spard: set SPARD_URL: verl's reward workers share a run only through a service"
         )
     # Weights revalidated for every sample (a 304 costs no body): a batch starts right after
     # the commit of the one before, and must see its weights.
-    return SpardClient(url, api_key=os.environ.get("SPARD_API_KEY"), weights_max_age_s=0.0)
+    return settings.client(weights_max_age_s=0.0)
 
 
 _clients = ProcessClient(_client)
