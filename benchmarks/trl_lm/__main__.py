@@ -79,25 +79,9 @@ def _run_jobs(
             arm, seed = waiting.pop(0)
             folder = out / "runs" / f"{arm}-seed{seed}"
             folder.mkdir(parents=True, exist_ok=True)
-            command = [
-                sys.executable,
-                "-m",
-                "benchmarks.trl_lm.train",
-                "--arm",
-                arm,
-                "--seed",
-                str(seed),
-            ]
-            command += [
-                "--policy",
-                str(policy),
-                "--out",
-                str(folder),
-                "--steps",
-                str(steps),
-                "--spard-url",
-                url,
-            ]
+            command = [sys.executable, "-m", "benchmarks.trl_lm.train", "--arm", arm]
+            command += ["--seed", str(seed), "--policy", str(policy), "--out", str(folder)]
+            command += ["--steps", str(steps), "--spard-url", url]
             log = (folder / "train.log").open("w")
             running[(arm, seed)] = (
                 subprocess.Popen(command, env=env, stdout=log, stderr=log),
