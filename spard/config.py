@@ -33,7 +33,8 @@ from spard.strategies import (
 
 Strategy = StrategyName
 PawaMode = Literal["gain", "absolute", "lag"]
-AdvantageMode = Literal["auto", "sum", "decoupled"]
+AdvantageMode = Literal["auto", "sum", "decoupled", "scaled", "decoupled_floor"]
+MissingScores = Literal["renormalise", "zero"]
 RewardRuleOption = Literal["auto", "fixed", "pawa", "saw"]
 DataRuleOption = Literal["auto", "none", "radr", "radr_mass"]
 ScaleRewards = Literal["group", "batch", "none"]
@@ -98,7 +99,15 @@ class SpardConfig(BaseModel):
     data_weight_max: float = Field(5.0, gt=0.0, le=1e6, description="d_max, clip of data weights")
 
     advantage_mode: AdvantageMode = Field(
-        "auto", description="sum (GRPO) or decoupled (GDPO); auto: the strategy's"
+        "auto",
+        description="sum (GRPO), decoupled (GDPO), scaled (sum of scores divided by their "
+        "running scale) or decoupled_floor (GDPO, group std floored at that scale); auto: the "
+        "strategy's",
+    )
+    missing_scores: MissingScores = Field(
+        "renormalise",
+        description="summed rules: renormalise the weights over the objectives a rollout was "
+        "scored on, or zero (a missing score adds 0, as TRL's and verl's nansum)",
     )
     scale_rewards: ScaleRewards = Field("group", description="as TRL's scale_rewards")
     advantage_eps: float = Field(

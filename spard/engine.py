@@ -234,7 +234,11 @@ def _result(
     advantages = None
     if return_advantages and batch is not None:
         advantages = compute_advantages(
-            batch, applied.reward_weights, applied.sample_weights, state.config
+            batch,
+            applied.reward_weights,
+            applied.sample_weights,
+            state.config,
+            _scales_of(applied.stats, state.objectives),
         )
     return StepResult(
         step=applied.step,
@@ -246,6 +250,12 @@ def _result(
         stats=applied.stats,
         replayed=replayed,
     )
+
+
+def _scales_of(stats: ObjectiveStats, objectives: tuple[str, ...]) -> FloatArray:
+    """(K,) the running scales ``s_k`` a step was applied with (NaN where none yet): kept in
+    its stats, so a replayed step's advantages are the ones it was first answered with."""
+    return np.array([np.nan if (v := stats[name]["scale"]) is None else v for name in objectives])
 
 
 def _objective_stats(

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 RewardRule = Literal["fixed", "pawa", "saw"]
 DataRule = Literal["none", "radr", "radr_mass"]
-AdvantageRule = Literal["sum", "decoupled"]
+AdvantageRule = Literal["sum", "decoupled", "scaled", "decoupled_floor"]
 StrategyName = Literal[
     "spard", "pawa", "radr", "static", "saw", "gdpo", "spard_gdpo", "pawa_gdpo", "radr_gdpo"
 ]
@@ -30,7 +30,10 @@ class StrategyRules:
     ``data_weights``: ``none`` (all 1), ``radr`` (``v_i = sum_k w_k A_ik``) or ``radr_mass``
     (``v_i`` divided by the weight mass of the objectives scored for prompt i, so a prompt is not
     favoured for being scored on more objectives). ``advantages``: ``sum`` (GRPO on the weighted
-    sum) or ``decoupled`` (GDPO: per-objective group z-scores, weighted, batch-whitened).
+    sum), ``decoupled`` (GDPO: per-objective group z-scores, weighted, batch-whitened),
+    ``scaled`` (GRPO on the weighted sum of each objective divided by its running dispersion
+    scale ``s_k``: GDPO's scale equalisation without its per-group division) or
+    ``decoupled_floor`` (GDPO with each group's std floored at ``s_k``).
     """
 
     reward_weights: RewardRule

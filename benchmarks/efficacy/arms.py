@@ -1,78 +1,79 @@
-"""The arms of the suite: baselines, the frozen default, and the candidates the selection saw.
+"""The arms of the suite: baselines as trainers compute them, and the candidates for the default.
 
-``CANDIDATES`` is every SPARD configuration the leave-one-family-out selection chose among
+``CANDIDATES`` is every configuration the leave-one-family-out selection chooses among
 (``python -m spard.efficacy.select``); ``SUITE_ARMS`` what ``spard bench --suite`` compares on
 the evaluation seeds. Every arm ever tried is listed here and reported, losers included.
+See ``PREREGISTRATION.md`` for the endpoint and the selection rule.
 """
 
 from __future__ import annotations
 
 from spard.efficacy.train import Arm
-from spard.strategies import PRESETS
 
-BASELINES = (Arm("static", "static"), Arm("gdpo", "gdpo"), Arm("saw", "saw"))
+# As TRL 1.16 computes them (tests/test_efficacy.py checks against TRL's own code): GRPOavg
+# sums with a missing score as 0 (nansum), GDPO is normalize_then_sum; SAW sums likewise.
+BASELINES = (
+    Arm("static", "static", {"missing_scores": "zero"}),
+    Arm("gdpo", "gdpo"),
+    Arm("saw", "saw", {"missing_scores": "zero"}),
+)
+# GRPOavg at its best: every reward rescaled to [0, 1] by its known range first, what a
+# practitioner who knows the units does by hand. Not a candidate (the engine cannot know units).
+STATIC_RESCALED = Arm("static_rescaled", "static", {"missing_scores": "zero"}, rescale=True)
 
+_LAG = {"pawa_mode": "lag"}
 CANDIDATES = (
+    # The default before this suite: PAWA lag, mass-normalised RADR, summed advantages.
+    Arm("spard_sum", "spard", {**_LAG, "data_rule": "radr_mass", "advantage_mode": "sum"}),
+    Arm("spard_gdpo", "spard_gdpo", {**_LAG, "data_rule": "radr_mass"}),
+    Arm("pawa_gdpo", "pawa_gdpo", _LAG),
+    # Scale equalisation by the running batch-level dispersion s_k (the engine's own statistic).
+    Arm("spard_scaled", "spard", {**_LAG, "data_rule": "radr_mass", "advantage_mode": "scaled"}),
+    Arm("pawa_scaled", "pawa", {**_LAG, "advantage_mode": "scaled"}),
+    Arm("radr_scaled", "radr", {"data_rule": "radr_mass", "advantage_mode": "scaled"}),
+    Arm("scaled", "static", {"advantage_mode": "scaled"}),
+    # GDPO with each group's std floored at s_k: no blow-up of a near-constant noisy group.
     Arm(
-        "spard_sum-lag", "spard", {"advantage_mode": "sum", "pawa_mode": "lag", "data_rule": "radr"}
-    ),
-    Arm(
-        "spard_sum-gain",
+        "spard_floor",
         "spard",
-        {"advantage_mode": "sum", "pawa_mode": "gain", "data_rule": "radr"},
+        {**_LAG, "data_rule": "radr_mass", "advantage_mode": "decoupled_floor"},
     ),
+    Arm("pawa_floor", "pawa", {**_LAG, "advantage_mode": "decoupled_floor"}),
+    Arm("floor", "static", {"advantage_mode": "decoupled_floor"}),
+    # The authors' period of 4, and the paper reading of PAWA (gain), over scaled advantages.
     Arm(
-        "spard_sum-lag-mass",
+        "spard_scaled-every4",
         "spard",
-        {"advantage_mode": "sum", "pawa_mode": "lag", "data_rule": "radr_mass"},
-    ),
-    Arm("spard_gdpo-lag", "spard_gdpo", {"pawa_mode": "lag", "data_rule": "radr"}),
-    Arm("spard_gdpo-gain", "spard_gdpo", {"pawa_mode": "gain", "data_rule": "radr"}),
-    Arm("spard_gdpo-absolute", "spard_gdpo", {"pawa_mode": "absolute", "data_rule": "radr"}),
-    Arm("spard_gdpo-lag-mass", "spard_gdpo", {"pawa_mode": "lag", "data_rule": "radr_mass"}),
-    Arm(
-        "spard_gdpo-lag-every4",
-        "spard_gdpo",
-        {"pawa_mode": "lag", "update_every": 4, "data_rule": "radr"},
+        {**_LAG, "data_rule": "radr_mass", "advantage_mode": "scaled", "update_every": 4},
     ),
     Arm(
-        "spard_gdpo-lag-gamma1",
-        "spard_gdpo",
-        {"pawa_mode": "lag", "data_weight_power": 1.0, "data_rule": "radr"},
-    ),
-    Arm("pawa_gdpo-lag", "pawa_gdpo", {"pawa_mode": "lag"}),
-    Arm("radr_gdpo", "radr_gdpo"),
-    # What the paper preset was when screened (data_rule pinned: the preset follows the default).
-    Arm(
-        "paper",
+        "spard_scaled-gain",
         "spard",
-        {"advantage_mode": "sum", "pawa_mode": "gain", "update_every": 4, "data_rule": "radr"},
-    ),
-    # Added after the first screening pass (every earlier candidate kept): PAWA alone over
-    # summed advantages, and the leader with a milder data-weight temper or a period of 4.
-    Arm("pawa_sum-lag", "pawa", {"pawa_mode": "lag"}),
-    Arm(
-        "spard_sum-lag-mass-gamma0.25",
-        "spard",
-        {"pawa_mode": "lag", "data_rule": "radr_mass", "data_weight_power": 0.25},
-    ),
-    Arm(
-        "spard_sum-lag-mass-every4",
-        "spard",
-        {"pawa_mode": "lag", "data_rule": "radr_mass", "update_every": 4},
+        {"pawa_mode": "gain", "data_rule": "radr_mass", "advantage_mode": "scaled"},
     ),
 )
-ARMS = {arm.name: arm for arm in (*BASELINES, *CANDIDATES)}
+ARMS = {arm.name: arm for arm in (*BASELINES, STATIC_RESCALED, *CANDIDATES)}
 
-# What `spard bench` compares on the evaluation seeds: the baselines, the frozen default
-# (`spard`, no overrides, so it follows SpardConfig), the previous default (PAWA lag + plain
-# RADR), the paper preset as it stands, and the default's two halves.
-SUITE_ARMS = (
-    *BASELINES,
-    Arm("spard", "spard"),
-    ARMS["spard_sum-lag"],
-    Arm("preset-paper", "spard", dict(PRESETS["paper"])),
-    ARMS["pawa_sum-lag"],
-    Arm("radr-mass", "radr", {"data_rule": "radr_mass"}),
-)
+# The candidate the engine's default (`strategy="spard"` with no overrides) is, as frozen by
+# the last selection (results/selection/selection.md).
+FROZEN = "spard_sum"
+
+
+def _without(arm: Arm, name: str, **overrides: str) -> Arm:
+    return Arm(name, arm.strategy, {**arm.overrides, **overrides})
+
+
+def suite_arms(frozen: str = FROZEN) -> tuple[Arm, ...]:
+    """What ``spard bench --suite`` runs on the evaluation seeds (pre-registered): the
+    baselines, GRPOavg on rescaled rewards, the engine's default as it ships (``spard``), the
+    default before this suite (``spard_sum``), and the frozen candidate without its data
+    weights and without its reward weights (the ablation)."""
+    chosen = ARMS[frozen]
+    arms = [*BASELINES, STATIC_RESCALED, Arm("spard", "spard"), ARMS["spard_sum"]]
+    arms.append(_without(chosen, "default-without-radr", data_rule="none"))
+    arms.append(_without(chosen, "default-without-pawa", reward_rule="fixed"))
+    return tuple({arm.name: arm for arm in arms}.values())
+
+
+SUITE_ARMS = suite_arms()
 ARMS = {**ARMS, **{arm.name: arm for arm in SUITE_ARMS}}

@@ -1,258 +1,211 @@
 """The suite's task families: each isolates one trait that real multi-objective rewards have.
 
 A family is built per seed (:func:`make_family`): the seed draws its free parameters (judge
-noise, failure rates, which prompt sources score which objective, the arithmetic, K), so a
-(family, seed) pair is one task instance, the same for every arm. Prompts are the six tokens
-of :mod:`spard.efficacy.tasks` (``[source, target length, letter, a, op, b]``); objectives
-are features of :mod:`spard.efficacy.features`, seen through a judge while training (noise,
-failures returning NaN, integer 0-5 rubrics) and exactly at evaluation.
+noise, failure rates, which prompt sources score which objective, the rubrics), so a (family,
+seed) pair is one task instance, the same for every arm. Objectives are features of
+:mod:`spard.efficacy.features`; while training a trainer sees them through a judge (its units,
+noise, failures returning NaN, integer rubrics), at evaluation exactly, on [0, 1], on held-out
+prompts (:mod:`spard.efficacy.tasks`).
+
+The families cover where each arm is supposed to win, not only SPARD: objectives on unequal
+units (GDPO's case), noise-free twins of every noisy family (where plain sums should do), a
+sparse objective, one that can only be earned after another, fine-grained next to binary
+objectives, and groups of 4, 8 and 16 rollouts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from spard.efficacy import tasks
 from spard.efficacy.features import FEATURES
-from spard.efficacy.tasks import DIGITS, LENGTHS, LETTERS, PLUS, SOURCES, Prompts
+from spard.efficacy.tasks import Prompts, PromptSpace
 
-# Tokens beyond the original family's vocabulary (tasks.VOCAB = 28).
-FOURTH_SOURCE, TIMES, MINUS = 28, 29, 30
-EXTENDED_VOCAB = 31
-SOURCE_TOKENS = np.array([*SOURCES, FOURTH_SOURCE])
-OPERATIONS: dict[str, tuple[int, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
-    "+": (PLUS, np.add),
-    "*": (TIMES, np.multiply),
-    "-": (MINUS, np.subtract),
-}
-Sampler = Callable[[np.random.Generator, int], Prompts]
+ROLLOUTS_PER_STEP = 256  # prompts x rollouts per step, the same budget whatever the group size
 
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """One objective: a true feature and the judge that scores it while training.
+    """One objective: a true feature on [0, 1] and the judge that scores it while training.
 
-    ``judge_noise``: Gaussian noise sd (in rubric points for a rubric, else in score units),
-    only on ``noisy_sources`` (None: every source). ``failure_rate``: chance that a training
-    score is missing (NaN), as a judge that fails to answer. ``rubric``: the judge returns an
-    integer 0-5, ``clip(round(5 x + noise), 0, 5)``.
+    The judge reports ``units * value + offset``: a 0-10 judge has units 10, a token-count
+    penalty ``-|len - target|`` units 7 and offset -7. ``levels`` > 0 rounds the judged value
+    to an integer rubric ``0..levels`` (then ``units`` is ignored). ``judge_noise``: Gaussian
+    sd in the judge's own units, only on ``noisy_sources`` (None: every source).
+    ``failure_rate``: chance that a training score is missing (NaN), as a judge that fails.
     """
 
     name: str
     feature: str
+    units: float = 1.0
+    offset: float = 0.0
+    levels: int = 0
     judge_noise: float = 0.0
     noisy_sources: tuple[int, ...] | None = None
     failure_rate: float = 0.0
-    rubric: bool = False
+
+    def judge(self, value: np.ndarray, source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The training scores a trainer's reward function would return for true ``value``."""
+        noise = rng.normal(0.0, self.judge_noise, value.shape) if self.judge_noise else 0.0
+        if self.noisy_sources is not None:
+            noise = np.where(np.isin(source, self.noisy_sources), noise, 0.0)
+        if self.levels:
+            judged = np.clip(np.rint(self.levels * value + noise), 0.0, self.levels)
+        else:
+            judged = self.units * value + self.offset + noise
+        if self.failure_rate > 0.0:
+            judged = np.where(rng.random(value.shape) < self.failure_rate, np.nan, judged)
+        return np.asarray(judged, dtype=float)
+
+    def to_unit_range(self, judged: np.ndarray) -> np.ndarray:
+        """Judged scores mapped back to [0, 1] by the judge's known range (noise kept)."""
+        if self.levels:
+            return judged / self.levels
+        return (judged - self.offset) / self.units
 
 
 @dataclass(frozen=True)
 class Family:
-    """A task instance: objectives, which sources score which objective, prompt sampler."""
+    """A task instance: objectives, which sources score which, prompt space, group size."""
 
     name: str
     trait: str
     objectives: tuple[ObjectiveSpec, ...]
     informs: np.ndarray  # (sources, K) bool: the objectives each prompt source is scored on
-    sampler: Sampler = field(repr=False)
-    vocab: int = EXTENDED_VOCAB
+    space: PromptSpace
+    rollouts: int = 8
 
     @property
     def objective_names(self) -> tuple[str, ...]:
         """The K objective names, in score order."""
         return tuple(spec.name for spec in self.objectives)
 
-    def sample_prompts(self, rng: np.random.Generator, count: int) -> Prompts:
-        """``count`` prompts of this family."""
-        return self.sampler(rng, count)
+    @property
+    def prompts_per_step(self) -> int:
+        """Prompts per training step: the same number of rollouts for every group size."""
+        return ROLLOUTS_PER_STEP // self.rollouts
 
-    def score(
-        self,
-        prompts: Prompts,
-        completions: np.ndarray,
-        rollouts: int,
-        rng: np.random.Generator | None,
-    ) -> np.ndarray:
-        """(P, G, K) scores; with ``rng`` as the training judges give them (noise, NaN
-        failures, 0-5 rubrics), without it the true scores in [0, 1]. NaN where a source is
-        not scored on an objective."""
+    def true_scores(self, prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:
+        """(P, G, K) true scores on [0, 1]; NaN where a source is not scored on an objective."""
         source = np.repeat(prompts.source, rollouts)
-        columns = []
-        for spec in self.objectives:
-            value = FEATURES[spec.feature](prompts, completions, rollouts)
-            if rng is not None:
-                value = _judge(spec, value, source, rng)
-            columns.append(value)
+        columns = [
+            FEATURES[spec.feature](prompts, completions, rollouts) for spec in self.objectives
+        ]
         values = np.where(self.informs[source], np.stack(columns, axis=1), np.nan)
         return values.reshape(-1, rollouts, len(self.objectives))
 
+    def judged_scores(
+        self, prompts: Prompts, completions: np.ndarray, rollouts: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """(P, G, K) the scores training sees: each objective through its judge."""
+        true = self.true_scores(prompts, completions, rollouts)
+        source = np.repeat(prompts.source, rollouts).reshape(true.shape[:2])
+        judged = np.stack(
+            [spec.judge(true[..., k], source, rng) for k, spec in enumerate(self.objectives)],
+            axis=-1,
+        )
+        return np.where(np.isnan(true), np.nan, judged)
 
-def _judge(
-    spec: ObjectiveSpec, value: np.ndarray, source: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    if spec.rubric:
-        noise = rng.normal(0.0, spec.judge_noise, value.shape)
-        value = np.clip(np.rint(5.0 * value + noise), 0.0, 5.0)
-    elif spec.judge_noise > 0.0:
-        judged = value + rng.normal(0.0, spec.judge_noise, value.shape)
-        noisy = np.ones_like(value, dtype=bool)
-        if spec.noisy_sources is not None:
-            noisy = np.isin(source, spec.noisy_sources)
-        value = np.where(noisy, judged, value)
-    if spec.failure_rate > 0.0:
-        value = np.where(rng.random(value.shape) < spec.failure_rate, np.nan, value)
-    return value
-
-
-def sample_prompts(
-    rng: np.random.Generator,
-    count: int,
-    *,
-    source_probs: tuple[float, ...],
-    operand_range: int,
-    operation: str,
-) -> Prompts:
-    """Prompts over ``len(source_probs)`` sources (at most 4) with ``a op b mod 10`` answers."""
-    source = rng.choice(len(source_probs), size=count, p=np.asarray(source_probs))
-    target = rng.integers(1, 7, count)
-    keyword = rng.choice(LETTERS, count)
-    a, b = rng.integers(0, operand_range, count), rng.integers(0, operand_range, count)
-    op_token, apply = OPERATIONS[operation]
-    tokens = np.stack(
-        [
-            SOURCE_TOKENS[source],
-            LENGTHS[target - 1],
-            keyword,
-            DIGITS[a],
-            np.full(count, op_token),
-            DIGITS[b],
-        ],
-        axis=1,
-    )
-    return Prompts(tokens, source, target, keyword, DIGITS[apply(a, b) % 10])
+    def to_unit_range(self, judged: np.ndarray) -> np.ndarray:
+        """(P, G, K) judged scores, each objective mapped back to [0, 1] by its known range."""
+        return np.stack(
+            [spec.to_unit_range(judged[..., k]) for k, spec in enumerate(self.objectives)],
+            axis=-1,
+        )
 
 
-def _sampler(
-    sources: int, rng: np.random.Generator, operand_range: int = 5, operation: str = "+"
-) -> Sampler:
-    del rng  # equal shares: the draw is kept in the signature for families that vary them
-    return partial(
-        sample_prompts,
-        source_probs=tuple([1.0 / sources] * sources),
-        operand_range=operand_range,
-        operation=operation,
-    )
+def _spec(name: str, **judge: float) -> ObjectiveSpec:
+    return ObjectiveSpec(name, name, **judge)  # type: ignore[arg-type]
 
 
-def _everywhere(sources: int, k: int) -> np.ndarray:
-    return np.ones((sources, k), dtype=bool)
+def _everywhere(name: str, trait: str, specs: tuple[ObjectiveSpec, ...], **kw: object) -> Family:
+    space = kw.pop("space", PromptSpace(3, 5))
+    assert isinstance(space, PromptSpace)
+    informs = np.ones((space.sources, len(specs)), dtype=bool)
+    return Family(name, trait, specs, informs, space, **kw)  # type: ignore[arg-type]
 
 
-def _scored_everywhere(
-    name: str, trait: str, specs: tuple[ObjectiveSpec, ...], sampler: Sampler
-) -> Family:
-    """A family of 3 prompt sources, each scored on every objective."""
-    return Family(name, trait, specs, _everywhere(3, len(specs)), sampler)
-
-
-def _original(rng: np.random.Generator) -> Family:
-    del rng  # today's family, unchanged (tasks.py): the one the earlier defaults were tuned on
-    specs = (
-        ObjectiveSpec("format", "format"),
-        ObjectiveSpec("keyword", "keyword", tasks.JUDGE_NOISE, noisy_sources=(tasks.CHAT,)),
-        ObjectiveSpec("length", "length"),
-        ObjectiveSpec("correctness", "correctness"),
-    )
-    return Family(
-        "original",
-        "the earlier single benchmark: mixed speeds, sources, a noisy chat judge",
+def _speeds(rng: np.random.Generator) -> Family:
+    specs = (_spec("format"), _spec("length"), _spec("echo"), _spec("ending"))
+    return _everywhere(
+        "speeds",
+        "objectives learnt at different speeds, all on [0, 1], exact; 6-8 operands",
         specs,
-        tasks.INFORMS,
-        tasks.sample_prompts,
-        tasks.VOCAB,
+        space=PromptSpace(3, int(rng.integers(6, 9))),
     )
 
 
-def _saturating(rng: np.random.Generator) -> Family:
+def _unequal_units(rng: np.random.Generator, rollouts: int = 8) -> Family:
     specs = (
-        ObjectiveSpec("stop", "stop"),
-        ObjectiveSpec("copy", "copy"),
-        ObjectiveSpec("ending", "ending", judge_noise=float(rng.uniform(0.0, 0.2))),
+        _spec("format"),  # a [0, 1] check
+        ObjectiveSpec("keyword", "keyword", levels=10, judge_noise=float(rng.uniform(0.5, 1.0))),
+        ObjectiveSpec("length", "length_tokens", units=7.0, offset=-7.0),  # -|len - target|
+        _spec("echo"),
+        ObjectiveSpec("ending", "ending", units=100.0),  # a 0-100 score
     )
-    sampler = _sampler(3, rng, operand_range=int(rng.integers(4, 9)))
-    return _scored_everywhere(
-        "saturating", "an easy objective saturates within a few steps", specs, sampler
-    )
-
-
-def _late_bloomer(rng: np.random.Generator) -> Family:
-    operation = str(rng.choice(["+", "*", "-"]))
-    specs = (
-        ObjectiveSpec("format", "format"),
-        ObjectiveSpec("keyword", "keyword", judge_noise=0.2),
-        ObjectiveSpec("correctness", "correctness"),
-    )
-    sampler = _sampler(3, rng, operand_range=int(rng.integers(5, 8)), operation=operation)
-    return _scored_everywhere(
-        "late_bloomer",
-        "a hard objective with almost no signal until the easy ones are learnt",
+    suffix = "" if rollouts == 8 else f"_g{rollouts}"
+    return _everywhere(
+        f"unequal_units{suffix}",
+        f"a [0,1] check, a 0-10 judge, a token-count penalty, a 0-100 score; G={rollouts}",
         specs,
-        sampler,
+        rollouts=rollouts,
     )
 
 
-def _conflict(rng: np.random.Generator) -> Family:
+def _noisy_judge(rng: np.random.Generator, noise: bool = True) -> Family:
+    sd = float(rng.uniform(0.6, 1.0))  # drawn in both twins: same instance but the noise
     specs = (
-        ObjectiveSpec("brevity", "brevity"),
-        ObjectiveSpec("variety", "variety"),
-        ObjectiveSpec("keyword", "keyword", judge_noise=float(rng.uniform(0.0, 0.3))),
+        _spec("format"),
+        ObjectiveSpec("keyword", "keyword", judge_noise=sd if noise else 0.0),
+        _spec("length"),
+        _spec("echo"),
     )
-    return _scored_everywhere(
-        "conflict", "brevity against letter variety: a conflicting pair", specs, _sampler(3, rng)
-    )
+    if noise:
+        return _everywhere("noisy_judge", "one judge whose noise sd is 0.6-1.0 on [0, 1]", specs)
+    return _everywhere("noisy_judge_clean", "noisy_judge's noise-free twin", specs)
 
 
-def _noisy_judge(rng: np.random.Generator) -> Family:
-    specs = (
-        ObjectiveSpec("format", "format"),
-        ObjectiveSpec("keyword", "keyword", judge_noise=float(rng.uniform(0.7, 1.2))),
-        ObjectiveSpec("length", "length"),
-        ObjectiveSpec("copy", "copy"),
+RUBRIC_POOL = ("format", "keyword", "length", "echo", "ending", "no_repeat", "answer")
+
+
+def _rubric(rng: np.random.Generator, noise: bool = True) -> Family:
+    count = int(rng.integers(5, 7))
+    chosen = sorted(rng.choice(len(RUBRIC_POOL), size=count, replace=False).tolist())
+    sd = float(rng.uniform(0.4, 0.8))
+    specs = tuple(
+        ObjectiveSpec(RUBRIC_POOL[i], RUBRIC_POOL[i], levels=5, judge_noise=sd if noise else 0.0)
+        for i in chosen
     )
-    return _scored_everywhere(
-        "noisy_judge",
-        "one judge whose noise is as large as the score range",
-        specs,
-        _sampler(3, rng),
+    informs = np.ones((4, count), dtype=bool)
+    for k, spec in enumerate(specs):
+        if spec.feature in ("answer", "echo"):
+            informs[1:, k] = False  # only the "technical" category is graded on these
+        if spec.feature == "ending":
+            informs[:2, k] = False  # only the "creative" categories
+    name, trait = (
+        ("rubric", "5-6 integer 0-5 judge rubrics, noise sd 0.4-0.8 points, 4 categories")
+        if noise
+        else ("rubric_clean", "rubric's noise-free twin (integer rubrics, no noise)")
     )
+    return Family(name, trait, specs, informs, PromptSpace(4, 5))
 
 
 def _judge_failures(rng: np.random.Generator) -> Family:
     specs = (
-        ObjectiveSpec("format", "format"),
-        ObjectiveSpec(
-            "keyword", "keyword", judge_noise=0.2, failure_rate=float(rng.uniform(0.2, 0.4))
-        ),
+        _spec("format"),
+        ObjectiveSpec("keyword", "keyword", failure_rate=float(rng.uniform(0.2, 0.4))),
         ObjectiveSpec("length", "length", failure_rate=float(rng.uniform(0.1, 0.3))),
-        ObjectiveSpec("copy", "copy", failure_rate=float(rng.uniform(0.3, 0.5))),
+        ObjectiveSpec("echo", "echo", failure_rate=float(rng.uniform(0.3, 0.5))),
     )
-    return _scored_everywhere(
-        "judge_failures", "judges that fail (NaN) on 10-50% of rollouts", specs, _sampler(3, rng)
+    return _everywhere(
+        "judge_failures", "judges that return nothing on 10-50% of single rollouts", specs
     )
 
 
 def _missing_by_source(rng: np.random.Generator) -> Family:
-    specs = (
-        ObjectiveSpec("format", "format"),
-        ObjectiveSpec("keyword", "keyword", judge_noise=0.2),
-        ObjectiveSpec("length", "length"),
-        ObjectiveSpec("copy", "copy"),
-        ObjectiveSpec("ending", "ending"),
-    )
+    specs = tuple(_spec(name) for name in ("format", "keyword", "length", "echo", "ending"))
     informs = np.zeros((4, 5), dtype=bool)
     while not informs.any(axis=0).all():  # every objective scored by some source
         informs = np.zeros((4, 5), dtype=bool)
@@ -263,72 +216,88 @@ def _missing_by_source(rng: np.random.Generator) -> Family:
         "each of 4 prompt sources is scored on only 2-3 of 5 objectives",
         specs,
         informs,
-        _sampler(4, rng),
+        PromptSpace(4, 5),
     )
 
 
-RUBRIC_POOL = (
-    "format",
-    "keyword",
-    "length",
-    "copy",
-    "no_repeat",
-    "ending",
-    "variety",
-    "correctness",
-)
-
-
-def _rubric(rng: np.random.Generator) -> Family:
-    count = int(rng.integers(6, 9))
-    chosen = sorted(rng.choice(len(RUBRIC_POOL), size=count, replace=False).tolist())
-    noise = float(rng.uniform(0.4, 0.8))
-    specs = tuple(
-        ObjectiveSpec(RUBRIC_POOL[i], RUBRIC_POOL[i], judge_noise=noise, rubric=True)
-        for i in chosen
-    )
-    informs = _everywhere(4, count)
-    for k, spec in enumerate(specs):
-        if spec.feature == "correctness":
-            informs[1:, k] = False  # only the "technical" category is graded on correctness
-        if spec.feature == "variety":
-            informs[:2, k] = False  # only the "creative" categories
-    return Family(
-        "rubric",
-        "6-8 integer 0-5 judge rubrics over 4 prompt categories (the paper's setting)",
+def _sparse(rng: np.random.Generator) -> Family:
+    specs = (_spec("format"), _spec("answer"), _spec("length"))
+    space = PromptSpace(3, 3, str(rng.choice(["+", "*"])))
+    return _everywhere(
+        "sparse",
+        "a sparse binary answer (most groups all wrong) next to dense ones",
         specs,
-        informs,
-        _sampler(4, rng),
+        space=space,
     )
 
 
-def _verifiable(rng: np.random.Generator) -> Family:
-    specs = (ObjectiveSpec("correctness", "correctness"), ObjectiveSpec("format", "format"))
-    return _scored_everywhere(
-        "verifiable",
-        "binary verifiable correctness: most groups are all-wrong (zero signal)",
+def _dependent(rng: np.random.Generator) -> Family:
+    specs = (_spec("format"), _spec("echo"), _spec("echo_keyword"), _spec("length"))
+    return _everywhere(
+        "dependent", "an objective that can only be earned once another is learnt", specs
+    )
+
+
+def _fine_and_binary(rng: np.random.Generator) -> Family:
+    specs = (_spec("length"), _spec("echo"), _spec("keyword"))
+    return _everywhere(
+        "fine_binary_g16",
+        "a fine-grained length score next to binary checks; G=16",
         specs,
-        _sampler(3, rng, operand_range=int(rng.integers(4, 6))),
+        rollouts=16,
+    )
+
+
+def _saturating(rng: np.random.Generator) -> Family:
+    specs = (_spec("stop"), _spec("echo"), _spec("ending"))
+    return _everywhere(
+        "saturating_g4",
+        "an easy objective saturates within a few steps; G=4",
+        specs,
+        rollouts=4,
+        space=PromptSpace(3, int(rng.integers(4, 7))),
+    )
+
+
+def _conflict(rng: np.random.Generator) -> Family:
+    specs = (_spec("brevity"), _spec("keyword"), _spec("ending"), _spec("length"))
+    return _everywhere(
+        "conflict",
+        "brevity against content, and keyword against ending: conflicting pairs",
+        specs,
     )
 
 
 BUILDERS: dict[str, Callable[[np.random.Generator], Family]] = {
-    "original": _original,
-    "saturating": _saturating,
-    "late_bloomer": _late_bloomer,
-    "conflict": _conflict,
+    "speeds": _speeds,
+    "unequal_units": _unequal_units,
+    "unequal_units_g4": lambda rng: _unequal_units(rng, rollouts=4),
     "noisy_judge": _noisy_judge,
+    "noisy_judge_clean": lambda rng: _noisy_judge(rng, noise=False),
+    "rubric": _rubric,
+    "rubric_clean": lambda rng: _rubric(rng, noise=False),
     "judge_failures": _judge_failures,
     "missing_by_source": _missing_by_source,
-    "rubric": _rubric,
-    "verifiable": _verifiable,
+    "sparse": _sparse,
+    "dependent": _dependent,
+    "fine_binary_g16": _fine_and_binary,
+    "saturating_g4": _saturating,
+    "conflict": _conflict,
 }
 FAMILIES: tuple[str, ...] = tuple(BUILDERS)
+# Noise-free twins draw their instance from their noisy family's stream.
+_STREAM = {"noisy_judge_clean": "noisy_judge", "rubric_clean": "rubric"}
 
 
 def make_family(name: str, seed: int) -> Family:
     """The instance of family ``name`` for ``seed`` (the same for every arm)."""
     if name not in BUILDERS:
         raise ValueError(f"unknown task family {name!r}; known: {', '.join(FAMILIES)}")
+    stream = FAMILIES.index(_STREAM.get(name, name))
     # Its own stream, apart from the training stream of the same seed.
-    return BUILDERS[name](np.random.default_rng([seed, 7_919, FAMILIES.index(name)]))
+    return BUILDERS[name](np.random.default_rng([seed, 7_919, stream]))
+
+
+def with_rollouts(family: Family, rollouts: int) -> Family:
+    """The same instance with another group size (for tests and quick runs)."""
+    return replace(family, rollouts=rollouts)

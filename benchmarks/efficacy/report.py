@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from spard.efficacy.stats import ALPHA, Table, arm_summary, family_cells
+from spard.efficacy.stats import ALPHA, TIE_MARGIN, Table, arm_summary, family_cells
 
-BASELINE_NAMES = ("static", "gdpo", "saw")
+BASELINE_NAMES = ("static", "gdpo", "saw", "static_rescaled")
 
 
 def summarise(table: Table, default_arm: str) -> dict[str, Any]:
@@ -21,65 +21,68 @@ def summarise(table: Table, default_arm: str) -> dict[str, Any]:
         "families": list(table.families),
         "seeds": list(table.seeds),
         "arms": arms,
-        "per_family": family_cells(table, "static") if "static" in table.arms else {},
+        "per_family": family_cells(table),
         "targets": {},
     }
-    if default_arm in arms and "static" in arms[default_arm]["versus"]:
-        summary["targets"] = _targets(arms, default_arm)
+    versus = arms.get(default_arm, {}).get("versus", {})
+    if "static" in versus and "gdpo" in versus:
+        summary["targets"] = _targets(versus)
     return summary
 
 
-def _targets(arms: dict[str, Any], default_arm: str) -> dict[str, Any]:
-    own = arms[default_arm]
-    static = own["versus"]["static"]
-    targets: dict[str, Any] = {
-        "beats_static_on_75pct_of_pairs": static["win_rate_mean"] >= 0.75,
-        "improvement_ci_above_zero": static["improvement_ci"][0] > 0.0,
-        "no_family_significantly_worse_than_static": not static["families_significantly_worse"],
+def _targets(versus: dict[str, Any]) -> dict[str, bool]:
+    """The pre-registered targets of the default (PREREGISTRATION.md)."""
+    static, gdpo = versus["static"], versus["gdpo"]
+    return {
+        "beats static: difference CI above 0": static["difference_ci"][0] > 0.0,
+        "beats gdpo on the suite mean": gdpo["difference"] > 0.0,
+        "against gdpo: difference CI not below 0": gdpo["difference_ci"][1] >= 0.0,
+        "no family significantly worse than static (Holm)": not static[
+            "families_significantly_worse"
+        ],
+        "no family significantly worse than gdpo (Holm)": not gdpo["families_significantly_worse"],
     }
-    for baseline in ("gdpo", "saw"):
-        if baseline in arms:
-            other = arms[baseline]
-            targets[f"at_least_{baseline}_on_mean"] = own["mean"] >= other["mean"]
-            targets[f"at_least_{baseline}_on_worst"] = own["worst"] >= other["worst"]
-    return targets
 
 
-def _pm(value: float, spread: float) -> str:
-    return f"{value:.3f} ± {spread:.3f}"
+def _versus_cell(row: dict[str, Any], baseline: str) -> str:
+    other = row["versus"].get(baseline)
+    if other is None:
+        return "-"
+    low, high = other["difference_ci"]
+    rate = {key: max(0.0, value) for key, value in other["win_rate"].items()}
+    worse = len(other["families_significantly_worse"])
+    better = len(other["families_significantly_better"])
+    return (
+        f"{other['difference']:+.3f} [{low:+.3f}, {high:+.3f}] · "
+        f"{rate['wins']:.0%}/{rate['ties']:.0%}/{rate['losses']:.0%} · {worse}↓ {better}↑"
+    )
 
 
 def write_markdown(summary: dict[str, Any], header: str, path: Path) -> str:
     """The aggregate table, the targets, and one table per family (also returned)."""
     versus = [name for name in BASELINE_NAMES if name in summary["arms"]]
-    columns = ["arm", "mean", "worst", "AUC"]
-    columns += [f"wins vs {name}" for name in versus]
-    columns += ["vs static: improvement [95% CI]", "families sig. worse / better than static"]
-    columns += ["steps to static's final (median ratio)"]
-    lines = [header, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    columns = ["arm", "mean", "above constant", "worst", "AUC"] + [f"vs {name}" for name in versus]
+    lines = [
+        header,
+        "",
+        "Each vs cell: mean paired difference of the endpoint [95% CI, families then seeds "
+        f"resampled] · wins/ties/losses over (family, seed) pairs (tie: |difference| <= "
+        f"{TIE_MARGIN}) · families significantly worse↓ / better↑ (paired t-test over seeds, "
+        f"Holm over families, {ALPHA}). 'above constant': the endpoint minus the best "
+        "constant policy's on the same held-out prompts.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
     for arm, row in summary["arms"].items():
-        cells = [arm, f"{row['mean']:.3f}", f"{row['worst']:.3f}", f"{row['auc']:.3f}"]
-        cells += [
-            "-" if name not in row["versus"] else f"{row['versus'][name]['win_rate_mean']:.0%}"
-            for name in versus
-        ]
-        static = row["versus"].get("static")
-        if static is None:
-            cells += ["-", "-", "-"]
-        else:
-            low, high = static["improvement_ci"]
-            ratio = static["steps_ratio_median"]
-            cells += [
-                f"{static['improvement']:+.1%} [{low:+.1%}, {high:+.1%}]",
-                f"{len(static['families_significantly_worse'])} / "
-                f"{len(static['families_significantly_better'])}",
-                "-" if ratio is None else f"{ratio:.2f}x ({static['reached_share']:.0%} reach)",
-            ]
+        cells = [arm, f"{row['mean']:.3f}", f"{row['learning']:+.3f}"]
+        cells += [f"{row['worst']:.3f}", f"{row['auc']:.3f}"]
+        cells += [_versus_cell(row, name) for name in versus]
         lines.append("| " + " | ".join(cells) + " |")
     if summary["targets"]:
-        lines += ["", "Targets for the default:", ""]
+        lines += ["", "Pre-registered targets for the default:", ""]
         lines += [
-            f"- {name.replace('_', ' ')}: {'met' if met else '**missed**'}"
+            f"- {name}: {'met' if met else '**missed**'}"
             for name, met in summary["targets"].items()
         ]
     lines += _family_tables(summary)
@@ -91,18 +94,39 @@ def write_markdown(summary: dict[str, Any], header: str, path: Path) -> str:
 def _family_tables(summary: dict[str, Any]) -> list[str]:
     lines = [
         "",
-        f"Per family: final held-out mean and worst objective (mean ± std over seeds); "
-        f"* marks a paired t-test against static with p < {ALPHA} on the mean.",
+        "Per family: final held-out mean and worst objective (mean ± std over seeds), and the "
+        "mean above the best constant policy; ↓/↑ mark a Holm-significant difference from "
+        "static.",
     ]
+    static = {
+        arm: row["versus"].get("static", {}).get("per_family", {})
+        for arm, row in summary["arms"].items()
+    }
     for family, cells in summary["per_family"].items():
-        lines += ["", f"**{family}**", "", "| arm | mean | worst | AUC |", "|---|---|---|---|"]
+        constant = cells["constant"]["mean"]
+        lines += [
+            "",
+            f"**{family}** (best constant policy: {constant:.3f})",
+            "",
+            "| arm | mean | above constant | worst | AUC |",
+            "|---|---|---|---|---|",
+        ]
         for arm, cell in cells.items():
-            mark = "*" if cell["p_value"] < ALPHA else ""
+            if arm == "constant":
+                continue
+            test = static[arm].get(family)
+            mark = ""
+            if test is not None and test["p_holm"] < ALPHA:
+                mark = " ↑" if test["difference"] > 0 else " ↓"
             lines.append(
                 f"| {arm} | {_pm(cell['mean'], cell['mean_std'])}{mark} | "
-                f"{_pm(cell['worst'], cell['worst_std'])} | {cell['auc']:.3f} |"
+                f"{cell['learning']:+.3f} | {cell['worst']:.3f} | {cell['auc']:.3f} |"
             )
     return lines
+
+
+def _pm(value: float, spread: float) -> str:
+    return f"{value:.3f} ± {spread:.3f}"
 
 
 def write_plots(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spard.efficacy.arms import ARMS, SUITE_ARMS
-from spard.efficacy.families import FAMILIES
+from spard.efficacy.families import FAMILIES, ROLLOUTS_PER_STEP
 from spard.efficacy.report import summarise, write_markdown, write_plots
 from spard.efficacy.stats import build_table
 from spard.efficacy.suite import run_jobs
@@ -23,8 +23,8 @@ from spard.efficacy.train import BenchConfig
 
 DEFAULT_ARM = "spard"
 EVALUATION_SEEDS = 5  # seeds 0..4; the selection's screening seeds (100, 101) are never used
-QUICK: dict[str, Any] = {"steps": 40, "eval_every": 10, "eval_prompts": 96}
-QUICK_FAMILIES = ("original", "verifiable", "missing_by_source")
+QUICK: dict[str, Any] = {"steps": 40, "eval_every": 10, "eval_prompts": 64}
+QUICK_FAMILIES = ("speeds", "unequal_units_g4", "missing_by_source")
 QUICK_ARMS = ("static", "gdpo", "spard")
 # Reports list families and arms in one order, however they were asked for or finished.
 ARM_ORDER = {
@@ -61,7 +61,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a SpardConfig field in every arm (VALUE parsed as JSON)",
     )
-    parser.add_argument("--out", type=Path, help="output folder (default: a new spard-bench-*)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default: a new spard-bench-*); runs already in its runs.jsonl "
+        "with the same budget are read back, not trained again (resume)",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="discard --out's runs.jsonl instead of resuming"
+    )
     parser.add_argument(
         "--from-runs",
         type=Path,
@@ -145,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeds = sorted({run["seed"] for run in runs})
         arm_names = list(dict.fromkeys(run["arm"] for run in runs))
     else:
-        (out / "runs.jsonl").unlink(missing_ok=True)
+        if args.fresh:
+            (out / "runs.jsonl").unlink(missing_ok=True)
         print(
             f"spard bench: {len(arm_names)} arms x {len(families)} families x {len(seeds)} seeds, "
             f"writing to {out.resolve()}"
@@ -158,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(table, DEFAULT_ARM)
     header = (
         f"{len(families)} families x {len(seeds)} seeds, {bench.steps} steps of "
-        f"{bench.prompts_per_step} prompts x {bench.rollouts} rollouts"
+        f"{ROLLOUTS_PER_STEP} rollouts (256/G prompts x G)"
         f"{', dynamic sampling' if bench.dynamic_sampling else ''}; final held-out scores "
         f"(true, noise-free); suite means weight every family equally. {seconds / 60:.1f} min "
         f"with {args.workers} workers."

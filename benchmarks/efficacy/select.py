@@ -1,13 +1,17 @@
 """Leave-one-family-out choice of the default among ``arms.CANDIDATES``, on screening seeds.
 
-    python -m spard.efficacy.select --out DIR              # runs every candidate, then selects
+    python -m spard.efficacy.select --out DIR              # runs every arm, then selects
     python -m spard.efficacy.select --runs DIR/runs.jsonl  # selects from runs already made
 
-For each family f: the candidate with the best score on the other families is chosen and
-scored on f. The frozen default is the candidate chosen in the most folds (ties: the best
-score over all families). Score of a candidate on a set of families: the mean over those
-families and the screening seeds of ``((mean - static mean) + (worst - static worst)) / 2``
-of the final held-out scores. The screening seeds are never the evaluation seeds of the suite.
+As pre-registered (``PREREGISTRATION.md``). On a family f, a candidate's margin is its endpoint
+(final held-out mean over objectives, mean over the screening seeds) minus the better of the
+two baselines a user would otherwise run, GRPOavg (``static``) and GDPO, on f. The score of a
+candidate on a set of families is the mean margin plus the mean of the negative margins, so a
+loss counts twice: the rule prefers a candidate that never trails the better baseline to one
+that wins big on some families and loses on others. For each family f, the candidate with the
+best score on the other families is chosen and scored on f; the frozen default is the
+candidate chosen in the most folds (ties: the best score over all families). Families where no
+arm learns above the best constant policy (by ``LEARNING_FLOOR``) are dropped before it all.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from spard.efficacy.arms import BASELINES, CANDIDATES
 from spard.efficacy.families import FAMILIES
 from spard.efficacy.stats import Table, build_table
@@ -26,23 +32,39 @@ from spard.efficacy.suite import run_jobs
 from spard.efficacy.train import BenchConfig
 
 SCREENING_SEEDS = (100, 101)
-REFERENCE = "static"
+REFERENCES = ("static", "gdpo")
+LEARNING_FLOOR = 0.02  # some arm must beat the best constant policy by this on a family
+
+
+def margins(table: Table, arm: str) -> np.ndarray:
+    """``[family]`` the arm's seed-mean endpoint minus the better reference's."""
+    seed_means = np.nanmean(table.mean, axis=2)  # [arm, family]
+    best_reference = np.max([seed_means[table.arm(name)] for name in REFERENCES], axis=0)
+    return np.asarray(seed_means[table.arm(arm)] - best_reference)
 
 
 def selection_score(table: Table, arm: str, families: Sequence[str]) -> float:
-    """Mean over ``families`` and seeds of the average gain over static in mean and worst."""
-    a, b = table.arm(arm), table.arm(REFERENCE)
-    gain = ((table.mean[a] - table.mean[b]) + (table.worst[a] - table.worst[b])) / 2.0
+    """Mean margin over ``families`` plus the mean of their negative parts (losses twice)."""
     rows = [table.families.index(family) for family in families]
-    return float(gain[rows].mean())
+    margin = margins(table, arm)[rows]
+    return float(margin.mean() + np.minimum(margin, 0.0).mean())
+
+
+def learning_families(table: Table) -> list[str]:
+    """The families on which some arm's endpoint beats the best constant by the floor."""
+    best = np.nanmax(np.nanmean(table.learning, axis=2), axis=0)  # [family]
+    return [
+        family for family, value in zip(table.families, best, strict=True) if value > LEARNING_FLOOR
+    ]
 
 
 def leave_one_family_out(table: Table, candidates: Sequence[str]) -> dict[str, Any]:
     """Every fold's choice and how it did on its held-out family; the frozen candidate."""
+    kept = learning_families(table)
     folds: list[dict[str, Any]] = []
     chosen_arms: list[str] = []
-    for held_out in table.families:
-        training = [family for family in table.families if family != held_out]
+    for held_out in kept:
+        training = [family for family in kept if family != held_out]
         on_training = {arm: selection_score(table, arm, training) for arm in candidates}
         chosen = max(on_training, key=on_training.__getitem__)
         on_held_out = {arm: selection_score(table, arm, [held_out]) for arm in candidates}
@@ -53,42 +75,59 @@ def leave_one_family_out(table: Table, candidates: Sequence[str]) -> dict[str, A
                 "chosen": chosen,
                 "training_score": on_training[chosen],
                 "held_out_score": on_held_out[chosen],
+                "held_out_margin": float(margins(table, chosen)[table.families.index(held_out)]),
                 "held_out_rank": 1 + sum(v > on_held_out[chosen] for v in on_held_out.values()),
                 "held_out_best": max(on_held_out, key=on_held_out.__getitem__),
             }
         )
     counts = Counter(chosen_arms)
-    overall = {arm: selection_score(table, arm, table.families) for arm in table.arms}
+    overall = {arm: selection_score(table, arm, kept) for arm in table.arms}
+    rows = [table.families.index(family) for family in kept]
+    mean_margin = {arm: float(margins(table, arm)[rows].mean()) for arm in table.arms}
     frozen = max(counts, key=lambda arm: (counts[arm], overall[arm]))
-    return {"folds": folds, "chosen_counts": dict(counts), "overall": overall, "frozen": frozen}
+    return {
+        "families_kept": kept,
+        "families_dropped": [family for family in table.families if family not in kept],
+        "folds": folds,
+        "chosen_counts": dict(counts),
+        "overall": overall,
+        "mean_margin": mean_margin,
+        "frozen": frozen,
+    }
 
 
 def markdown(selection: dict[str, Any], seeds: Sequence[int]) -> str:
     """The selection table: every fold, then every arm's score over all families."""
     lines = [
-        f"Leave-one-family-out selection on screening seeds {list(seeds)}. Score: mean over "
-        "families and seeds of ((mean - static) + (worst - static)) / 2 of the final held-out "
-        "scores.",
+        f"Leave-one-family-out selection on screening seeds {list(seeds)}. Margin on a "
+        "family: the endpoint (final held-out mean, seed mean) minus the better of static and "
+        "gdpo there; score: mean margin + mean negative margin (losses count twice).",
+        "",
+        f"Families kept (some arm above the best constant by {LEARNING_FLOOR}): "
+        f"{', '.join(selection['families_kept'])}; dropped: "
+        f"{', '.join(selection['families_dropped']) or 'none'}.",
         "",
         "| held-out family | chosen on the other families | its score there | "
-        "score on held-out | rank on held-out | best on held-out |",
+        "margin on held-out | rank on held-out | best on held-out |",
         "|---|---|---|---|---|---|",
     ]
     for fold in selection["folds"]:
         lines.append(
             f"| {fold['held_out']} | {fold['chosen']} | {fold['training_score']:+.4f} | "
-            f"{fold['held_out_score']:+.4f} | {fold['held_out_rank']} | {fold['held_out_best']} |"
+            f"{fold['held_out_margin']:+.4f} | {fold['held_out_rank']} | {fold['held_out_best']} |"
         )
     lines += [
         "",
         f"Frozen: **{selection['frozen']}** (chosen in "
         f"{selection['chosen_counts'][selection['frozen']]} of {len(selection['folds'])} folds).",
         "",
-        "| arm | score over all families | folds that chose it |",
-        "|---|---|---|",
+        "| arm | score over the kept families | mean margin | folds that chose it |",
+        "|---|---|---|---|",
     ]
     for arm, score in sorted(selection["overall"].items(), key=lambda item: -item[1]):
-        lines.append(f"| {arm} | {score:+.4f} | {selection['chosen_counts'].get(arm, 0)} |")
+        margin = selection["mean_margin"][arm]
+        count = selection["chosen_counts"].get(arm, 0)
+        lines.append(f"| {arm} | {score:+.4f} | {margin:+.4f} | {count} |")
     return "\n".join(lines) + "\n"
 
 
@@ -103,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runs is not None:
         runs = [json.loads(line) for line in args.runs.read_text().splitlines() if line]
     else:
-        arms = [BASELINES[0], BASELINES[1], *CANDIDATES]
+        arms = [BASELINES[0], BASELINES[1], *CANDIDATES]  # static, gdpo: the references
         runs = run_jobs(
             arms,
             FAMILIES,

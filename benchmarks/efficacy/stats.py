@@ -1,7 +1,10 @@
-"""Statistics of a suite: per (family, seed) metrics, win rates, bootstrap CIs, paired tests.
+"""Statistics of a suite, as pre-registered in ``PREREGISTRATION.md``.
 
-Every comparison is paired: two arms on the same (family, seed) saw the same task instance,
-the same initial policy and the same prompt stream until their updates diverged.
+The unit of comparison is a (family, seed) instance: two arms on the same instance saw the
+same task, the same initial policy and the same prompt stream until their updates diverged, so
+every comparison is a paired difference of the primary endpoint (the final held-out mean over
+objectives of the true scores). Families are treated as a random sample of the tasks users
+have: confidence intervals resample families, then seeds within each family.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from scipy import stats as scipy_stats
 
 BOOTSTRAP_RESAMPLES = 10_000
 ALPHA = 0.05
+TIE_MARGIN = 0.005  # |difference| at or below this is a tie (an eval's sampling noise is ~0.01)
 
 
 @dataclass(frozen=True)
@@ -24,15 +28,21 @@ class Table:
     arms: tuple[str, ...]
     families: tuple[str, ...]
     seeds: tuple[int, ...]
-    mean: np.ndarray  # final held-out mean over objectives
+    mean: np.ndarray  # the primary endpoint: final held-out mean over objectives
     worst: np.ndarray  # final held-out worst objective
     auc: np.ndarray  # mean of the held-out mean curve over the evaluation points
+    constant: np.ndarray  # [family, seed]: the best constant policy's mean
     curves: dict[tuple[str, str, int], np.ndarray]  # (evals,) mean curve of each run
     eval_steps: tuple[int, ...]
 
     def arm(self, name: str) -> int:
         """Index of arm ``name``."""
         return self.arms.index(name)
+
+    @property
+    def learning(self) -> np.ndarray:
+        """``[arm, family, seed]`` the endpoint above the best constant policy's."""
+        return np.asarray(self.mean - self.constant[None])
 
 
 def build_table(runs: Sequence[dict[str, Any]]) -> Table:
@@ -42,37 +52,42 @@ def build_table(runs: Sequence[dict[str, Any]]) -> Table:
     seeds = tuple(sorted({run["seed"] for run in runs}))
     shape = (len(arms), len(families), len(seeds))
     mean, worst, auc = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    constant = np.full(shape[1:], np.nan)
     curves = {}
     for run in runs:
-        index = (arms.index(run["arm"]), families.index(run["family"]), seeds.index(run["seed"]))
+        f, s = families.index(run["family"]), seeds.index(run["seed"])
+        index = (arms.index(run["arm"]), f, s)
         scores = np.asarray(run["scores"], dtype=float)  # (evals, K)
         curve = scores.mean(axis=1)
         mean[index], worst[index], auc[index] = curve[-1], scores[-1].min(), curve.mean()
+        constant[f, s] = run.get("constant_mean", np.nan)
         curves[(run["arm"], run["family"], run["seed"])] = curve
-    return Table(arms, families, seeds, mean, worst, auc, curves, tuple(runs[0]["eval_steps"]))
+    return Table(
+        arms, families, seeds, mean, worst, auc, constant, curves, tuple(runs[0]["eval_steps"])
+    )
 
 
-def win_rate(candidate: np.ndarray, baseline: np.ndarray) -> float:
-    """Share of (family, seed) pairs where ``candidate`` beats ``baseline`` (ties count half)."""
-    wins = (candidate > baseline).sum() + 0.5 * (candidate == baseline).sum()
-    return float(wins / np.isfinite(candidate - baseline).sum())
+def win_rate(
+    candidate: np.ndarray, baseline: np.ndarray, margin: float = TIE_MARGIN
+) -> dict[str, float]:
+    """Shares of paired instances won, tied (``|difference| <= margin``) and lost; ``rate``
+    counts ties half."""
+    difference = (candidate - baseline)[np.isfinite(candidate - baseline)]
+    wins, losses = float((difference > margin).mean()), float((difference < -margin).mean())
+    ties = 1.0 - wins - losses
+    return {"rate": wins + 0.5 * ties, "wins": wins, "ties": ties, "losses": losses}
 
 
-def relative_improvement(candidate: np.ndarray, baseline: np.ndarray) -> np.ndarray:
-    """Per pair ``(candidate - baseline) / baseline``; ``[family, seed]`` arrays."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray((candidate - baseline) / np.maximum(baseline, 1e-6))
-
-
-def family_balanced_bootstrap(
+def hierarchical_bootstrap(
     values: np.ndarray, rng_seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
 ) -> tuple[float, float, float]:
     """Mean over families of the per-family seed mean of ``values`` ``[family, seed]``, with a
-    95% percentile bootstrap CI that resamples seeds within each family (families fixed)."""
+    95% percentile CI that resamples families, then seeds within each drawn family."""
     rng = np.random.default_rng(rng_seed)
     families, seeds = values.shape
+    drawn = rng.integers(0, families, size=(resamples, families))
     picks = rng.integers(0, seeds, size=(resamples, families, seeds))
-    resampled = np.take_along_axis(values[None, :, :], picks, axis=2).mean(axis=(1, 2))
+    resampled = values[drawn[:, :, None], picks].mean(axis=(1, 2))
     low, high = np.percentile(resampled, [2.5, 97.5])
     return float(values.mean()), float(low), float(high)
 
@@ -85,76 +100,81 @@ def paired_test(candidate: np.ndarray, baseline: np.ndarray) -> tuple[float, flo
     return float(difference.mean()), float(scipy_stats.ttest_rel(candidate, baseline).pvalue)
 
 
-def steps_to_reach(table: Table, arm: str, baseline: str, family: str, seed: int) -> int | None:
-    """First evaluation step at which ``arm``'s mean curve reaches ``baseline``'s final mean
-    on the same (family, seed); None if it never does."""
-    target = table.curves[(baseline, family, seed)][-1]
-    curve = table.curves[(arm, family, seed)]
-    reached = np.flatnonzero(curve >= target - 1e-12)
-    return int(table.eval_steps[reached[0]]) if reached.size else None
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error over the given tests)."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (p.size - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def family_tests(table: Table, arm: str, baseline: str) -> dict[str, dict[str, float]]:
+    """Per family: mean paired difference over seeds, raw and Holm-adjusted p-values."""
+    a, b = table.arm(arm), table.arm(baseline)
+    tests = [paired_test(table.mean[a, f], table.mean[b, f]) for f in range(len(table.families))]
+    adjusted = holm([p for _, p in tests])
+    return {
+        family: {"difference": d, "p": p, "p_holm": q}
+        for family, (d, p), q in zip(table.families, tests, adjusted, strict=True)
+    }
+
+
+def comparison(table: Table, arm: str, baseline: str) -> dict[str, Any]:
+    """Everything the report says about ``arm`` against ``baseline`` on the endpoint."""
+    a, b = table.arm(arm), table.arm(baseline)
+    difference = table.mean[a] - table.mean[b]
+    estimate, low, high = hierarchical_bootstrap(difference)
+    tests = family_tests(table, arm, baseline)
+    significant = {f: t for f, t in tests.items() if t["p_holm"] < ALPHA}
+    return {
+        "difference": estimate,
+        "difference_ci": [low, high],
+        "win_rate": win_rate(table.mean[a], table.mean[b]),
+        "worst_difference": float(np.nanmean(table.worst[a] - table.worst[b])),
+        "families_significantly_worse": sorted(
+            f for f, t in significant.items() if t["difference"] < 0
+        ),
+        "families_significantly_better": sorted(
+            f for f, t in significant.items() if t["difference"] > 0
+        ),
+        "per_family": tests,
+    }
 
 
 def arm_summary(table: Table, arm: str, baselines: Sequence[str]) -> dict[str, Any]:
     """Aggregate metrics of one arm over the suite, and its comparisons to each baseline."""
     a = table.arm(arm)
-    summary: dict[str, Any] = {
+    families_learning = (np.nanmean(table.learning[a], axis=1) > 0.0).sum()
+    return {
         "mean": float(np.nanmean(table.mean[a])),
+        "learning": float(np.nanmean(table.learning[a])),
+        "families_above_constant": int(families_learning),
         "worst": float(np.nanmean(table.worst[a])),
         "auc": float(np.nanmean(table.auc[a])),
-        "versus": {},
+        "versus": {
+            baseline: comparison(table, arm, baseline)
+            for baseline in baselines
+            if baseline != arm and baseline in table.arms
+        },
     }
-    for baseline in baselines:
-        if baseline == arm or baseline not in table.arms:
-            continue
-        b = table.arm(baseline)
-        improvement = relative_improvement(table.mean[a], table.mean[b])
-        estimate, low, high = family_balanced_bootstrap(improvement)
-        worse: list[str] = []
-        better: list[str] = []
-        for f, family in enumerate(table.families):
-            difference, p_value = paired_test(table.mean[a, f], table.mean[b, f])
-            if p_value < ALPHA:
-                (better if difference > 0 else worse).append(family)
-        reach = [
-            steps_to_reach(table, arm, baseline, family, seed)
-            for family in table.families
-            for seed in table.seeds
-        ]
-        own = [
-            steps_to_reach(table, baseline, baseline, family, seed)
-            for family in table.families
-            for seed in table.seeds
-        ]
-        ratios = [r / o for r, o in zip(reach, own, strict=True) if r is not None and o]
-        summary["versus"][baseline] = {
-            "win_rate_mean": win_rate(table.mean[a], table.mean[b]),
-            "win_rate_worst": win_rate(table.worst[a], table.worst[b]),
-            "improvement": estimate,
-            "improvement_ci": [low, high],
-            "families_significantly_worse": worse,
-            "families_significantly_better": better,
-            "reached_share": float(np.mean([r is not None for r in reach])),
-            "steps_ratio_median": float(np.median(ratios)) if ratios else None,
-        }
-    return summary
 
 
-def family_cells(table: Table, baseline: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per family and arm: final mean and worst (mean, std over seeds), AUC, and the paired
-    test against ``baseline`` on the final mean."""
-    cells: dict[str, dict[str, dict[str, Any]]] = {}
-    b = table.arm(baseline)
+def family_cells(table: Table) -> dict[str, dict[str, dict[str, float]]]:
+    """Per family and arm: final mean, learning above the constant, worst (seed mean, std)."""
+    cells: dict[str, dict[str, dict[str, float]]] = {}
+    spread = len(table.seeds) > 1
     for f, family in enumerate(table.families):
-        cells[family] = {}
+        cells[family] = {"constant": {"mean": float(np.nanmean(table.constant[f]))}}
         for a, arm in enumerate(table.arms):
-            difference, p_value = paired_test(table.mean[a, f], table.mean[b, f])
             cells[family][arm] = {
                 "mean": float(table.mean[a, f].mean()),
-                "mean_std": float(table.mean[a, f].std(ddof=1)) if len(table.seeds) > 1 else 0.0,
+                "mean_std": float(table.mean[a, f].std(ddof=1)) if spread else 0.0,
+                "learning": float(table.learning[a, f].mean()),
                 "worst": float(table.worst[a, f].mean()),
-                "worst_std": float(table.worst[a, f].std(ddof=1)) if len(table.seeds) > 1 else 0.0,
                 "auc": float(table.auc[a, f].mean()),
-                "difference": difference,
-                "p_value": p_value,
             }
     return cells

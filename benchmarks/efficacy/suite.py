@@ -1,10 +1,15 @@
-"""Run (arm, family, seed) jobs in worker processes, streaming each finished run to disk."""
+"""Run (arm, family, seed) jobs in worker processes, streaming each finished run to disk.
+
+Resumable: runs already in the log (same arm, family, seed and budget) are read back instead
+of trained again, so an interrupted suite continues where it stopped.
+"""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +18,27 @@ from tqdm import tqdm
 from spard.efficacy.train import Arm, BenchConfig, train_run
 
 Job = tuple[Arm, str, int, BenchConfig]
+Key = tuple[str, str, int]
 
 
 def _job(job: Job) -> dict[str, Any]:
     return train_run(*job)
+
+
+def logged_runs(log: Path, bench: BenchConfig) -> dict[Key, dict[str, Any]]:
+    """The runs of ``log`` made with ``bench``'s budget, by (arm, family, seed); a partly
+    written last line (the suite was killed while writing) is ignored."""
+    if not log.is_file():
+        return {}
+    done: dict[Key, dict[str, Any]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            run = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if run.get("bench") == json.loads(json.dumps(asdict(bench))):
+            done[(run["arm"], run["family"], run["seed"])] = run
+    return done
 
 
 def run_jobs(
@@ -31,20 +53,23 @@ def run_jobs(
 ) -> list[dict[str, Any]]:
     """Every (arm, family, seed) run, in ``workers`` processes with a progress bar.
 
-    Each finished run is appended to ``log`` (JSON Lines) as it arrives, so an interrupted
-    suite keeps what it ran. Returns the runs in job order.
+    Each finished run is appended to ``log`` (JSON Lines) as it arrives; runs already there
+    are not trained again. Returns the runs in job order.
     """
     jobs: list[Job] = [
         (arm, family, seed, bench) for family in families for seed in seeds for arm in arms
     ]
-    order = {(arm.name, family, seed): i for i, (arm, family, seed, _) in enumerate(jobs)}
-    runs: list[dict[str, Any]] = [{} for _ in jobs]
+    done = logged_runs(log, bench) if log is not None else {}
+    runs = {key: done[key] for key in ((a.name, f, s) for a, f, s, _ in jobs) if key in done}
+    todo = [job for job in jobs if (job[0].name, job[1], job[2]) not in runs]
+    if runs:
+        print(f"{desc}: {len(runs)} of {len(jobs)} runs read back from {log}")
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers) as pool:
-        results = pool.imap_unordered(_job, jobs)
-        for run in tqdm(results, total=len(jobs), desc=desc, unit="run"):
-            runs[order[(run["arm"], run["family"], run["seed"])]] = run
+        results = pool.imap_unordered(_job, todo)
+        for run in tqdm(results, total=len(todo), desc=desc, unit="run"):
+            runs[(run["arm"], run["family"], run["seed"])] = run
             if log is not None:
                 with log.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(run) + "\n")
-    return runs
+    return [runs[(arm.name, family, seed)] for arm, family, seed, _ in jobs]

@@ -1,67 +1,125 @@
-"""The token vocabulary of the suite and its first task family (``original`` in the suite).
+"""The suite's token vocabulary and its prompt space, split into training and held-out prompts.
 
-A prompt is six tokens: ``[source, target length, keyword letter, a, +, b]``. A completion is
-up to 8 tokens from ``#``, the digits, the letters a-e and EOS. Four objectives, in [0, 1]:
+A prompt is six tokens: ``[source, target length, keyword letter, a, op, b]``. A completion is
+up to 8 tokens from ``#``, the digits, the letters a-e and EOS.
 
-- ``format`` (easy): the completion starts with ``#``;
-- ``keyword`` (medium): the prompt's letter appears; scored by a noisy "judge" on chat prompts;
-- ``length`` (medium): ``1 - |len - target| / 6``; short targets conflict with the others,
-  which need room for ``#``, the answer and the keyword;
-- ``correctness`` (hard): the digit ``(a + b) mod 10`` follows the leading ``#``.
-
-Three prompt sources inform different objectives (the rest are missing, NaN): ``math``
-(format, correctness, length), ``chat`` (keyword by the judge, length), ``style`` (format,
-keyword, length).
+Every family enumerates its whole prompt space (sources x 6 target lengths x 5 letters x
+operands) and splits it by a fixed hash of the prompt: about a fifth is held out and never
+sampled for training, so evaluation measures what the policy learnt to do with a prompt, not
+what it memorised. Every single field value (a letter, an operand, a length) still occurs in
+training; only its combinations with the other fields are new at evaluation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 PAD, EOS, HASH = 0, 1, 2
 DIGITS = np.arange(3, 13)  # "0".."9"
 LETTERS = np.arange(13, 18)  # "a".."e"
-SOURCES = np.arange(18, 21)  # math, chat, style
+SOURCE_TOKENS = np.array([18, 19, 20, 28])  # up to four prompt sources (data categories)
 LENGTHS = np.arange(21, 27)  # target length 1..6
-PLUS = 27
-VOCAB = 28
+PLUS, TIMES, MINUS = 27, 29, 30
+VOCAB = 31
 COMPLETION_TOKENS = np.arange(1, 18)  # EOS, #, digits, letters
 MAX_LEN = 8
-OBJECTIVES = ("format", "keyword", "length", "correctness")
-MATH, CHAT, STYLE = 0, 1, 2
-# Which objectives each source informs (format, keyword, length, correctness).
-INFORMS = np.array(
-    [
-        [True, False, True, True],
-        [False, True, True, False],
-        [True, True, True, False],
-    ]
-)
-JUDGE_NOISE = 0.25
-OPERAND_RANGE = 5  # a, b in 0..4: 25 sums to learn, hard but learnable in the budget
+HELD_OUT_SHARE = 5  # one prompt in five is held out
+OPERATIONS: dict[str, tuple[int, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
+    "+": (PLUS, np.add),
+    "*": (TIMES, np.multiply),
+    "-": (MINUS, np.subtract),
+}
 
 
 @dataclass(frozen=True)
 class Prompts:
-    """A batch of prompts: tokens (P, 6) and what the scorers need."""
+    """A batch of prompts: tokens (P, 6) and what the scorers need, each (P,)."""
 
     tokens: np.ndarray
-    source: np.ndarray  # (P,) 0 math, 1 chat, 2 style
-    target_length: np.ndarray  # (P,) 1..6
-    keyword: np.ndarray  # (P,) letter token
-    answer: np.ndarray  # (P,) digit token of (a + b) mod 10
+    source: np.ndarray  # 0..3
+    target_length: np.ndarray  # 1..6
+    keyword: np.ndarray  # letter token
+    operand: np.ndarray  # digit token of a
+    answer: np.ndarray  # digit token of (a op b) mod 10
+
+    def take(self, rows: np.ndarray) -> Prompts:
+        """The prompts at ``rows``."""
+        return Prompts(
+            self.tokens[rows],
+            self.source[rows],
+            self.target_length[rows],
+            self.keyword[rows],
+            self.operand[rows],
+            self.answer[rows],
+        )
 
 
-def sample_prompts(rng: np.random.Generator, count: int) -> Prompts:
-    """``count`` prompts from the mixture of sources (equal shares)."""
-    source = rng.integers(0, 3, count)
-    target = rng.integers(1, 7, count)
-    keyword = rng.choice(LETTERS, count)
-    a, b = rng.integers(0, OPERAND_RANGE, count), rng.integers(0, OPERAND_RANGE, count)
-    tokens = np.stack(
-        [SOURCES[source], LENGTHS[target - 1], keyword, DIGITS[a], np.full(count, PLUS), DIGITS[b]],
-        axis=1,
-    )
-    return Prompts(tokens, source, target, keyword, DIGITS[(a + b) % 10])
+def held_out(tokens: np.ndarray) -> np.ndarray:
+    """(P,) whether each prompt (P, 6) is in the held-out fifth: a multiplicative hash of its
+    tokens, the same for every family, seed and arm."""
+    key = np.zeros(tokens.shape[0], dtype=np.uint64)
+    for column in range(tokens.shape[1]):
+        key = key * np.uint64(37) + tokens[:, column].astype(np.uint64)
+    mixed = (key * np.uint64(2_654_435_761)) % np.uint64(2**32)
+    return np.asarray((mixed >> np.uint64(13)) % np.uint64(HELD_OUT_SHARE) == 0)
+
+
+@dataclass(frozen=True)
+class PromptSpace:
+    """Every prompt of a family: ``sources`` sources, operands ``0..operand_range-1``."""
+
+    sources: int
+    operand_range: int
+    operation: str = "+"
+
+    @cached_property
+    def every_prompt(self) -> Prompts:
+        """The whole space, in a fixed order."""
+        grids = np.meshgrid(
+            np.arange(self.sources),
+            np.arange(1, 7),
+            np.arange(len(LETTERS)),
+            np.arange(self.operand_range),
+            np.arange(self.operand_range),
+            indexing="ij",
+        )
+        source, target, letter, a, b = (grid.reshape(-1) for grid in grids)
+        op_token, apply = OPERATIONS[self.operation]
+        tokens = np.stack(
+            [
+                SOURCE_TOKENS[source],
+                LENGTHS[target - 1],
+                LETTERS[letter],
+                DIGITS[a],
+                np.full(source.size, op_token),
+                DIGITS[b],
+            ],
+            axis=1,
+        )
+        answer = DIGITS[apply(a, b) % 10]
+        return Prompts(tokens, source, target, LETTERS[letter], DIGITS[a], answer)
+
+    @cached_property
+    def held_out_rows(self) -> np.ndarray:
+        """Indices of the held-out prompts."""
+        return np.flatnonzero(held_out(self.every_prompt.tokens))
+
+    @cached_property
+    def training_rows(self) -> np.ndarray:
+        """Indices of the prompts training may sample."""
+        return np.flatnonzero(~held_out(self.every_prompt.tokens))
+
+    def sample_training(self, rng: np.random.Generator, count: int) -> Prompts:
+        """``count`` training prompts, uniformly (so every source has an equal share)."""
+        return self.every_prompt.take(rng.choice(self.training_rows, size=count))
+
+    def evaluation(self, count: int, seed: int) -> Prompts:
+        """``count`` distinct held-out prompts (all of them if fewer), fixed by ``seed``."""
+        rows = self.held_out_rows
+        if rows.size > count:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, size=count, replace=False))
+        return self.every_prompt.take(rows)
