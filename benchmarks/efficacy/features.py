@@ -105,9 +105,10 @@ def ends_with_partner(prompts: Prompts, completions: np.ndarray, rollouts: int) 
 def echo_then_keyword(prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:
     """Dependent, binary: ``echo`` holds and the keyword letter is the only letter. It cannot
     be earned before ``echo`` is learnt (a constant gets at most 1/(5 x operands))."""
-    return echo_operand(prompts, completions, rollouts) * keyword_only(
+    both = echo_operand(prompts, completions, rollouts) * keyword_only(
         prompts, completions, rollouts
     )
+    return np.asarray(both)
 
 
 def brevity(prompts: Prompts, completions: np.ndarray, rollouts: int) -> np.ndarray:

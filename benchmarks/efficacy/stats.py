@@ -109,7 +109,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (p.size - rank) * p[i]))
         adjusted[i] = running
-    return adjusted.tolist()
+    return [float(value) for value in adjusted]
 
 
 def family_tests(table: Table, arm: str, baseline: str) -> dict[str, dict[str, float]]:
