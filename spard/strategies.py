@@ -47,11 +47,13 @@ class StrategyRules:
 
 
 # The rows; the `*_gdpo` rows put PAWA and/or RADR over GDPO's decoupled advantages.
-# `spard`'s rules are the default chosen by the efficacy suite's leave-one-family-out
-# selection (benchmarks/efficacy/results/selection.md): PAWA, RADR normalised by the scored
-# weight mass, summed advantages; `spard_gdpo` is the same over decoupled advantages.
+# `spard`'s rules are the default frozen by the efficacy suite's pre-registered
+# leave-one-family-out selection (benchmarks/efficacy/results/v3/selection/selection.md,
+# chosen in 14 of 14 folds): PAWA reward weights over GDPO advantages whose group std is
+# floored at the objective's running scale, and no RADR (every candidate with RADR scored
+# lower there; `data_rule="radr_mass"` adds it). `spard_gdpo` is PAWA + RADR over plain GDPO.
 STRATEGY_TABLE: dict[StrategyName, StrategyRules] = {
-    "spard": StrategyRules("pawa", "radr_mass", "sum"),
+    "spard": StrategyRules("pawa", "none", "decoupled_floor"),
     "spard_gdpo": StrategyRules("pawa", "radr_mass", "decoupled"),
     "pawa": StrategyRules("pawa", "none", "sum"),
     "pawa_gdpo": StrategyRules("pawa", "none", "decoupled"),

@@ -55,8 +55,8 @@ CANDIDATES = (
 ARMS = {arm.name: arm for arm in (*BASELINES, STATIC_RESCALED, *CANDIDATES)}
 
 # The candidate the engine's default (`strategy="spard"` with no overrides) is, as frozen by
-# the last selection (results/selection/selection.md).
-FROZEN = "spard_sum"
+# the last selection (results/v3/selection/selection.md).
+FROZEN = "pawa_floor"
 
 
 def _without(arm: Arm, name: str, **overrides: str) -> Arm:
@@ -70,7 +70,15 @@ def suite_arms(frozen: str = FROZEN) -> tuple[Arm, ...]:
     weights and without its reward weights (the ablation)."""
     chosen = ARMS[frozen]
     arms = [*BASELINES, STATIC_RESCALED, Arm("spard", "spard"), ARMS["spard_sum"]]
-    arms.append(_without(chosen, "default-without-radr", data_rule="none"))
+    if chosen.overrides.get("data_rule", "none") == "none" and chosen.strategy in (
+        "pawa",
+        "static",
+    ):
+        # Added after the freeze (the frozen candidate has no RADR, so "without RADR" is the
+        # default itself): the default with RADR added, to show what RADR does on it.
+        arms.append(_without(chosen, "default-with-radr", data_rule="radr_mass"))
+    else:
+        arms.append(_without(chosen, "default-without-radr", data_rule="none"))
     arms.append(_without(chosen, "default-without-pawa", reward_rule="fixed"))
     return tuple({arm.name: arm for arm in arms}.values())
 

@@ -148,6 +148,16 @@ def write_plots(
         half = 1.96 * values.std(axis=1, ddof=1) / np.sqrt(values.shape[1])
         positions = np.arange(len(table.families)) + (a - (len(table.arms) - 1) / 2) * width
         axis.bar(positions, centre, width, yerr=half, capsize=2, label=arm)
+    constant = np.nanmean(table.constant, axis=1)
+    axis.hlines(
+        constant,
+        np.arange(len(table.families)) - 0.45,
+        np.arange(len(table.families)) + 0.45,
+        colors="black",
+        linestyles="dashed",
+        linewidth=1.0,
+        label="best constant policy",
+    )
     axis.set_xticks(np.arange(len(table.families)), table.families, rotation=20, fontsize=8)
     axis.set_ylabel("final held-out mean over objectives")
     axis.legend(fontsize="x-small", ncols=min(len(table.arms), 5))
@@ -165,10 +175,16 @@ def write_plots(
             centre = curves.mean(axis=0)
             axis.plot(steps, centre, label=arm, linewidth=1.2)
             axis.fill_between(steps, curves.min(axis=0), curves.max(axis=0), alpha=0.12)
+        axis.axhline(
+            np.nanmean(table.constant[table.families.index(family)]),
+            color="black",
+            linestyle="dashed",
+            linewidth=0.8,
+        )
         axis.set_title(family, fontsize=9)
     for axis in axes.flat[len(table.families) :]:
         axis.axis("off")
-    axes[0][0].set_ylabel("held-out mean")
+    axes[0][0].set_ylabel("held-out mean (dashed: best constant)")
     axes[0][0].legend(fontsize="xx-small")
     figure.tight_layout()
     figure.savefig(paths[1], dpi=90)
