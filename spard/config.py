@@ -50,9 +50,10 @@ class SpardConfig(BaseModel):
     """Every hyperparameter of the engine, with the defaults of ``algorithm.md``.
 
     By default (``strategy="spard"``), PAWA moves reward weight towards the objectives whose
-    reliable progress is lowest (mode ``lag``), RADR weighs each prompt by how much its rollouts
-    disagree on the weighted objectives it is scored on (normalised by their weight mass, rule
-    ``radr_mass``), and advantages are GRPO's group-normalised weighted sum.
+    reliable progress is lowest (mode ``lag``), and advantages are GDPO's per-objective group
+    z-scores with each group's std floored at the objective's running dispersion scale (rule
+    ``decoupled_floor``). RADR's data weights are off by default: no configuration with them
+    won the efficacy suite's selection (``data_rule="radr_mass"`` turns them on).
 
     Frozen and JSON-round-trippable (``model_dump`` / ``model_validate``); unknown fields are
     rejected so a typo in an override never passes silently.
@@ -73,7 +74,7 @@ class SpardConfig(BaseModel):
         "auto", description="data-weight rule: none | radr | radr_mass; auto: the strategy's"
     )
     # Chosen by the efficacy suite's leave-one-family-out selection (benchmarks/efficacy/
-    # README.md): every lag configuration beat every gain/absolute one over 9 task families.
+    # README.md): every lag configuration beat every gain one, in two versions of the suite.
     pawa_mode: PawaMode = Field("lag", description="utility: gain z, absolute |z| or lag -z")
 
     level_decay: float = Field(0.9, ge=0.0, lt=1.0, description="b_mu, EMA of the level")

@@ -67,13 +67,15 @@ STRATEGIES: tuple[StrategyName, ...] = tuple(STRATEGY_TABLE)
 
 # Named config overrides. "paper" is our best reading of the authors' public scripts
 # (docs/paper-faithfulness.md): curriculum refreshed every 4 steps, weights towards the
-# objectives whose gains are reliable ("gain"), summed advantages as in ms-swift's GRPO. It is
-# a reading, not the paper's code, which is not public.
+# objectives whose gains are reliable ("gain"), data weights on (--dynaopt_data_enabled), summed
+# advantages as in ms-swift's GRPO. It is a reading, not the paper's code, which is not public.
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "paper": {
         "strategy": "spard",
         "pawa_mode": "gain",
         "update_every": 4,
+        "data_rule": "radr_mass",
+        "advantage_mode": "sum",
     },
 }

@@ -82,7 +82,9 @@ def loop_gdpo(scores, weights, floors=None):
     strategy=st.sampled_from(["static", "spard", "saw"]),
 )
 def test_grpo_advantages_match_the_loop(spec, scale, strategy):
-    config = spard.SpardConfig(strategy=strategy, scale_rewards=scale, warmup=1)
+    config = spard.SpardConfig(
+        strategy=strategy, advantage_mode="sum", scale_rewards=scale, warmup=1
+    )
     state = spard.init(objective_names(len(spec.kinds)), config)
     for scores in spec.batches():
         result, state = spard.step(state, scores, return_advantages=True)
@@ -110,7 +112,8 @@ def test_grpo_static_equals_trl_on_a_plain_batch():
     # Two objectives, no missing entries: TRL's sum_then_normalize with reward_weights
     # (0.5, 0.5), i.e. GRPOavg, written with numpy as TRL writes it with torch.
     scores = np.array([[[1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 1.0]]])
-    result, _ = spard.step(spard.init(["a", "b"]), scores, return_advantages=True)
+    state = spard.init(["a", "b"], spard.SpardConfig(strategy="static"))
+    result, _ = spard.step(state, scores, return_advantages=True)
     rewards = (scores * 0.5).sum(axis=-1)[0]
     expected = (rewards - rewards.mean()) / (rewards.std(ddof=1) + EPS)
     np.testing.assert_allclose(result.advantages[0], expected, rtol=1e-12)

@@ -53,8 +53,11 @@ def test_explicit_rules_override_the_row():
     config = spard.SpardConfig(strategy="gdpo", reward_rule="pawa", data_rule="radr")
     assert (config.rules.reward_weights, config.rules.data_weights) == ("pawa", "radr")
     assert config.rules.advantages == "decoupled"
-    assert spard.SpardConfig(strategy="spard", advantage_mode="decoupled").rules == (
-        spard.SpardConfig(strategy="spard_gdpo").rules
+    assert spard.SpardConfig(
+        strategy="spard", advantage_mode="decoupled", data_rule="radr_mass"
+    ).rules == (spard.SpardConfig(strategy="spard_gdpo").rules)
+    assert spard.SpardConfig(strategy="pawa", advantage_mode="decoupled_floor").rules == (
+        spard.SpardConfig().rules
     )
 
 

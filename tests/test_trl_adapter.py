@@ -31,7 +31,7 @@ def service():
     server.stop()
 
 
-def make_trainer(tmp_path, client, strategy="spard", run_id=None, **config):
+def make_trainer(tmp_path, client, strategy="spard", run_id=None, spard_config=None, **config):
     tokenizer = char_tokenizer()
     return SpardGRPOTrainer(
         model=tiny_model(tokenizer),
@@ -41,7 +41,7 @@ def make_trainer(tmp_path, client, strategy="spard", run_id=None, **config):
         processing_class=tokenizer,
         spard_client=client,
         spard_strategy=strategy,
-        spard_config={"warmup": 1},
+        spard_config={"warmup": 1, **(spard_config or {})},
         spard_run_id=run_id,
     )
 
@@ -57,7 +57,10 @@ def test_trainer_steps_the_curriculum_and_scales_advantages(tmp_path, service, m
 
     monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", record_base)
     client = SpardClient(service.url)
-    trainer = make_trainer(tmp_path, client)
+    # PAWA and RADR over TRL's own summed advantages: TRL's advantages times data weights.
+    trainer = make_trainer(
+        tmp_path, client, spard_config={"advantage_mode": "sum", "data_rule": "radr_mass"}
+    )
     wrapped = trainer._generate_and_score_completions
     outcomes = []
 
@@ -197,3 +200,42 @@ def test_the_asynchronous_trainer_is_refused_with_the_reason(tmp_path):
             train_dataset=prompts_dataset(),
             processing_class=tokenizer,
         )
+
+
+def test_the_scaled_rule_hands_trl_weights_divided_by_the_running_scales(tmp_path):
+    client = SpardClient.local()
+    outcomes = []
+    original_step = client.step
+    client.step = lambda *a, **k: outcomes.append(original_step(*a, **k)) or outcomes[-1]
+    trainer = make_trainer(tmp_path, client, spard_config={"advantage_mode": "scaled"}, max_steps=2)
+    assert trainer.multi_objective_aggregation == "sum_then_normalize"
+    trainer.train()
+    last = outcomes[-1]
+    scales = torch.tensor([last.stats[name]["scale"] for name in trainer.spard_objectives])
+    assert (scales > 0).all()
+    expected = torch.tensor(last.reward_weights) / scales
+    assert torch.allclose(trainer.reward_weights.double(), expected.double(), rtol=1e-6)
+    assert not torch.allclose(trainer.reward_weights.double(), torch.tensor(last.reward_weights))
+
+
+def test_a_rule_trl_cannot_compute_trains_on_the_engines_advantages(tmp_path, monkeypatch):
+    client = SpardClient.local()
+    outcomes, finals = [], []
+    original_step = client.step
+    client.step = lambda *a, **k: outcomes.append(original_step(*a, **k)) or outcomes[-1]
+    trainer = make_trainer(tmp_path, client, max_steps=2)  # the default: decoupled_floor
+    assert trainer.spard.engine_advantages
+    wrapped = trainer._generate_and_score_completions
+
+    def record(inputs):
+        output = wrapped(inputs)
+        finals.append(output["advantages"].clone())
+        return output
+
+    trainer._generate_and_score_completions = record
+    trainer.train()
+    assert len(outcomes) == len(finals) == 2
+    for outcome, final in zip(outcomes, finals, strict=True):
+        expected = torch.tensor(outcome.advantages.reshape(-1), dtype=final.dtype)
+        assert torch.equal(final, expected)
+        assert final.abs().sum() > 0

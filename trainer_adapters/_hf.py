@@ -20,6 +20,11 @@ from spard.config import SpardConfig
 from spard.trainer_adapters._settings import get_or_create_run
 
 STATE_FILE = "spard_state.json"
+# The advantage rules a trainer's own advantage code can compute, given the weights
+# :meth:`SpardLink.trainer_weights` hands it: ``scaled`` is the weighted sum with each weight
+# divided by its objective's running scale. Under any other rule (``decoupled_floor``, the
+# default's) the adapters apply the engine's advantages instead of the trainer's.
+TRAINER_RULES = ("sum", "scaled", "decoupled")
 
 
 class SpardLink:
@@ -31,6 +36,7 @@ class SpardLink:
         self.accelerator = accelerator
         self.run_id = ""
         self.advantage_rule = "sum"
+        self._scales = np.ones(len(objectives))
 
     def open(
         self,
@@ -40,7 +46,7 @@ class SpardLink:
         prior_weights: list[float] | None,
     ) -> None:
         """Reuse run ``run_id`` if it exists, else create it (on the main process); every rank
-        learns its id and advantage rule (``sum`` or ``decoupled``)."""
+        learns its id and advantage rule."""
         opened: tuple[str, str] | None = None
         if self.accelerator.is_main_process:
             info = get_or_create_run(
@@ -62,6 +68,12 @@ class SpardLink:
                 flush=True,
             )
 
+    @property
+    def engine_advantages(self) -> bool:
+        """Whether the run's advantage rule is one only the engine computes: the adapter then
+        replaces the trainer's advantages with the engine's (data weights included)."""
+        return self.advantage_rule not in TRAINER_RULES
+
     def step(self, rewards: Any, num_generations: int, step: int) -> StepOutcome:
         """Send the gathered rewards ``(N*G, K)`` of one generation batch as step ``step``
         (the main process calls the service); every rank gets the same outcome."""
@@ -69,9 +81,31 @@ class SpardLink:
         if self.accelerator.is_main_process:
             scores = rewards.detach().float().cpu().numpy()
             grouped = scores.reshape(-1, num_generations, scores.shape[1])
-            outcome = self.client.step(self.run_id, grouped, step=step)
+            outcome = self.client.step(
+                self.run_id, grouped, step=step, return_advantages=self.engine_advantages
+            )
         result: StepOutcome = broadcast_object_list([outcome], from_process=0)[0]
         return result
+
+    def trainer_weights(self, outcome: StepOutcome) -> np.ndarray[Any, Any]:
+        """(K,) the weights the trainer's own weighted sum should apply: the reward weights,
+        under ``scaled`` each divided by its objective's running scale ``s_k`` (the last
+        known one when the answer carries none, as a held answer)."""
+        if self.advantage_rule != "scaled":
+            return outcome.reward_weights
+        if outcome.stats is not None:
+            scales = [outcome.stats[name]["scale"] for name in self.objectives]
+            known = np.array([np.nan if value is None else value for value in scales])
+            self._scales = np.where(np.isfinite(known) & (known > 0.0), known, self._scales)
+        weights: np.ndarray[Any, Any] = outcome.reward_weights / self._scales
+        return weights
+
+    def completion_advantages(self, outcome: StepOutcome) -> np.ndarray[Any, Any]:
+        """Each completion's advantage from the engine, in the gathered batch's order:
+        ``(N*G,)``; only when :attr:`engine_advantages`."""
+        if outcome.advantages is None:
+            raise RuntimeError("the step was not asked for advantages")
+        return outcome.advantages.reshape(-1)
 
     def completion_weights(
         self, outcome: StepOutcome, num_generations: int

@@ -11,9 +11,10 @@ trained on) it sends the gathered rewards, shaped (N, G, K), to SPARD once; sets
 ``reward_weights`` to the curriculum's weights for this batch (ms-swift then weighs and
 normalises as usual) and multiplies each completion's advantage by its prompt's RADR data
 weight. A run whose advantage rule is decoupled (``spard_gdpo``) gets ms-swift's
-``scale_rewards="gdpo"``. Rank 0 makes the call and broadcasts the answer; the curriculum
-state is saved in every checkpoint and imported on resume; the weights are logged as
-``reward_weights/<objective>``.
+``scale_rewards="gdpo"``; under a rule ms-swift cannot compute (``decoupled_floor``, the
+default's) the engine's advantages replace ms-swift's. Rank 0 makes the call and broadcasts
+the answer; the curriculum state is saved in every checkpoint and imported on resume; the
+weights are logged as ``reward_weights/<objective>``.
 
 Settings come from the environment: ``SPARD_URL`` (none: the service runs in-process),
 ``SPARD_API_KEY``, ``SPARD_RUN_ID``, ``SPARD_STRATEGY`` (default ``spard``) and
@@ -67,11 +68,14 @@ class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         # Where ms-swift keeps its own reward_weights.
         device = self.accelerator.device
         self.reward_weights = torch.tensor(
-            outcome.reward_weights, dtype=torch.float32, device=device
+            self.spard.trainer_weights(outcome), dtype=torch.float32, device=device
         )
         for name, value in self.spard.metrics(outcome).items():
             self._metrics["train"][name].append(value)
         advantages = super()._compute_advantages(samples, rewards_per_func, batch_encoded_inputs)
+        if self.spard.engine_advantages:  # a rule ms-swift cannot compute: the engine's
+            engine = self.spard.completion_advantages(outcome)
+            return torch.tensor(engine, dtype=advantages.dtype, device=advantages.device)
         # The advantages of the whole gathered batch, in its order: one data weight each.
         weights = self.spard.completion_weights(outcome, self.num_generations)
         return advantages * torch.tensor(weights, dtype=advantages.dtype, device=advantages.device)

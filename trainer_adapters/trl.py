@@ -2,11 +2,14 @@
 
 Per training generation batch it sends the rewards gathered from all processes, shaped
 (N, G, K), to SPARD once; sets ``self.reward_weights`` to the curriculum's weights for this
-batch (TRL then aggregates and normalises as usual), and multiplies each prompt's advantages by
-its RADR sample weight. TRL's ``multi_objective_aggregation`` follows the run's advantage rule
-(``normalize_then_sum`` for decoupled, GDPO-style rules). Rank 0 makes the call and broadcasts
-the answer, so every rank applies the same weights. Evaluation batches are left alone. The
-curriculum state is saved in each checkpoint (``spard_state.json``) and imported on resume.
+batch (divided by each objective's running scale under the ``scaled`` rule; TRL then
+aggregates and normalises as usual), and multiplies each prompt's advantages by its RADR
+sample weight. TRL's ``multi_objective_aggregation`` follows the run's advantage rule
+(``normalize_then_sum`` for decoupled, GDPO-style rules); under a rule TRL cannot compute
+(``decoupled_floor``, the default's) the engine's advantages replace TRL's. Rank 0 makes the
+call and broadcasts the answer, so every rank applies the same weights. Evaluation batches are
+left alone. The curriculum state is saved in each checkpoint (``spard_state.json``) and
+imported on resume.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from spard.client import SpardClient, StepOutcome
 from spard.trainer_adapters._hf import STATE_FILE, SpardLink
 
 __all__ = ["AGGREGATION", "ASYNC_REFUSAL", "STATE_FILE", "SpardGRPOTrainer"]
-AGGREGATION = {"sum": "sum_then_normalize", "decoupled": "normalize_then_sum"}
+AGGREGATION = {
+    "sum": "sum_then_normalize",
+    "scaled": "sum_then_normalize",  # with the weights divided by the scales: trainer_weights
+    "decoupled": "normalize_then_sum",
+}
 ASYNC_REFUSAL = (
     "SpardGRPOTrainer does not apply to TRL's experimental AsyncGRPOTrainer: its rollout "
     "workers sum the rewards with weight 1, in the background and ahead of the optimizer, so "
@@ -58,7 +65,10 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         self._spard_outcome: StepOutcome | None = None
         # The run's advantage rule decides TRL's aggregation, so `spard_gdpo` (and any
         # advantage_mode="decoupled") gets GDPO's normalize_then_sum, the rest TRL's default.
-        self.multi_objective_aggregation = AGGREGATION[self.spard.advantage_rule]
+        # Rules TRL cannot compute (decoupled_floor) use the engine's advantages instead.
+        self.multi_objective_aggregation = AGGREGATION.get(
+            self.spard.advantage_rule, "sum_then_normalize"
+        )
 
     @property
     def spard_client(self) -> SpardClient:
@@ -86,7 +96,7 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
             return rewards_per_func
         outcome = self.spard.step(rewards_per_func, self.num_generations, self.state.global_step)
         self._spard_outcome = outcome
-        self.reward_weights = torch.tensor(outcome.reward_weights, dtype=torch.float32)
+        self.reward_weights = torch.tensor(self.spard.trainer_weights(outcome), dtype=torch.float32)
         for name, value in self.spard.metrics(outcome).items():
             self._metrics["train"][name].append(value)
         return rewards_per_func
@@ -96,14 +106,20 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         outcome = self._spard_outcome
         if outcome is None:
             return output
-        # One weight per completion, for this process's slice of the gathered batch.
-        per_completion = self.spard.completion_weights(outcome, self.num_generations)
-        local = output["advantages"].shape[0]
+        # This process's slice of the gathered batch: the engine's advantages where TRL cannot
+        # compute the run's rule, else TRL's own scaled by each prompt's data weight.
+        advantages = output["advantages"]
+        local = advantages.shape[0]
         start = self.accelerator.process_index * local
-        weights = torch.tensor(
-            per_completion[start : start + local], dtype=output["advantages"].dtype
-        )
-        output["advantages"] = output["advantages"] * weights.to(output["advantages"].device)
+        if self.spard.engine_advantages:
+            engine = self.spard.completion_advantages(outcome)[start : start + local]
+            output["advantages"] = torch.tensor(engine, dtype=advantages.dtype).to(
+                advantages.device
+            )
+        else:
+            per_completion = self.spard.completion_weights(outcome, self.num_generations)
+            weights = torch.tensor(per_completion[start : start + local], dtype=advantages.dtype)
+            output["advantages"] = advantages * weights.to(advantages.device)
         self._spard_outcome = None
         return output
 
