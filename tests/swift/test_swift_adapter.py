@@ -97,7 +97,9 @@ def test_swift_grpo_uses_the_engines_weights_and_scales_advantages(setup, tmp_pa
     folder, server = setup
     monkeypatch.setenv("SPARD_URL", server.url)
     monkeypatch.setenv("SPARD_RUN_ID", "swift-run")
-    monkeypatch.setenv("SPARD_CONFIG", json.dumps({"warmup": 1}))
+    # PAWA and RADR over ms-swift's own summed advantages: its advantages times data weights.
+    config = {"warmup": 1, "advantage_mode": "sum", "data_rule": "radr_mass"}
+    monkeypatch.setenv("SPARD_CONFIG", json.dumps(config))
     calls = []
     base = GRPOTrainer._compute_advantages
 
@@ -127,7 +129,7 @@ def test_swift_grpo_uses_the_engines_weights_and_scales_advantages(setup, tmp_pa
 
     assert len(calls) == 3
     objectives = ["HasVowel", "LengthScore", "Digits"]
-    state = spard.init(objectives, spard.SpardConfig(warmup=1))
+    state = spard.init(objectives, spard.SpardConfig(**config))
     for step, call in enumerate(calls):
         grouped = call["rewards"].double().numpy().reshape(-1, G, len(objectives))
         assert np.isnan(grouped[..., 2]).any() or step > 0  # None from the reward: missing
@@ -149,6 +151,36 @@ def test_swift_grpo_uses_the_engines_weights_and_scales_advantages(setup, tmp_pa
     saved = json.loads((tmp_path / "out" / "checkpoint-2" / STATE_FILE).read_text())
     assert saved["run_id"] == "swift-run"
     assert saved["state"]["last_step"] == 1
+
+
+def test_swift_grpo_trains_on_the_engines_advantages_under_the_default(
+    setup, tmp_path, monkeypatch
+):
+    # The default's rule (decoupled_floor) is not one of ms-swift's: the engine's advantages
+    # replace ms-swift's, data weights included.
+    folder, server = setup
+    monkeypatch.setenv("SPARD_URL", server.url)
+    monkeypatch.setenv("SPARD_RUN_ID", "swift-default")
+    monkeypatch.setenv("SPARD_CONFIG", json.dumps({"warmup": 1}))
+    calls = []
+    adapted = SpardSwiftGRPOTrainer._compute_advantages
+
+    def record(self, samples, rewards_per_func, batch_encoded_inputs):
+        advantages = adapted(self, samples, rewards_per_func, batch_encoded_inputs)
+        if self.model.training:
+            calls.append((rewards_per_func.detach().clone(), advantages.detach().clone()))
+        return advantages
+
+    monkeypatch.setattr(SpardSwiftGRPOTrainer, "_compute_advantages", record)
+    swift_rlhf(folder, tmp_path / "out", "--max_steps", "2")
+    assert len(calls) == 2
+    state = spard.init(["HasVowel", "LengthScore", "Digits"], spard.SpardConfig(warmup=1))
+    for step, (rewards, final) in enumerate(calls):
+        grouped = rewards.double().numpy().reshape(-1, G, 3)
+        expected, state = spard.step(state, grouped, step, return_advantages=True)
+        np.testing.assert_allclose(
+            final.double().numpy(), expected.advantages.reshape(-1), atol=1e-6
+        )
 
 
 def test_swift_resume_brings_the_curriculum_back(setup, tmp_path, monkeypatch):
