@@ -15,9 +15,10 @@ VERL_BIN := $(VERL_VENV)/bin
 SWIFT_VENV ?= .venv-swift
 SWIFT_BIN := $(SWIFT_VENV)/bin
 
-# The tests start their own redis-server; install Debian's when it is missing (needs root).
+# The tests start their own redis-server (and nginx, the deploy's proxy); install Debian's
+# when missing (needs root).
 system-deps:
-	@command -v redis-server >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus; }
+	@command -v redis-server >/dev/null && command -v prometheus >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus nginx; }
 
 # torch first, pinned to the CPU wheel this machine kind keeps on disk: the trl extra would
 # otherwise pull a multi-GB CUDA build.
