@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from spard.service.runs.ledger import DEFAULT_MAX_OPEN_STEPS
@@ -152,6 +152,20 @@ class Settings(BaseSettings):
             raise ValueError(
                 "the in-memory store lives in one process: several workers need SPARD_REDIS_URL"
             )
+
+
+def describe_error(exc: ValueError) -> str:
+    """One line per problem, each naming its setting, and never the value given: a rejected
+    value may be an API key or a password, and this line goes to the logs."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = error["loc"][0] if error["loc"] else None
+        setting = f"SPARD_{str(field).upper()}" if field is not None else None
+        lines.append(message if setting is None or setting in message else f"{setting}: {message}")
+    return "; ".join(lines)
 
 
 def parse_api_keys(value: Any, setting: str) -> Any:

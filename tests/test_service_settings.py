@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from conftest import service_client, service_settings
 from servers import RedisServer
 
 from spard.service import Settings
+from spard.service.settings import describe_error
 
 
 def test_api_keys_parse_from_pairs_or_json(monkeypatch):
@@ -156,3 +158,42 @@ async def test_the_service_authenticates_to_redis_with_the_password_file(tmp_pat
             assert (await client.post("/v1/runs", json=run)).status_code == 503
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"SPARD_API_KEYS_FILE": "/nonexistent/api-keys"}, "SPARD_API_KEYS_FILE: cannot read"),
+        (
+            {"SPARD_METRICS_KEY": "leaked-key-0123456789", "SPARD_METRICS_KEY_FILE": "/x"},
+            "set SPARD_METRICS_KEY or SPARD_METRICS_KEY_FILE, not both",
+        ),
+    ],
+)
+def test_serve_names_the_bad_setting_in_one_line_without_its_value(environment, message):
+    spard = Path(sys.executable).with_name("spard")
+    done = subprocess.run(
+        [str(spard), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **environment},
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "leaked" not in done.stderr  # a rejected value may be a secret: never echoed
+
+
+def test_a_settings_error_reads_as_one_line_per_setting_without_values(monkeypatch):
+    monkeypatch.setenv("SPARD_API_KEYS", "leaked-key")
+    monkeypatch.setenv("SPARD_PORT", "99999")
+    with pytest.raises(ValueError, match="2 validation errors") as caught:
+        Settings()
+    message = describe_error(caught.value)
+    assert message == (
+        "SPARD_PORT: Input should be less than or equal to 65535; "
+        "SPARD_API_KEYS must be 'key=tenant,key2=tenant2' or a JSON object"
+    )
+    assert describe_error(ValueError("plain")) == "plain"
