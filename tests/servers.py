@@ -108,22 +108,23 @@ class ServiceProcess:
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ServiceProcess:
+    def start(self, timeout_s: float = 30) -> ServiceProcess:
         self.process = subprocess.Popen(
             [*self.command, "--log-level", "warning"],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.time() + 30
+        deadline = time.time() + timeout_s
         while time.time() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"spard serve exited: {self.process.stderr.read().decode()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
+        self.stop()  # not left running (and spinning its workers) after the test
         raise RuntimeError("spard serve did not become healthy")
 
     def stop(self) -> None:

@@ -28,6 +28,7 @@ OBJECTS = {
     if doc and "metadata" in doc
 }
 PROXY_CONF = OBJECTS[("ConfigMap", "spard-proxy")]["data"]["default.conf"]
+HTTP_TIMEOUT_S = 30  # a loaded 2-core machine can be slow to answer; none of these should fail
 API_KEY, METRICS_KEY, PASSWORD = "key-of-team-a", "m" * 24, "0123456789abcdef" * 4
 
 pytestmark = pytest.mark.slow  # waits out the 10 s body timeout once
@@ -61,7 +62,8 @@ def nginx_config(directory: Path, server_block: str) -> Path:
 
 
 def wait_until(check, process: subprocess.Popen[bytes], what: str) -> None:
-    for _ in range(200):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
         try:
@@ -118,7 +120,10 @@ def pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pod]:
         config = OBJECTS[("ConfigMap", "spard")]["data"]
         env = {name: move(value) for name, value in config.items()}
         env["SPARD_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-        service = ServiceProcess(env=env).start()  # on a free port (--port over SPARD_PORT)
+        # On a free port (--port over SPARD_PORT). Two workers (the ConfigMap's) start slowly
+        # on a loaded 2-core machine: more time than the helper's default.
+        service = ServiceProcess(env=env)
+        service.start(timeout_s=120)
 
         block = PROXY_CONF.replace("listen 8080;", f"listen 127.0.0.1:{proxy_port};")
         block = block.replace("http://127.0.0.1:8000;", f"{service.url};")
@@ -136,13 +141,14 @@ def pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pod]:
 
 
 def test_the_pod_serves_through_the_proxy_with_its_secrets_from_files(pod):
-    assert httpx.get(f"{pod.url}/readyz").status_code == 200  # the app's readiness probe
-    assert httpx.post(f"{pod.url}/v1/runs", json={"run_id": "r"}).status_code == 401
-    team_a = {"Authorization": f"Bearer {API_KEY}"}
-    run = {"run_id": "r", "objectives": ["a", "b"]}
-    assert httpx.post(f"{pod.url}/v1/runs", json=run, headers=team_a).status_code == 201
-    scrape = httpx.get(f"{pod.url}/metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"})
-    assert 'run_id="r"' in scrape.text  # the ServiceMonitor's key sees per-run series
+    with httpx.Client(base_url=pod.url, timeout=HTTP_TIMEOUT_S) as http:
+        assert http.get("/readyz").status_code == 200  # the app's readiness probe
+        run = {"run_id": "r", "objectives": ["a", "b"]}
+        assert http.post("/v1/runs", json=run).status_code == 401  # keys from the file: on
+        team_a = {"Authorization": f"Bearer {API_KEY}"}
+        assert http.post("/v1/runs", json=run, headers=team_a).status_code == 201
+        scrape = http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"})
+        assert 'run_id="r"' in scrape.text  # the ServiceMonitor's key sees per-run series
     # Redis: AOF on, the run stored, and nothing without the password.
     assert pod.redis.config_get("appendonly") == {"appendonly": "yes"}
     assert pod.redis.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
@@ -160,15 +166,16 @@ def test_the_proxy_cuts_a_client_that_stalls_mid_body(pod):
     stalled.sendall(head.encode() + b'{"run_id": "stalled"')  # and then nothing
     started = time.monotonic()
     # Meanwhile the service answers others: the stalled body is nginx's, not a worker's.
-    assert httpx.get(f"{pod.url}/readyz").status_code == 200
-    stalled.settimeout(30)
+    assert httpx.get(f"{pod.url}/readyz", timeout=HTTP_TIMEOUT_S).status_code == 200
+    stalled.settimeout(60)
     answer = b""
     while chunk := stalled.recv(4096):  # until nginx closes the connection
         answer += chunk
     waited = time.monotonic() - started
     stalled.close()
     timeout_s = int(PROXY_CONF.split("client_body_timeout ")[1].split("s;")[0])
-    assert timeout_s - 1 <= waited <= timeout_s + 5
+    # Closed by the timeout (late only by how loaded the machine is), not held open.
+    assert timeout_s - 1 <= waited <= timeout_s + 20
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:80]
 
 
