@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test docs serve install install-verl install-swift system-deps lint typecheck pytest pytest-verl pytest-swift bench bench-trl-lm clean
+.PHONY: test docs serve install install-verl install-swift system-deps lint typecheck deploy-check pytest pytest-verl pytest-swift bench bench-trl-lm clean
 
 # verl 0.9 pins transformers < 5.11 and TRL 1.16 needs a newer one: verl's adapter is tested in
 # an environment of its own.
@@ -15,9 +15,10 @@ VERL_BIN := $(VERL_VENV)/bin
 SWIFT_VENV ?= .venv-swift
 SWIFT_BIN := $(SWIFT_VENV)/bin
 
-# The tests start their own redis-server; install Debian's when it is missing (needs root).
+# The tests start their own redis-server (and nginx, the deploy's proxy); install Debian's
+# when missing (needs root).
 system-deps:
-	@command -v redis-server >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus; }
+	@command -v redis-server >/dev/null && command -v prometheus >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus nginx; }
 
 # torch first, pinned to the CPU wheel this machine kind keeps on disk: the trl extra would
 # otherwise pull a multi-GB CUDA build.
@@ -63,6 +64,23 @@ typecheck: install
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation --target build/typecheck .
 	cd build/typecheck && MYPYPATH=. $(CURDIR)/$(BIN)/mypy --strict --config-file $(CURDIR)/pyproject.toml -p spard
 
+# checkov, the infrastructure-as-code security scan, over deploy/ (Dockerfile, manifests, the
+# kustomize output through kubectl where it is installed, secrets): no failed check allowed; a
+# check that cannot apply is skipped in the manifest itself, with its reason. An environment of
+# its own: checkov pins dependencies that the service's would fight. --skip-download: no call
+# to the vendor's API (offline CI; the checks ship in the package).
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV ?= checkov==3.3.30
+
+$(CHECKOV_VENV)/bin/.installed: Makefile
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q '$(CHECKOV)'
+	touch $@
+
+deploy-check: $(CHECKOV_VENV)/bin/.installed
+	$(CHECKOV_VENV)/bin/checkov -d deploy --skip-download --compact --quiet
+
 pytest: install system-deps
 	$(BIN)/pytest -n 2 --ignore=tests/verl --ignore=tests/swift $(PYTEST_ARGS)
 
@@ -76,7 +94,7 @@ pytest-swift: install-swift system-deps
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d build/site
 
-test: lint typecheck docs pytest pytest-verl pytest-swift
+test: lint typecheck docs deploy-check pytest pytest-verl pytest-swift
 
 # The service on its embedded in-memory store, on http://127.0.0.1:8000 (docs at /docs), from
 # a venv of its own with only what serving needs (no torch, no TRL, no dev tools).
@@ -101,4 +119,4 @@ bench-trl-lm: install system-deps
 	$(BIN)/python -m benchmarks.trl_lm --seeds 5
 
 clean:
-	rm -rf $(VENV) $(VERL_VENV) $(SERVE_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VERL_VENV) $(SERVE_VENV) $(CHECKOV_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from spard.service.runs.ledger import DEFAULT_MAX_OPEN_STEPS
@@ -23,6 +25,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Redis URL; unset: the in-memory store")
     redis_cluster: bool = Field(False, description="connect to a Redis Cluster")
     redis_timeout_s: float = Field(2.0, gt=0, description="socket timeout of a Redis call")
+    redis_password_file: Path | None = Field(
+        None, description="file holding the Redis password (a mounted Secret); unset: none"
+    )
     key_prefix: str = Field("spard", pattern=r"^[A-Za-z0-9_.-]+$")
 
     host: str = Field("127.0.0.1", description="bind address (decides the auth default)")
@@ -37,6 +42,14 @@ class Settings(BaseSettings):
         min_length=16,
         description="bearer token that lets a scraper see every tenant's per-run series on "
         "/metrics (a tenant's API key sees its own runs; no key: process metrics only)",
+    )
+    # Kubernetes mounts Secrets as files (an environment variable leaks into every child
+    # process, crash dump and `kubectl describe`): each secret can come from a file instead.
+    api_keys_file: Path | None = Field(
+        None, description="file holding SPARD_API_KEYS's value (instead of the variable)"
+    )
+    metrics_key_file: Path | None = Field(
+        None, description="file holding SPARD_METRICS_KEY's value (instead of the variable)"
     )
     auth_disabled: bool | None = Field(
         None, description="None: disabled only for the in-memory store on a loopback address"
@@ -59,33 +72,59 @@ class Settings(BaseSettings):
     metrics_max_runs: int = Field(200, ge=0, description="runs exported as per-run gauges")
     metrics_run_window_s: int = Field(3600, gt=0, description="runs stepped within this window")
 
+    _redis_password: str | None = PrivateAttr(None)
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _parse_api_keys(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if not text:
-            return {}
-        if text.startswith("{"):
-            import json
-
-            return json.loads(text)
-        pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
-        if any(len(pair) != 2 or not all(p.strip() for p in pair) for pair in pairs):
-            raise ValueError("SPARD_API_KEYS must be 'key=tenant,key2=tenant2' or a JSON object")
-        return {key.strip(): tenant.strip() for key, tenant in pairs}
+        return parse_api_keys(value, "SPARD_API_KEYS")
 
     @field_validator("api_keys", mode="after")
     @classmethod
     def _check_tenants(cls, value: dict[str, str]) -> dict[str, str]:
-        for tenant in value.values():
-            if not TENANT_PATTERN.match(tenant):
+        return check_tenants(value)
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        # Read once, here: a missing or empty mount fails at startup with the setting's name,
+        # not at the first request (or the first Redis reconnect).
+        if self.api_keys_file is not None:
+            if self.api_keys:
+                raise ValueError("set SPARD_API_KEYS or SPARD_API_KEYS_FILE, not both")
+            text = read_secret_file(self.api_keys_file, "SPARD_API_KEYS_FILE")
+            keys = parse_api_keys(text, "SPARD_API_KEYS_FILE")
+            if not isinstance(keys, dict) or not all(
+                isinstance(v, str) for v in (*keys, *keys.values())
+            ):
+                raise ValueError("SPARD_API_KEYS_FILE must map key strings to tenant strings")
+            self.api_keys = check_tenants(keys)
+        if self.metrics_key_file is not None:
+            if self.metrics_key is not None:
+                raise ValueError("set SPARD_METRICS_KEY or SPARD_METRICS_KEY_FILE, not both")
+            key = read_secret_file(self.metrics_key_file, "SPARD_METRICS_KEY_FILE")
+            if len(key) < 16:
+                raise ValueError("SPARD_METRICS_KEY_FILE must hold at least 16 characters")
+            self.metrics_key = key
+        if self.redis_password_file is not None:
+            if not self.redis_url:
+                raise ValueError("SPARD_REDIS_PASSWORD_FILE is set but SPARD_REDIS_URL is not")
+            # redis-py lets a password in the URL override the one passed beside it: refuse
+            # two passwords rather than use the one the operator did not mean.
+            if urlsplit(self.redis_url).password is not None:
                 raise ValueError(
-                    f"tenant {tenant!r} must match {TENANT_PATTERN.pattern} (it is part of "
-                    "Redis key names)"
+                    "set the Redis password in SPARD_REDIS_URL or SPARD_REDIS_PASSWORD_FILE, "
+                    "not both"
                 )
-        return value
+            self._redis_password = read_secret_file(
+                self.redis_password_file, "SPARD_REDIS_PASSWORD_FILE"
+            )
+        return self
+
+    @property
+    def redis_password(self) -> str | None:
+        """The password read from ``SPARD_REDIS_PASSWORD_FILE`` (None: not set, or it is
+        in ``SPARD_REDIS_URL``)."""
+        return self._redis_password
 
     @property
     def uses_memory_store(self) -> bool:
@@ -113,6 +152,63 @@ class Settings(BaseSettings):
             raise ValueError(
                 "the in-memory store lives in one process: several workers need SPARD_REDIS_URL"
             )
+
+
+def describe_error(exc: ValueError) -> str:
+    """One line per problem, each naming its setting, and never the value given: a rejected
+    value may be an API key or a password, and this line goes to the logs."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = error["loc"][0] if error["loc"] else None
+        setting = f"SPARD_{str(field).upper()}" if field is not None else None
+        lines.append(message if setting is None or setting in message else f"{setting}: {message}")
+    return "; ".join(lines)
+
+
+def parse_api_keys(value: Any, setting: str) -> Any:
+    """``key=tenant,key2=tenant2`` or a JSON object, as a dict; other values pass through."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        import json
+
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{setting} is not valid JSON: {exc}") from None
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 or not all(p.strip() for p in pair) for pair in pairs):
+        raise ValueError(f"{setting} must be 'key=tenant,key2=tenant2' or a JSON object")
+    return {key.strip(): tenant.strip() for key, tenant in pairs}
+
+
+def check_tenants(value: dict[str, str]) -> dict[str, str]:
+    """Refuse tenant names that could not be part of a Redis key name."""
+    for tenant in value.values():
+        if not TENANT_PATTERN.match(tenant):
+            raise ValueError(
+                f"tenant {tenant!r} must match {TENANT_PATTERN.pattern} (it is part of "
+                "Redis key names)"
+            )
+    return value
+
+
+def read_secret_file(path: Path, setting: str) -> str:
+    """The file's text without the trailing newline that `echo` and editors leave; an
+    unreadable or empty file is an error naming ``setting``."""
+    try:
+        text = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{setting}: cannot read {path}: {exc}") from None
+    if not text.strip():
+        raise ValueError(f"{setting}: {path} is empty")
+    return text
 
 
 def is_loopback(host: str) -> bool:

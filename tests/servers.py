@@ -46,7 +46,7 @@ class RedisServer:
     production setting (the benchmarks).
     """
 
-    def __init__(self, directory: Path, fsync: str = "always") -> None:
+    def __init__(self, directory: Path, fsync: str = "always", password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run `make test`, which installs it")
@@ -54,6 +54,7 @@ class RedisServer:
         self.directory = directory
         self.port = free_port()
         self.fsync = fsync
+        self.password = password  # requirepass; not part of url (the deploy passes it apart)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,8 +65,10 @@ class RedisServer:
         command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "yes", "--appendfsync", self.fsync]
         command += ["--dir", str(self.directory), "--protected-mode", "no"]
+        if self.password is not None:
+            command += ["--requirepass", self.password]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
+        client = redis.Redis(port=self.port, password=self.password)
         for _ in range(200):
             try:
                 if client.ping():
@@ -105,22 +108,23 @@ class ServiceProcess:
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ServiceProcess:
+    def start(self, timeout_s: float = 30) -> ServiceProcess:
         self.process = subprocess.Popen(
             [*self.command, "--log-level", "warning"],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.time() + 30
+        deadline = time.time() + timeout_s
         while time.time() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"spard serve exited: {self.process.stderr.read().decode()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
+        self.stop()  # not left running (and spinning its workers) after the test
         raise RuntimeError("spard serve did not become healthy")
 
     def stop(self) -> None:

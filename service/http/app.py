@@ -67,6 +67,7 @@ def make_store(settings: Settings) -> Store:
             cluster=settings.redis_cluster,
             timeout_s=settings.redis_timeout_s,
             key_prefix=settings.key_prefix,
+            password=settings.redis_password,
         )
     from spard.service.runs.store.memory import MemoryStore
 

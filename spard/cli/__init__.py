@@ -171,7 +171,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from spard.service.settings import Settings
+        from spard.service.settings import Settings, describe_error
     except ImportError:
         raise spard.InputError(
             "the service needs its extra: pip install 'spard[service]'", field="serve"
@@ -180,7 +180,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         settings = Settings()
         settings.check()
     except ValueError as exc:
-        raise spard.InputError(str(exc), field="settings") from None
+        raise spard.InputError(describe_error(exc), field="settings") from None
     metrics_dir = None
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its counters here; /metrics in any worker sums them all.

@@ -108,6 +108,7 @@ class RedisStore:
         cluster: bool = False,
         timeout_s: float = 2.0,
         key_prefix: str = "spard",
+        password: str | None = None,
     ) -> None:
         options = options or StoreOptions()
         connection: dict[str, Any] = {
@@ -119,6 +120,9 @@ class RedisStore:
             # keeps the real timeout at redis_timeout_s, not a multiple of it.
             "retry": Retry(NoBackoff(), 0),
         }
+        if password is not None:
+            # Beside the URL, not in it: a mounted Secret needs no URL escaping.
+            connection["password"] = password
         self._client: Redis | RedisCluster
         if cluster:
             self._client = RedisCluster.from_url(url, **connection)
