@@ -50,8 +50,9 @@ class StrategyRules:
 # `spard`'s rules are the default frozen by the efficacy suite's pre-registered
 # leave-one-family-out selection (benchmarks/efficacy/results/v3/selection/selection.md,
 # chosen in 14 of 14 folds): PAWA reward weights over GDPO advantages whose group std is
-# floored at the objective's running scale, and no RADR (every candidate with RADR scored
-# lower there; `data_rule="radr_mass"` adds it). `spard_gdpo` is PAWA + RADR over plain GDPO.
+# floored at the objective's running scale, and no RADR (adding RADR lowered two of the three
+# PAWA configurations there; `data_rule="radr_mass"` adds it). `spard_gdpo` is PAWA + RADR
+# over plain GDPO.
 STRATEGY_TABLE: dict[StrategyName, StrategyRules] = {
     "spard": StrategyRules("pawa", "none", "decoupled_floor"),
     "spard_gdpo": StrategyRules("pawa", "radr_mass", "decoupled"),

@@ -4,8 +4,9 @@ For a family instance and its held-out prompts, a beam search over completions (
 of ``#``, digits and letters, ended by EOS) finds the single completion with the highest mean
 over objectives, and, separately, the best one for each objective. The suite reports learning
 as the score above these: a run whose policy answers the same thing to every prompt gets 0.
-A beam search finds a lower bound of the true best constant; widths 32 and 128 found the same
-values as 16 on every family checked, and the tests check it against optima found by hand.
+A beam search finds a lower bound of the true best constant; wider beams (32, 64, 128) found
+at most 0.001 more on the families checked, and the tests check it against optima found by
+hand and against every completion of up to two tokens.
 """
 
 from __future__ import annotations

@@ -79,6 +79,7 @@ def write_markdown(summary: dict[str, Any], header: str, path: Path) -> str:
         cells += [f"{row['worst']:.3f}", f"{row['auc']:.3f}"]
         cells += [_versus_cell(row, name) for name in versus]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _floored_table(summary, versus)
     if summary["targets"]:
         lines += ["", "Pre-registered targets for the default:", ""]
         lines += [
@@ -89,6 +90,30 @@ def write_markdown(summary: dict[str, Any], header: str, path: Path) -> str:
     table = "\n".join(lines) + "\n"
     path.write_text(table)
     return table
+
+
+def _floored_table(summary: dict[str, Any], versus: Sequence[str]) -> list[str]:
+    """The sensitivity check: differences with each objective floored at its constant."""
+    lines = [
+        "",
+        "Sensitivity (not the endpoint): the same differences with every objective counted no "
+        "lower than its own best constant, so an arm gains nothing from another arm collapsing "
+        "below a constant answer.",
+        "",
+        "| arm | " + " | ".join(f"vs {name}" for name in versus) + " |",
+        "|---|" + "---|" * len(versus),
+    ]
+    for arm, row in summary["arms"].items():
+        cells = []
+        for name in versus:
+            other = row["versus"].get(name)
+            if other is None:
+                cells.append("-")
+                continue
+            low, high = other["floored_difference_ci"]
+            cells.append(f"{other['floored_difference']:+.3f} [{low:+.3f}, {high:+.3f}]")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _family_tables(summary: dict[str, Any]) -> list[str]:
@@ -108,8 +133,8 @@ def _family_tables(summary: dict[str, Any]) -> list[str]:
             "",
             f"**{family}** (best constant policy: {constant:.3f})",
             "",
-            "| arm | mean | above constant | worst | AUC |",
-            "|---|---|---|---|---|",
+            "| arm | mean | above constant | worst | AUC | vs static: difference, p, p (Holm) |",
+            "|---|---|---|---|---|---|",
         ]
         for arm, cell in cells.items():
             if arm == "constant":
@@ -118,9 +143,13 @@ def _family_tables(summary: dict[str, Any]) -> list[str]:
             mark = ""
             if test is not None and test["p_holm"] < ALPHA:
                 mark = " ↑" if test["difference"] > 0 else " ↓"
+            test_cell = "-"
+            if test is not None:
+                test_cell = f"{test['difference']:+.3f}, {test['p']:.3f}, {test['p_holm']:.3f}"
             lines.append(
                 f"| {arm} | {_pm(cell['mean'], cell['mean_std'])}{mark} | "
-                f"{cell['learning']:+.3f} | {cell['worst']:.3f} | {cell['auc']:.3f} |"
+                f"{cell['learning']:+.3f} | {cell['worst']:.3f} | {cell['auc']:.3f} | "
+                f"{test_cell} |"
             )
     return lines
 

@@ -32,6 +32,9 @@ class Table:
     worst: np.ndarray  # final held-out worst objective
     auc: np.ndarray  # mean of the held-out mean curve over the evaluation points
     constant: np.ndarray  # [family, seed]: the best constant policy's mean
+    # The endpoint with every objective counted no lower than its own best constant: a
+    # collapse below a constant answer then costs nothing (a sensitivity check).
+    floored: np.ndarray
     curves: dict[tuple[str, str, int], np.ndarray]  # (evals,) mean curve of each run
     eval_steps: tuple[int, ...]
 
@@ -53,6 +56,7 @@ def build_table(runs: Sequence[dict[str, Any]]) -> Table:
     shape = (len(arms), len(families), len(seeds))
     mean, worst, auc = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
     constant = np.full(shape[1:], np.nan)
+    floored = np.full(shape, np.nan)
     curves = {}
     for run in runs:
         f, s = families.index(run["family"]), seeds.index(run["seed"])
@@ -61,9 +65,20 @@ def build_table(runs: Sequence[dict[str, Any]]) -> Table:
         curve = scores.mean(axis=1)
         mean[index], worst[index], auc[index] = curve[-1], scores[-1].min(), curve.mean()
         constant[f, s] = run.get("constant_mean", np.nan)
+        per_objective = np.asarray(run.get("constant_per_objective", np.nan), dtype=float)
+        floored[index] = np.fmax(scores[-1], per_objective).mean()
         curves[(run["arm"], run["family"], run["seed"])] = curve
     return Table(
-        arms, families, seeds, mean, worst, auc, constant, curves, tuple(runs[0]["eval_steps"])
+        arms,
+        families,
+        seeds,
+        mean,
+        worst,
+        auc,
+        constant,
+        floored,
+        curves,
+        tuple(runs[0]["eval_steps"]),
     )
 
 
@@ -128,11 +143,14 @@ def comparison(table: Table, arm: str, baseline: str) -> dict[str, Any]:
     a, b = table.arm(arm), table.arm(baseline)
     difference = table.mean[a] - table.mean[b]
     estimate, low, high = hierarchical_bootstrap(difference)
+    floored, floored_low, floored_high = hierarchical_bootstrap(table.floored[a] - table.floored[b])
     tests = family_tests(table, arm, baseline)
     significant = {f: t for f, t in tests.items() if t["p_holm"] < ALPHA}
     return {
         "difference": estimate,
         "difference_ci": [low, high],
+        "floored_difference": floored,
+        "floored_difference_ci": [floored_low, floored_high],
         "win_rate": win_rate(table.mean[a], table.mean[b]),
         "worst_difference": float(np.nanmean(table.worst[a] - table.worst[b])),
         "families_significantly_worse": sorted(

@@ -54,6 +54,16 @@ class Arm:
         """The engine configuration of this arm under ``bench``'s global overrides."""
         return spard.SpardConfig(**{"strategy": self.strategy, **bench.engine, **self.overrides})
 
+    def identity(self, bench: BenchConfig) -> dict[str, Any]:
+        """What this arm runs, resolved: its engine config, the rules a named strategy stands
+        for today, and whether it rescales. A run is reused on resume only if this matches."""
+        config = self.config(bench)
+        return {
+            "config": config.model_dump(mode="json"),
+            "rules": asdict(config.rules),
+            "rescale": self.rescale,
+        }
+
 
 def evaluate(
     policy: Policy, family: Family, prompts: Prompts, keep: list[int], bench: BenchConfig
@@ -203,4 +213,5 @@ def train_run(arm: Arm, family_name: str, seed: int, bench: BenchConfig) -> dict
         "groups_generated": sampler.groups_generated,
         "seconds": round(time.perf_counter() - started, 2),
         "bench": asdict(bench),
+        "arm_identity": arm.identity(bench),
     }
