@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = make_store(settings)
-        options = RunOptions(settings.step_retention, settings.max_open_steps)
+        options = RunOptions(settings.step_retention, settings.max_open_steps, settings.max_scores)
         app.state.runs = RunService(store, options, PrometheusEvents())
         app.state.observations = ObservationService(app.state.runs)
         try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import spard
 from spard.service.protocol.errors import (
+    PayloadTooLargeError,
     RunNotFoundError,
     ServiceUnavailableError,
     StepNotCommittableError,
@@ -20,9 +21,11 @@ from spard.service.protocol.errors import (
 from spard.service.protocol.streaming import Observation
 from spard.service.runs.assembly import AssembledBatch, assemble, due_commits, items_by_step
 from spard.service.runs.ledger import (
+    ObserveLimits,
     ObserveOutcome,
     ObserveReport,
     SealedStep,
+    batch_too_large,
     check_step_count,
     nothing_to_commit,
     too_many_open_steps,
@@ -48,6 +51,7 @@ class ObservationService:
         self.store = runs.store
         self.retention = runs.options.step_retention
         self.max_open_steps = runs.options.max_open_steps
+        self.max_scores = runs.options.max_scores
 
     async def observe(self, key: RunKey, observations: Sequence[Observation]) -> ObserveReport:
         """Record observations (any steps, any groups); auto-commit as the run is configured."""
@@ -64,15 +68,22 @@ class ObservationService:
     ) -> bool:
         by_step = items_by_step(observations, meta.objectives, meta.streaming)
         check_step_count(len(by_step), self.max_open_steps)
-        group_size = meta.streaming.group_size or 0
+        limits = ObserveLimits(
+            group_size=meta.streaming.group_size or 0,
+            max_open_steps=self.max_open_steps,
+            max_cells=self.max_scores // len(meta.objectives),
+        )
         for step, (positions, items) in by_step.items():
-            outcome = await self.store.observe(
-                key, meta.incarnation, step, items, group_size, self.max_open_steps
-            )
+            outcome = await self.store.observe(key, meta.incarnation, step, items, limits)
             if outcome.status == "missing":
                 raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
             if outcome.status == "full":
                 raise TooManyOpenStepsError(too_many_open_steps(outcome.step, self.max_open_steps))
+            if outcome.status == "too_large":
+                raise PayloadTooLargeError(
+                    batch_too_large(outcome, len(meta.objectives), self.max_scores),
+                    field="observations",
+                )
             if outcome.status == "reload":
                 return False
             report.add(outcome, positions)
@@ -135,6 +146,6 @@ class ObservationService:
         if not sealed.observed:
             message = nothing_to_commit(step, sealed.last_step)
             raise StepNotCommittableError(message, field="step")
-        batch = assemble(sealed.observed, len(meta.objectives), meta.streaming)
+        batch = assemble(sealed.observed, len(meta.objectives), meta.streaming, self.max_scores)
         result = await self.runs.step(key, step, batch.scores, return_advantages)
         return result, batch

@@ -77,6 +77,7 @@ class RunOptions:
 
     step_retention: int = 8  # step responses kept per run (replays, commits of late steps)
     max_open_steps: int = DEFAULT_MAX_OPEN_STEPS  # steps holding observations not applied yet
+    max_scores: int = 4 * 2**20  # N*G*K of a step, batch or assembled from observations
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import orjson
 
 from spard.service.protocol.errors import StoreUnavailableError as StoreUnavailableError
 from spard.service.protocol.streaming import StreamingConfig
-from spard.service.runs.ledger import ObservationItem, ObserveOutcome, SealedStep
+from spard.service.runs.ledger import ObservationItem, ObserveLimits, ObserveOutcome, SealedStep
 
 
 @dataclass(frozen=True)
@@ -161,11 +161,11 @@ class Store(Protocol):
         incarnation: str,
         step: int,
         items: list[ObservationItem],
-        group_size: int,
-        max_open_steps: int,
+        limits: ObserveLimits,
     ) -> ObserveOutcome:
         """Record observations of one step (-1: the open step) atomically, refusing a new step
-        past ``max_open_steps`` not yet applied ("full"); see
+        past ``limits.max_open_steps`` not yet applied ("full") and a request that could grow
+        the step's batch past ``limits.max_cells`` ("too_large"); see
         :class:`spard.service.runs.ledger.ObservationLedger` for the semantics."""
         ...
 

@@ -35,6 +35,7 @@ from spard.service.protocol.errors import StoreUnavailableError
 from spard.service.protocol.streaming import StreamingConfig
 from spard.service.runs.ledger import (
     ObservationItem,
+    ObserveLimits,
     ObserveOutcome,
     SealedStep,
     parse_observation_field,
@@ -227,10 +228,10 @@ class RedisStore:
         incarnation: str,
         step: int,
         items: list[ObservationItem],
-        group_size: int,
-        max_open_steps: int,
+        limits: ObserveLimits,
     ) -> ObserveOutcome:
-        args: ScriptArgs = [incarnation, step, group_size, self._ttl, max_open_steps]
+        args: ScriptArgs = [incarnation, step, limits.group_size, self._ttl]
+        args += [limits.max_open_steps, limits.max_cells]
         for item in items:
             args += [item.group, item.rollout_index, item.observation_id, item.scores]
         async with self._guard("observe"):
@@ -244,6 +245,9 @@ class RedisStore:
             return ObserveOutcome("late", step=int(reply[1]))
         if status is ObserveReply.FULL:
             return ObserveOutcome("full", step=int(reply[1]))
+        if status is ObserveReply.TOO_LARGE:
+            groups, width = int(reply[2]), int(reply[3])
+            return ObserveOutcome("too_large", step=int(reply[1]), groups=groups, width=width)
         step, accepted, duplicates, complete, conflicts, overflow, open_before = reply[1:]
         return ObserveOutcome(
             "ok",

@@ -19,7 +19,8 @@ class CommitReply(IntEnum):
 
 
 class ObserveReply(IntEnum):
-    """OBSERVE: ``{MISSING}``, ``{RECREATED}``, ``{LATE, step}``, ``{FULL, step}`` or
+    """OBSERVE: ``{MISSING}``, ``{RECREATED}``, ``{LATE, step}``, ``{FULL, step}``,
+    ``{TOO_LARGE, step, groups, width}`` or
     ``{OK, step, accepted, duplicates, complete, conflicts, overflow, open_before}``."""
 
     MISSING = 0
@@ -27,6 +28,7 @@ class ObserveReply(IntEnum):
     LATE = 2
     OK = 3
     FULL = 4
+    TOO_LARGE = 5
 
 
 class SealReply(IntEnum):
@@ -121,10 +123,13 @@ return 1
 )
 
 # KEYS: run, history, obs. ARGV: incarnation, step (-1: the open step), group_size (0: unset),
-# ttl, max open steps, then per observation: group, rollout (-1: assign), observation id ('' if
-# none), scores. Replies: ObserveReply.
+# ttl, max open steps, max cells (groups x width of the batch), then per observation: group,
+# rollout (-1: assign), observation id ('' if none), scores. Replies: ObserveReply.
 # Step hash fields: o|<group>|<rollout> = scores, n|<group> = count, k|<group>|<id> = assigned
-# rollout, #complete = complete groups, #sealed = closed for commit. Sent without a step, an
+# rollout, #complete = complete groups, #groups = groups stored, #width = largest rollout + 1,
+# #sealed = closed for commit. The bound on groups x width is checked before anything is
+# stored (ObservationLedger.observe: the same upper bound), so a request is taken or refused
+# whole. Sent without a step, an
 # observation whose id is stored in an earlier kept step is a duplicate (see
 # spard.service.runs.ledger).
 OBSERVE = _lua(
@@ -147,6 +152,25 @@ if redis.call('EXISTS', obs) == 0
   return {$FULL, step}
 end
 local group_size = tonumber(ARGV[3])
+local count = (#ARGV - 6) / 4
+local stored_width = tonumber(redis.call('HGET', obs, '#width') or '0')
+local groups = tonumber(redis.call('HGET', obs, '#groups') or '0')
+local width, assigned, seen = stored_width, 0, {}
+for i = 0, count - 1 do
+  local at = 7 + 4 * i
+  local group, rollout, id = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
+  if not seen[group] then
+    seen[group] = true
+    if redis.call('HEXISTS', obs, 'n|' .. group) == 0 then groups = groups + 1 end
+  end
+  if rollout >= 0 then
+    if rollout + 1 > width then width = rollout + 1 end
+  elseif id == '' or redis.call('HEXISTS', obs, 'k|' .. group .. '|' .. id) == 0 then
+    assigned = assigned + 1
+  end
+end
+if group_size > 0 then width = group_size else width = width + assigned end
+if groups * width > tonumber(ARGV[6]) then return {$TOO_LARGE, step, groups, width} end
 local accepted, duplicates, conflicts, overflow = 0, 0, {}, {}
 local function stored_earlier(group, id)
   if id == '' then return false end
@@ -180,8 +204,10 @@ local function store_one(i, group, rollout, id, scores)
       redis.call('HSET', obs, field, scores)
       if id ~= '' then redis.call('HSET', obs, 'k|' .. group .. '|' .. id, rollout) end
       accepted = accepted + 1
-      local count = redis.call('HINCRBY', obs, 'n|' .. group, 1)
-      if group_size > 0 and count == group_size then redis.call('HINCRBY', obs, '#complete', 1) end
+      if rollout + 1 > stored_width then stored_width = rollout + 1 end
+      local stored = redis.call('HINCRBY', obs, 'n|' .. group, 1)
+      if stored == 1 then redis.call('HINCRBY', obs, '#groups', 1) end
+      if group_size > 0 and stored == group_size then redis.call('HINCRBY', obs, '#complete', 1) end
     end
   elseif previous == scores then
     duplicates = duplicates + 1
@@ -189,8 +215,8 @@ local function store_one(i, group, rollout, id, scores)
     conflicts[#conflicts + 1] = i
   end
 end
-for i = 0, (#ARGV - 5) / 4 - 1 do
-  local at = 6 + 4 * i
+for i = 0, count - 1 do
+  local at = 7 + 4 * i
   local group, id = ARGV[at], ARGV[at + 2]
   if stored_earlier(group, id) then
     duplicates = duplicates + 1
@@ -198,6 +224,7 @@ for i = 0, (#ARGV - 5) / 4 - 1 do
     store_one(i, group, tonumber(ARGV[at + 1]), id, ARGV[at + 3])
   end
 end
+redis.call('HSET', obs, '#width', stored_width)
 redis.call('ZADD', KEYS[3], step, step)
 if tonumber(ARGV[4]) > 0 then
   redis.call('EXPIRE', obs, ARGV[4])

@@ -1,0 +1,58 @@
+"""Bounded work per observations request (issue 24): the batch a commit assembles is bounded
+by SPARD_MAX_SCORES at observe time, and assigning rollout indices is linear. Both stores."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import service_client, service_settings
+
+pytestmark = pytest.mark.anyio
+OBJECTIVES = ["a", "b"]
+
+
+def _settings(store_kind, request, **overrides):
+    redis = request.getfixturevalue("redis_server") if store_kind == "redis" else None
+    return service_settings(store_kind, redis, **overrides)
+
+
+def observation(group, rollout=None, step=0, **extra):
+    found = {"step": step, "group_id": group, "scores": {"a": 1.0, "b": 0.0}, **extra}
+    if rollout is not None:
+        found["rollout_index"] = rollout
+    return found
+
+
+async def test_observations_that_would_assemble_too_large_a_batch_are_refused(store_kind, request):
+    # K = 2 and 1,000 scores: at most 500 groups x rollouts.
+    async with service_client(_settings(store_kind, request, max_scores=1000)) as client:
+        await client.post("/v1/runs", json={"run_id": "big", "objectives": OBJECTIVES})
+        wide = await client.post("/v1/runs/big/observations", json=observation(0, rollout=499))
+        assert wide.status_code == 200, wide.text
+        # A second group would make the batch 2 x 500 x 2 = 2,000 scores.
+        refused = await client.post(
+            "/v1/runs/big/observations",
+            json={"observations": [observation(0, rollout=0), observation(1, rollout=0)]},
+        )
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["field"] == "observations"
+        assert "SPARD_MAX_SCORES" in refused.json()["detail"]
+        # Refused whole: rollout 0 of group 0 was not stored either.
+        again = await client.post("/v1/runs/big/observations", json=observation(0, rollout=0))
+        assert again.json()["accepted"] == 1
+        # Rollouts without an index count as possibly widening the group.
+        many = {"observations": [observation(5, step=1) for _ in range(501)]}
+        assert (await client.post("/v1/runs/big/observations", json=many)).status_code == 413
+        commit = await client.post("/v1/runs/big/steps/0/commit")
+        assert commit.status_code == 200, commit.text
+        assert commit.json()["prompt_ids"] == [0]
+
+
+async def test_a_fixed_group_size_bounds_the_groups(store_kind, request):
+    async with service_client(_settings(store_kind, request, max_scores=40)) as client:
+        body = {"run_id": "g", "objectives": OBJECTIVES, "streaming": {"group_size": 4}}
+        await client.post("/v1/runs", json=body)
+        five = {"observations": [observation(group, rollout=0) for group in range(5)]}
+        assert (await client.post("/v1/runs/g/observations", json=five)).status_code == 200
+        sixth = await client.post("/v1/runs/g/observations", json=observation(5, rollout=0))
+        assert sixth.status_code == 413
+        assert "6 groups x 4 rollouts x 2 objectives = 48 scores" in sixth.json()["detail"]
