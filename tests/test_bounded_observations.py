@@ -3,6 +3,8 @@ by SPARD_MAX_SCORES at observe time, and assigning rollout indices is linear. Bo
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import service_client, service_settings
 
@@ -56,3 +58,23 @@ async def test_a_fixed_group_size_bounds_the_groups(store_kind, request):
         sixth = await client.post("/v1/runs/g/observations", json=observation(5, rollout=0))
         assert sixth.status_code == 413
         assert "6 groups x 4 rollouts x 2 objectives = 48 scores" in sixth.json()["detail"]
+
+
+async def test_assigning_rollout_indices_is_linear(store_kind, request):
+    # Indices 2048..4095 taken explicitly: each assignment used to probe all of them again
+    # from the group's count (16 M probes for this request: seconds in Redis' one thread).
+    async with service_client(_settings(store_kind, request)) as client:
+        await client.post("/v1/runs", json={"run_id": "lin", "objectives": OBJECTIVES})
+        taken = {"observations": [observation(0, rollout=r) for r in range(2048, 4096)]}
+        assert (await client.post("/v1/runs/lin/observations", json=taken)).status_code == 200
+        appended = {"observations": [observation(0) for _ in range(8000)]}
+        started = time.perf_counter()
+        answer = await client.post("/v1/runs/lin/observations", json=appended)
+        elapsed = time.perf_counter() - started
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 8000
+        assert elapsed < 1.5, elapsed
+        commit = await client.post("/v1/runs/lin/steps/0/commit")
+        assert commit.status_code == 200, commit.text
+        # Each observation is stored once: nothing was dropped or doubled.
+        assert commit.json()["observations"] == 2048 + 8000

@@ -149,6 +149,7 @@ class _StepBook:
         self.by_id: dict[tuple[str, str], int] = {}
         self.complete = 0
         self.width = 0  # largest stored rollout index + 1
+        self.next_free: dict[str, int] = {}  # where the next assignment starts probing
         self.sealed = False
 
     def bound_after(self, items: Sequence[ObservationItem], group_size: int) -> tuple[int, int]:
@@ -219,9 +220,14 @@ class ObservationLedger:
                 if item.observation_id and known is not None:
                     rollout = known
                 else:
-                    rollout = book.counts.get(item.group, 0)
+                    # From the count, or past the indices an earlier assignment found taken
+                    # (they stay taken): each index is probed once per step, so a request
+                    # costs linear time however the explicit indices lie.
+                    start = book.counts.get(item.group, 0)
+                    rollout = max(start, book.next_free.get(item.group, 0))
                     while (item.group, rollout) in book.observed:
                         rollout += 1
+                    book.next_free[item.group] = rollout
             previous = book.observed.get((item.group, rollout))
             if previous is None:
                 if group_size and rollout >= group_size:

@@ -126,10 +126,11 @@ return 1
 # ttl, max open steps, max cells (groups x width of the batch), then per observation: group,
 # rollout (-1: assign), observation id ('' if none), scores. Replies: ObserveReply.
 # Step hash fields: o|<group>|<rollout> = scores, n|<group> = count, k|<group>|<id> = assigned
-# rollout, #complete = complete groups, #groups = groups stored, #width = largest rollout + 1,
-# #sealed = closed for commit. The bound on groups x width is checked before anything is
-# stored (ObservationLedger.observe: the same upper bound), so a request is taken or refused
-# whole. Sent without a step, an
+# rollout, f|<group> = where the next assignment starts probing (indices below it and above the
+# count are taken: linear work, as in ObservationLedger), #complete = complete groups,
+# #groups = groups stored, #width = largest rollout + 1, #sealed = closed for commit.
+# The bound on groups x width is checked before anything is stored (ObservationLedger.observe:
+# the same upper bound), so a request is taken or refused whole. Sent without a step, an
 # observation whose id is stored in an earlier kept step is a duplicate (see
 # spard.service.runs.ledger).
 OBSERVE = _lua(
@@ -190,9 +191,12 @@ local function store_one(i, group, rollout, id, scores)
       rollout = tonumber(known)
     else
       rollout = tonumber(redis.call('HGET', obs, 'n|' .. group) or '0')
+      local from = tonumber(redis.call('HGET', obs, 'f|' .. group) or '0')
+      if from > rollout then rollout = from end
       while redis.call('HEXISTS', obs, 'o|' .. group .. '|' .. rollout) == 1 do
         rollout = rollout + 1
       end
+      redis.call('HSET', obs, 'f|' .. group, rollout)
     end
   end
   local field = 'o|' .. group .. '|' .. rollout
