@@ -23,6 +23,7 @@ import orjson
 import spard
 from spard.service.protocol.errors import RunExistsError, RunNotFoundError, ServiceUnavailableError
 from spard.service.protocol.streaming import StreamingConfig
+from spard.service.runs.importing import checked_import
 from spard.service.runs.ledger import DEFAULT_MAX_OPEN_STEPS
 from spard.service.runs.records import (
     created_at_of,
@@ -227,18 +228,24 @@ class RunService:
     async def import_state(self, key: RunKey, data: Any) -> SummaryJson:
         """Replace the run's state with an exported one (same objectives); history after the
         imported last step is dropped, since the trainer will send those steps again."""
-        state = spard.State.from_dict(data)
-        loaded = await self._load(key)
-        if state.objectives != loaded.state.objectives:
+        state = checked_import(data)
+        # The stored state is not decoded: an import must also repair a run whose state no
+        # longer loads (the metadata and creation time are all it needs).
+        stored = await self.store.load(key)
+        if stored is None:
+            raise _not_found(key)
+        meta = stored.meta
+        if state.objectives != meta.objectives:
             raise spard.InputError(
                 f"state.objectives {list(state.objectives)} differ from the run's "
-                f"{list(loaded.state.objectives)}",
+                f"{list(meta.objectives)}",
                 field="state.objectives",
             )
-        record = run_record(key.run_id, state, loaded.meta, created_at=loaded.created_at)
+        created_at = created_at_of(stored.record.summary)
+        record = run_record(key.run_id, state, meta, created_at=created_at)
         if not await self.store.replace(key, record):
             raise _not_found(key)
-        self._remember(key, _Loaded(record.etag, state, loaded.created_at, False, loaded.meta))
+        self._remember(key, _Loaded(record.etag, state, created_at, False, meta))
         return SummaryJson(record.summary)
 
     async def delete(self, key: RunKey) -> None:
