@@ -67,3 +67,26 @@ async def test_a_replica_with_stale_metadata_commits_with_the_new_runs(
     await first.store.close()
     if second.store is not first.store:
         await second.store.close()
+
+
+def batch(t, objectives):
+    return np.random.default_rng(t).random((3, 2, len(objectives)))
+
+
+async def test_a_replica_that_cached_a_deleted_run_steps_the_recreated_one(store_kind, request):
+    first, second = replicas(store_kind, request)
+    config = spard.SpardConfig()
+    await first.create(KEY, ["a", "b", "c"], config, None, StreamingConfig())
+    await first.step(KEY, 0, batch(0, "abc"), False)  # the first replica caches K = 3
+
+    await second.delete(KEY)
+    await second.create(KEY, ["a", "b"], config, None, StreamingConfig())
+    for t in range(2):  # every valid step of the new run, not only the first
+        result = await first.step(KEY, t, batch(t, "ab"), False)
+        assert result.objectives == ("a", "b")
+        assert not result.replayed
+    with pytest.raises(spard.InputError):  # still refused when the stored run refuses it
+        await first.step(KEY, 2, batch(2, "abc"), False)
+    await first.store.close()
+    if second.store is not first.store:
+        await second.store.close()

@@ -187,10 +187,12 @@ class RunService:
                     return_advantages=return_advantages,
                     request_id=request_id,
                 )
-            except (spard.StepOrderError, spard.StepConflictError):
+            except (spard.StepOrderError, spard.StepConflictError, spard.InputError):
                 if loaded.fresh:
                     raise
-                loaded = await self._load(key)  # the cache may predate an import
+                # The cache may predate an import, or hold a run deleted and created again by
+                # another replica (other objectives): only the stored run can refuse a step.
+                loaded = await self._load(key)
                 continue
             if result.replayed:
                 if loaded.fresh:
