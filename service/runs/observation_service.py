@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import spard
 from spard.service.protocol.errors import (
     PayloadTooLargeError,
+    RunChangedError,
     RunNotFoundError,
     ServiceUnavailableError,
     StepNotCommittableError,
@@ -100,17 +101,31 @@ class ObservationService:
 
     async def _commit_if_possible(self, key: RunKey, step: int) -> bool:
         """Commit a step the rules make due; one with nothing usable (no observations, or
-        every group incomplete under "drop") stays open."""
+        every group incomplete under "drop") stays open, and so does one of a run deleted and
+        created again meanwhile (its observations belong to the deleted run)."""
         try:
             await self.commit(key, step, return_advantages=False)
-        except (StepNotCommittableError, spard.InputError):
+        except (StepNotCommittableError, spard.InputError, RunChangedError):
             return False
         return True
 
     async def commit(self, key: RunKey, step: int, *, return_advantages: bool) -> Commit:
         """Close ``step`` and step the engine on what arrived, exactly once (a commit sent
         again, to any replica, replays the stored result). Open earlier steps go first, in
-        order, each once: one that cannot be committed stays open and is not retried here."""
+        order, each once: one that cannot be committed stays open and is not retried here.
+        A run deleted and created again meanwhile raises :class:`RunChangedError`: what was
+        sealed belongs to the deleted run and is applied to neither."""
+        try:
+            return await self._commit(key, step, return_advantages)
+        except RunRecreatedError:
+            raise RunChangedError(
+                f"run {key.run_id!r} was deleted and created again while step {step} was "
+                "committed: nothing was applied to the new run; send the commit again to "
+                "commit its own observations",
+                field="run_id",
+            ) from None
+
+    async def _commit(self, key: RunKey, step: int, return_advantages: bool) -> Commit:
         try:
             meta = await self.runs.meta(key)
             sealed = await self.store.seal(key, meta.incarnation, step, self.retention)
@@ -147,5 +162,7 @@ class ObservationService:
             message = nothing_to_commit(step, sealed.last_step)
             raise StepNotCommittableError(message, field="step")
         batch = assemble(sealed.observed, len(meta.objectives), meta.streaming, self.max_scores)
-        result = await self.runs.step(key, step, batch.scores, return_advantages)
+        result = await self.runs.step(
+            key, step, batch.scores, return_advantages, incarnation=meta.incarnation
+        )
         return result, batch

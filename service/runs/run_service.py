@@ -36,6 +36,7 @@ from spard.service.runs.store import (
     HistoryRecord,
     RunKey,
     RunMeta,
+    RunRecreatedError,
     Store,
     StoredRun,
     WriteStatus,
@@ -156,12 +157,15 @@ class RunService:
         return_advantages: bool,
         *,
         request_id: str | None = None,
+        incarnation: str | None = None,
     ) -> spard.StepResult:
         """Apply (or replay) one step exactly once, whatever the concurrency; ``request_id``
         (the client's idempotency key) is stored with the step, so a retry of a step without an
-        index replays it rather than applying the batch again."""
+        index replays it rather than applying the batch again. With ``incarnation``, the step
+        applies only to that incarnation of the run (observations of a run deleted meanwhile
+        must not reach its successor): :class:`RunRecreatedError` otherwise."""
         try:
-            result = await self._step(key, step, scores, return_advantages, request_id)
+            result = await self._step(key, step, scores, return_advantages, request_id, incarnation)
         except spard.SpardError:
             self.events.step("rejected")
             raise
@@ -175,10 +179,16 @@ class RunService:
         scores: np.ndarray[Any, Any],
         return_advantages: bool,
         request_id: str | None,
+        incarnation: str | None,
     ) -> spard.StepResult:
         cached = self._cache.get(key)
         loaded = replace(cached, fresh=False) if cached else await self._load(key)
         for _ in range(_MAX_ATTEMPTS):
+            if incarnation is not None and loaded.meta.incarnation != incarnation:
+                if loaded.fresh:
+                    raise RunRecreatedError(key.run_id)
+                loaded = await self._load(key)
+                continue
             try:
                 result, state = spard.step(
                     loaded.state,
