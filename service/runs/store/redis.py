@@ -72,8 +72,14 @@ _UNAVAILABLE = (
     redis_errors.ClusterDownError,
     redis_errors.TryAgainError,
     redis_errors.MasterDownError,
+    redis_errors.OutOfMemoryError,  # maxmemory reached: a write is refused before it starts
+    redis_errors.ReadOnlyError,  # a replica promoted or demoted under us
     OSError,
 )
+# Error replies redis-py has no class for that say "not now" rather than "wrong request": a
+# script running past busy-reply-threshold, a primary without enough replicas or unable to
+# persist. Any other error reply is a bug here, and stays a 500.
+_TRANSIENT_REPLIES = ("BUSY ", "NOREPLICAS ", "MISCONF ")
 _INDEX_EVERY_S = 5.0  # how often one replica refreshes a run's entry in the active index
 _UPGRADE_TRIES = 16
 _RUN_FIELDS = ["state", "summary", "etag", "last_step", "weights", "meta"]
@@ -150,6 +156,10 @@ class RedisStore:
             raise StoreUnavailableError(
                 f"Redis is unavailable ({operation}: {type(exc).__name__}: {exc})"
             ) from exc
+        except redis_errors.ResponseError as exc:
+            if not str(exc).startswith(_TRANSIENT_REPLIES):
+                raise
+            raise StoreUnavailableError(f"Redis is unavailable ({operation}: {exc})") from exc
 
     async def _index(self, key: RunKey, now: float) -> None:
         if now - self._indexed.get(key, 0.0) < _INDEX_EVERY_S:
