@@ -163,6 +163,13 @@ def step(
 
 def _step_index(state: State, step: int | None) -> int:
     if step is None:
+        if state.last_step is not None and state.last_step >= MAX_STEP:
+            # The next index would be one no store keeps exactly (nor the loader accepts).
+            raise InputError(
+                f"step: the last applied step is {state.last_step}, the largest index; no "
+                "step can follow it",
+                field="step",
+            )
         return 0 if state.last_step is None else state.last_step + 1
     if (
         isinstance(step, bool)
