@@ -107,3 +107,23 @@ async def test_a_busy_redis_is_a_503_to_retry(redis_server):
         assert after - before == 2
         step = await client.post("/v1/runs/busy/steps", json={"step": 0, "scores": batch(0)})
         assert step.status_code == 200, step.text
+
+
+async def test_metrics_stay_scrapeable_while_redis_is_down(redis_server):
+    settings = service_settings("redis", redis_server, redis_timeout_s=0.5)
+    async with service_client(settings) as client:
+        body = {"run_id": "down", "objectives": OBJECTIVES}
+        assert (await client.post("/v1/runs", json=body)).status_code == 201
+        up = (await client.get("/metrics")).text
+        assert 'run_id="down"' in up
+        redis_server.kill()
+        try:
+            failed = await client.post("/v1/runs/down/steps", json={"scores": batch(0)})
+            assert_retry_later(failed)
+            scrape = await client.get("/metrics")
+        finally:
+            redis_server.start()
+        assert scrape.status_code == 200, scrape.text
+        assert store_errors(scrape.text) >= store_errors(up) + 1
+        assert 'run_id="down"' not in scrape.text  # per-run series need the store
+        assert "spard_http_request_duration_seconds" in scrape.text

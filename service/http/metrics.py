@@ -24,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from spard.service.protocol.errors import StoreUnavailableError
 from spard.service.runs.run_service import StepOutcomeName
 from spard.service.runs.store import RunKey, Store
 from spard.service.settings import Settings
@@ -122,7 +123,13 @@ async def render_metrics(
     if tenants is None:
         return _process_metrics(), CONTENT_TYPE_LATEST
     since = time.time() - settings.metrics_run_window_s
-    summaries = await store.recent_runs(since, settings.metrics_max_runs)
+    try:
+        summaries = await store.recent_runs(since, settings.metrics_max_runs)
+    except StoreUnavailableError:
+        # The process metrics, spard_store_errors_total first of all, matter most during the
+        # outage: a scrape then has them without the per-run series.
+        STORE_ERRORS.inc()
+        return _process_metrics(), CONTENT_TYPE_LATEST
     if tenants != "*":
         summaries = [(key, raw) for key, raw in summaries if key.tenant == tenants]
     registry = CollectorRegistry(auto_describe=False)
