@@ -90,6 +90,18 @@ async def test_a_create_sent_again_with_its_key_gets_its_run(client):
     assert (await client.post("/v1/runs", json=body)).status_code == 409
 
 
+async def test_a_create_without_run_id_sent_again_with_its_key_makes_one_run(client):
+    body = {"objectives": OBJECTIVES}
+    headers = {IDEMPOTENCY_HEADER: "create-anonymous"}
+    first = await client.post("/v1/runs", json=body, headers=headers)
+    again = await client.post("/v1/runs", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["run_id"] == first.json()["run_id"]
+    assert again.json()["created_at"] == first.json()["created_at"]
+    other = await client.post("/v1/runs", json=body, headers={IDEMPOTENCY_HEADER: "another"})
+    assert other.json()["run_id"] != first.json()["run_id"]
+
+
 @pytest.mark.parametrize("key", ["x" * 129, "new\nline"])
 async def test_a_bad_key_is_refused_naming_the_header(client, key):
     await client.post("/v1/runs", json={"run_id": "k", "objectives": OBJECTIVES})
