@@ -11,6 +11,7 @@ back as the JSON the store holds; computed results (a step) come back as engine 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import time
 from collections import OrderedDict
@@ -21,7 +22,12 @@ import numpy as np
 import orjson
 
 import spard
-from spard.service.protocol.errors import RunExistsError, RunNotFoundError, ServiceUnavailableError
+from spard.service.protocol.errors import (
+    IdempotencyKeyReusedError,
+    RunExistsError,
+    RunNotFoundError,
+    ServiceUnavailableError,
+)
 from spard.service.protocol.streaming import StreamingConfig
 from spard.service.runs.importing import checked_import
 from spard.service.runs.ledger import DEFAULT_MAX_OPEN_STEPS
@@ -114,15 +120,23 @@ class RunService:
     ) -> SummaryJson:
         """Create a run; raises :class:`RunExistsError` if the id is taken, unless by a create
         with the same ``request_id`` (a retry whose first attempt went through): that one gets
-        the run's summary."""
+        the run's summary if it asks for the same run, else :class:`IdempotencyKeyReusedError`."""
         state = spard.init(objectives, config, prior_weights=prior_weights)
         now = time.time()
-        meta = RunMeta(secrets.token_hex(12), state.objectives, streaming, request_id)
+        digest = None if request_id is None else _create_digest(state, streaming)
+        meta = RunMeta(secrets.token_hex(12), state.objectives, streaming, request_id, digest)
         record = run_record(key.run_id, state, meta, created_at=now)
         if not await self.store.create(key, record, meta):
             if request_id is not None:
                 with contextlib.suppress(RunNotFoundError):
-                    if (await self.meta(key, reload=True)).created_by == request_id:
+                    existing = await self.meta(key, reload=True)
+                    if existing.created_by == request_id:
+                        if existing.create_digest not in (None, digest):
+                            raise IdempotencyKeyReusedError(
+                                f"Idempotency-Key {request_id!r} created run {key.run_id!r} "
+                                "with another body: use a new key for another run",
+                                field="Idempotency-Key",
+                            )
                         return await self.summary(key)
             raise RunExistsError(f"run {key.run_id!r} already exists", field="run_id")
         self._remember(key, _Loaded(record.etag, state, now, True, meta))
@@ -294,6 +308,18 @@ def _decode(stored: StoredRun) -> _Loaded:
     return _Loaded(
         stored.record.etag, state, created_at_of(stored.record.summary), True, stored.meta
     )
+
+
+def _create_digest(state: spard.State, streaming: StreamingConfig) -> str:
+    """What a create asked for, in canonical form: two bodies meaning the same run (names
+    normalised, prior weights scaled, config defaults filled) have the same digest."""
+    document = [
+        state.objectives,
+        state.config.model_dump(mode="json"),
+        state.prior_weights.tolist(),
+        streaming.model_dump(mode="json"),
+    ]
+    return hashlib.sha256(orjson.dumps(document)).hexdigest()[:32]
 
 
 def _not_found(key: RunKey) -> RunNotFoundError:

@@ -35,6 +35,7 @@ class RunMeta:
     objectives: tuple[str, ...]
     streaming: StreamingConfig
     created_by: str | None = None  # the create request's idempotency key, if it sent one
+    create_digest: str | None = None  # what that create asked for (a retry must ask the same)
 
     def to_json(self) -> bytes:
         """The stored form."""
@@ -44,6 +45,7 @@ class RunMeta:
                 "objectives": self.objectives,
                 "streaming": self.streaming.model_dump(mode="json"),
                 "created_by": self.created_by,
+                "create_digest": self.create_digest,
             }
         )
 
@@ -53,7 +55,11 @@ class RunMeta:
         meta = orjson.loads(data)
         streaming = StreamingConfig.model_validate(meta["streaming"])
         return cls(
-            meta["incarnation"], tuple(meta["objectives"]), streaming, meta.get("created_by")
+            meta["incarnation"],
+            tuple(meta["objectives"]),
+            streaming,
+            meta.get("created_by"),
+            meta.get("create_digest"),  # absent in runs created before it was kept
         )
 
 
