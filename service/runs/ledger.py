@@ -40,7 +40,8 @@ class ObserveOutcome:
     """What a store did with the observations of one step.
 
     ``status``: "ok"; "late" (the step is sealed or applied: nothing stored); "full" (the step
-    would be one more open step than the run may hold: nothing stored); "too_large" (the step's
+    would be one more open step than the run may hold: nothing stored; ``open_before`` says
+    which, so commit_on_next_step can commit them first); "too_large" (the step's
     batch could grow to ``groups`` x ``width`` cells, over ``max_cells``: nothing stored);
     "missing" (no such run); "reload" (the run was recreated: the caller's metadata is stale).
     ``conflicts`` / ``overflow`` index the observations passed in; ``open_before`` lists
@@ -199,7 +200,8 @@ class ObservationLedger:
         if step <= last or (book is not None and book.sealed):
             return ObserveOutcome("late", step=step)
         if book is None and sum(s > last for s in self._steps) >= limits.max_open_steps:
-            return ObserveOutcome("full", step=step)
+            open_steps = sorted(s for s in self._steps if last < s < step)
+            return ObserveOutcome("full", step=step, open_before=open_steps)
         group_size = limits.group_size
         groups, width = (book or _StepBook()).bound_after(items, group_size)
         if groups * width > limits.max_cells:

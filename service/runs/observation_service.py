@@ -76,6 +76,11 @@ class ObservationService:
         )
         for step, (positions, items) in by_step.items():
             outcome = await self.store.observe(key, meta.incarnation, step, items, limits)
+            if outcome.status == "full" and meta.streaming.commit_on_next_step:
+                # The rule commits the open steps once a later one arrives: when they fill the
+                # run, commit them first to make room, rather than refuse the later step.
+                await self._auto_commit(key, meta, outcome, report)
+                outcome = await self.store.observe(key, meta.incarnation, step, items, limits)
             if outcome.status == "missing":
                 raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
             if outcome.status == "full":

@@ -254,7 +254,8 @@ class RedisStore:
         if status is ObserveReply.LATE:
             return ObserveOutcome("late", step=int(reply[1]))
         if status is ObserveReply.FULL:
-            return ObserveOutcome("full", step=int(reply[1]))
+            open_steps = [int(s) for s in reply[2]]
+            return ObserveOutcome("full", step=int(reply[1]), open_before=open_steps)
         if status is ObserveReply.TOO_LARGE:
             groups, width = int(reply[2]), int(reply[3])
             return ObserveOutcome("too_large", step=int(reply[1]), groups=groups, width=width)

@@ -19,7 +19,7 @@ class CommitReply(IntEnum):
 
 
 class ObserveReply(IntEnum):
-    """OBSERVE: ``{MISSING}``, ``{RECREATED}``, ``{LATE, step}``, ``{FULL, step}``,
+    """OBSERVE: ``{MISSING}``, ``{RECREATED}``, ``{LATE, step}``, ``{FULL, step, open_before}``,
     ``{TOO_LARGE, step, groups, width}`` or
     ``{OK, step, accepted, duplicates, complete, conflicts, overflow, open_before}``."""
 
@@ -150,7 +150,7 @@ local obs = KEYS[3] .. ':' .. step
 if step <= last or redis.call('HEXISTS', obs, '#sealed') == 1 then return {$LATE, step} end
 if redis.call('EXISTS', obs) == 0
    and redis.call('ZCOUNT', KEYS[3], '(' .. last, '+inf') >= tonumber(ARGV[5]) then
-  return {$FULL, step}
+  return {$FULL, step, redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. step)}
 end
 local group_size = tonumber(ARGV[3])
 local count = (#ARGV - 6) / 4
