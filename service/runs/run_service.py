@@ -86,6 +86,7 @@ class RunOptions:
     step_retention: int = 8  # step responses kept per run (replays, commits of late steps)
     max_open_steps: int = DEFAULT_MAX_OPEN_STEPS  # steps holding observations not applied yet
     max_scores: int = 4 * 2**20  # N*G*K of a step, batch or assembled from observations
+    cache_bytes: int = 256 * 2**20  # decoded states a replica keeps, by their stored size
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class _Loaded:
     created_at: float
     fresh: bool  # read from the store for this request, not from the cache
     meta: RunMeta
+    size: int  # bytes of the stored state: what the cache counts
 
 
 class RunService:
@@ -107,6 +109,7 @@ class RunService:
         self.options = options or RunOptions()
         self.events: RunEvents = events or NoEvents()
         self._cache: OrderedDict[RunKey, _Loaded] = OrderedDict()
+        self._cached_bytes = 0
 
     async def create(
         self,
@@ -139,7 +142,7 @@ class RunService:
                             )
                         return await self.summary(key)
             raise RunExistsError(f"run {key.run_id!r} already exists", field="run_id")
-        self._remember(key, _Loaded(record.etag, state, now, True, meta))
+        self._remember(key, _Loaded(record.etag, state, now, True, meta, len(record.state)))
         return SummaryJson(record.summary)
 
     async def meta(self, key: RunKey, *, reload: bool = False) -> RunMeta:
@@ -232,10 +235,12 @@ class RunService:
             )
             status = await self.store.commit(key, loaded.etag, record, entry)
             if status is WriteStatus.APPLIED:
-                self._remember(key, replace(loaded, etag=record.etag, state=state, fresh=False))
+                size = len(record.state)
+                cached = replace(loaded, etag=record.etag, state=state, fresh=False, size=size)
+                self._remember(key, cached)
                 return result
             if status is WriteStatus.MISSING:
-                self._cache.pop(key, None)
+                self._forget(key)
                 raise _not_found(key)
             # Read the run afresh, metadata included: the run may have been deleted and
             # created again (other objectives, other streaming settings) by another replica.
@@ -271,12 +276,12 @@ class RunService:
         record = run_record(key.run_id, state, meta, created_at=created_at)
         if not await self.store.replace(key, record):
             raise _not_found(key)
-        self._remember(key, _Loaded(record.etag, state, created_at, False, meta))
+        self._remember(key, _Loaded(record.etag, state, created_at, False, meta, len(record.state)))
         return SummaryJson(record.summary)
 
     async def delete(self, key: RunKey) -> None:
         """Delete a run and its history."""
-        self._cache.pop(key, None)
+        self._forget(key)
         if not await self.store.delete(key):
             raise _not_found(key)
 
@@ -290,23 +295,40 @@ class RunService:
     async def _load(self, key: RunKey) -> _Loaded:
         stored = await self.store.load(key)
         if stored is None:
-            self._cache.pop(key, None)
+            self._forget(key)
             raise _not_found(key)
         loaded = _decode(stored)
         self._remember(key, loaded)
         return loaded
 
     def _remember(self, key: RunKey, loaded: _Loaded) -> None:
+        """Cache a decoded state, within a budget of bytes as well as runs: a few runs with
+        large states must not grow a replica without bound. A state over the whole budget
+        is not kept (every step of its run reads it from the store)."""
+        self._forget(key)
+        if loaded.size > self.options.cache_bytes:
+            return
         self._cache[key] = loaded
-        self._cache.move_to_end(key)
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._cached_bytes += loaded.size
+        while len(self._cache) > _CACHE_SIZE or self._cached_bytes > self.options.cache_bytes:
+            self._forget(next(iter(self._cache)))
+
+    def _forget(self, key: RunKey) -> None:
+        dropped = self._cache.pop(key, None)
+        if dropped is not None:
+            self._cached_bytes -= dropped.size
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of the stored states this replica keeps decoded."""
+        return self._cached_bytes
 
 
 def _decode(stored: StoredRun) -> _Loaded:
     state = spard.State.from_dict(orjson.loads(stored.record.state))
+    created_at = created_at_of(stored.record.summary)
     return _Loaded(
-        stored.record.etag, state, created_at_of(stored.record.summary), True, stored.meta
+        stored.record.etag, state, created_at, True, stored.meta, len(stored.record.state)
     )
 
 
