@@ -78,3 +78,21 @@ async def test_assigning_rollout_indices_is_linear(store_kind, request):
         assert commit.status_code == 200, commit.text
         # Each observation is stored once: nothing was dropped or doubled.
         assert commit.json()["observations"] == 2048 + 8000
+
+
+async def test_steps_from_1e14_on_keep_their_own_observations(client):
+    await client.post("/v1/runs", json={"run_id": "far", "objectives": OBJECTIVES})
+    first = 10**14
+    for step in (first, first + 1):
+        pair = {"observations": [observation(0, rollout=r, step=step) for r in range(2)]}
+        answer = await client.post("/v1/runs/far/observations", json=pair)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["steps"] == [step]
+    for step in (first, first + 1):
+        commit = await client.post(f"/v1/runs/far/steps/{step}/commit")
+        assert commit.status_code == 200, commit.text
+        assert commit.json()["step"] == step
+        assert commit.json()["observations"] == 2
+    # Open steps sent without a step index resolve past them, exactly.
+    sent = await client.post("/v1/runs/far/observations", json={**observation(0), "step": None})
+    assert sent.json()["steps"] == [first + 2]

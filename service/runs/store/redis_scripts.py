@@ -43,6 +43,12 @@ def _lua(source: str, codes: type[IntEnum]) -> str:
     return Template(source).substitute({code.name: int(code) for code in codes})
 
 
+# Shared by the scripts: a step number as text. Lua writes numbers with %.14g, so steps from
+# 1e14 on would print alike ("1e+14") and share one key or member; %d is exact to 2**53.
+INTEGER = """
+local function int(n) return string.format('%d', n) end
+"""
+
 # Shared by the scripts: drop the observation hashes of steps in a score range of KEYS[3].
 DROP_OBSERVATIONS = """
 local function drop_observations(low, high)
@@ -134,7 +140,8 @@ return 1
 # observation whose id is stored in an earlier kept step is a duplicate (see
 # spard.service.runs.ledger).
 OBSERVE = _lua(
-    """
+    INTEGER
+    + """
 local run = redis.call('HMGET', KEYS[1], 'incarnation', 'last_step')
 if not run[1] then return {$MISSING} end
 if run[1] ~= ARGV[1] then return {$RECREATED} end
@@ -143,14 +150,14 @@ local step = tonumber(ARGV[2])
 local earlier = {}
 if step < 0 then
   step = last + 1
-  while redis.call('HEXISTS', KEYS[3] .. ':' .. step, '#sealed') == 1 do step = step + 1 end
-  earlier = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. step)
+  while redis.call('HEXISTS', KEYS[3] .. ':' .. int(step), '#sealed') == 1 do step = step + 1 end
+  earlier = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. int(step))
 end
-local obs = KEYS[3] .. ':' .. step
+local obs = KEYS[3] .. ':' .. int(step)
 if step <= last or redis.call('HEXISTS', obs, '#sealed') == 1 then return {$LATE, step} end
 if redis.call('EXISTS', obs) == 0
-   and redis.call('ZCOUNT', KEYS[3], '(' .. last, '+inf') >= tonumber(ARGV[5]) then
-  return {$FULL, step, redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. step)}
+   and redis.call('ZCOUNT', KEYS[3], '(' .. int(last), '+inf') >= tonumber(ARGV[5]) then
+  return {$FULL, step, redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. int(last), '(' .. int(step))}
 end
 local group_size = tonumber(ARGV[3])
 local count = (#ARGV - 6) / 4
@@ -229,13 +236,13 @@ for i = 0, count - 1 do
   end
 end
 redis.call('HSET', obs, '#width', stored_width)
-redis.call('ZADD', KEYS[3], step, step)
+redis.call('ZADD', KEYS[3], int(step), int(step))
 if tonumber(ARGV[4]) > 0 then
   redis.call('EXPIRE', obs, ARGV[4])
   redis.call('EXPIRE', KEYS[3], ARGV[4])
 end
 local complete = tonumber(redis.call('HGET', obs, '#complete') or '0')
-local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. step)
+local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. int(last), '(' .. int(step))
 return {$OK, step, accepted, duplicates, complete, conflicts, overflow, open}
 """,
     ObserveReply,
@@ -244,7 +251,8 @@ return {$OK, step, accepted, duplicates, complete, conflicts, overflow, open}
 # KEYS: run, history, obs. ARGV: step, retention, incarnation. Replies: SealReply (RECREATED:
 # the caller's metadata is stale).
 SEAL = _lua(
-    DROP_OBSERVATIONS
+    INTEGER
+    + DROP_OBSERVATIONS
     + """
 local run = redis.call('HMGET', KEYS[1], 'last_step', 'incarnation')
 if not run[1] then return {$MISSING} end
@@ -256,8 +264,8 @@ if redis.call('EXISTS', obs) == 1 then
   redis.call('HSET', obs, '#sealed', 1)
   fields = redis.call('HGETALL', obs)
 end
-drop_observations('-inf', last - tonumber(ARGV[2]))
-local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. ARGV[1])
+drop_observations('-inf', int(last - tonumber(ARGV[2])))
+local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. int(last), '(' .. ARGV[1])
 return {$SEALED, last, fields, open}
 """,
     SealReply,
