@@ -3,7 +3,10 @@ a value a step refuses is refused with 422 naming it, and its step stays committ
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+
+import spard
 
 pytestmark = pytest.mark.anyio
 OBJECTIVES = ["a", "b"]
@@ -35,3 +38,27 @@ async def test_integers_and_bounds_are_scores(client):
     ok = {"step": 0, "group_id": 0, "scores": {"a": 1, "b": -1e100}}
     answer = await client.post("/v1/runs/i/observations", json=ok)
     assert answer.status_code == 200, answer.text
+
+
+def test_minus_zero_replays_a_step_sent_with_zero():
+    scores = np.array([[[0.0, 1.0], [0.5, 0.0]]])
+    applied, state = spard.step(spard.init(OBJECTIVES), scores, step=0)
+    again, _ = spard.step(state, np.where(scores == 0, -0.0, scores), step=0)
+    assert again.replayed
+    np.testing.assert_array_equal(applied.sample_weights, again.sample_weights)
+
+
+async def test_minus_zero_is_a_duplicate_of_zero(client):
+    await client.post("/v1/runs", json={"run_id": "z", "objectives": OBJECTIVES})
+    first = {"step": 0, "group_id": 0, "rollout_index": 0, "scores": {"a": 0.0, "b": 1}}
+    assert (await client.post("/v1/runs/z/observations", json=first)).json()["accepted"] == 1
+    minus = {**first, "scores": {"a": -0.0, "b": 1}}  # JSON keeps the sign: -0.0
+    again = (await client.post("/v1/runs/z/observations", json=minus)).json()
+    assert again["duplicates"] == 1
+    assert again["conflicts"] == []
+    step = {"step": 1, "scores": [[[0.0, 1.0], [1.0, 0.0]]]}
+    assert (await client.post("/v1/runs/z/steps", json=step)).status_code == 200
+    minus_step = {"step": 1, "scores": [[[-0.0, 1.0], [1.0, -0.0]]]}
+    replay = await client.post("/v1/runs/z/steps", json=minus_step)
+    assert replay.status_code == 200, replay.text
+    assert replay.json()["replayed"] is True

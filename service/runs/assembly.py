@@ -84,7 +84,8 @@ def encode_scores(
                 f"{where}.{name}: unknown objective; the run has {list(objectives)}",
                 field=f"{where}.{name}",
             )
-        vector[position] = None if value is None else float(value)
+        # + 0.0 turns -0.0 into 0.0: the stored bytes decide duplicate or conflict.
+        vector[position] = None if value is None else float(value) + 0.0
     return orjson.dumps(vector)
 
 
