@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     )
 
     max_body_bytes: int = Field(64 * 2**20, gt=0, description="request body limit (413)")
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="time to receive a request's whole body (408 past it)"
+    )
     max_scores: int = Field(4 * 2**20, gt=0, description="limit of N*G*K in one step (413)")
     max_objectives: int = Field(64, gt=0)
     max_observations: int = Field(10_000, gt=0, description="observations in one request (413)")
