@@ -41,9 +41,13 @@ async def test_observations_that_would_assemble_too_large_a_batch_are_refused(st
         # Refused whole: rollout 0 of group 0 was not stored either.
         again = await client.post("/v1/runs/big/observations", json=observation(0, rollout=0))
         assert again.json()["accepted"] == 1
-        # Rollouts without an index count as possibly widening the group.
+        # Rollouts without an index count as possibly widening their group.
         many = {"observations": [observation(5, step=1) for _ in range(501)]}
         assert (await client.post("/v1/runs/big/observations", json=many)).status_code == 413
+        # ... their own group only: 20 groups of 20 such rollouts fit (400 cells).
+        spread = {"observations": [observation(g % 20, step=2) for g in range(400)]}
+        answer = await client.post("/v1/runs/big/observations", json=spread)
+        assert answer.status_code == 200, answer.text
         commit = await client.post("/v1/runs/big/steps/0/commit")
         assert commit.status_code == 200, commit.text
         assert commit.json()["prompt_ids"] == [0]

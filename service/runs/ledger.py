@@ -156,17 +156,18 @@ class _StepBook:
     def bound_after(self, items: Sequence[ObservationItem], group_size: int) -> tuple[int, int]:
         """(groups, width) that storing ``items`` could give this step at most: the assembled
         batch is groups x width x K. An upper bound computed before anything is stored (an
-        assigned index is at most the largest occupied one plus the assignments), so a request
-        is taken or refused whole."""
+        assigned index is at most the largest occupied one plus its group's assignments), so a
+        request is taken or refused whole."""
         new_groups = {item.group for item in items if item.group not in self.counts}
         width = self.width
-        assigned = 0
+        assigned: dict[str, int] = {}  # per group: an index is assigned within its group
         for item in items:
             if item.rollout_index >= 0:
                 width = max(width, item.rollout_index + 1)
             elif not (item.observation_id and (item.group, item.observation_id) in self.by_id):
-                assigned += 1
-        return len(self.counts) + len(new_groups), group_size or width + assigned
+                assigned[item.group] = assigned.get(item.group, 0) + 1
+        most = max(assigned.values(), default=0)
+        return len(self.counts) + len(new_groups), group_size or width + most
 
 
 class ObservationLedger:

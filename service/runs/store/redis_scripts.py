@@ -163,7 +163,7 @@ local group_size = tonumber(ARGV[3])
 local count = (#ARGV - 6) / 4
 local stored_width = tonumber(redis.call('HGET', obs, '#width') or '0')
 local groups = tonumber(redis.call('HGET', obs, '#groups') or '0')
-local width, assigned, seen = stored_width, 0, {}
+local width, assigned, most, seen = stored_width, {}, 0, {}
 for i = 0, count - 1 do
   local at = 7 + 4 * i
   local group, rollout, id = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
@@ -174,10 +174,11 @@ for i = 0, count - 1 do
   if rollout >= 0 then
     if rollout + 1 > width then width = rollout + 1 end
   elseif id == '' or redis.call('HEXISTS', obs, 'k|' .. group .. '|' .. id) == 0 then
-    assigned = assigned + 1
+    assigned[group] = (assigned[group] or 0) + 1
+    if assigned[group] > most then most = assigned[group] end
   end
 end
-if group_size > 0 then width = group_size else width = width + assigned end
+if group_size > 0 then width = group_size else width = width + most end
 if groups * width > tonumber(ARGV[6]) then return {$TOO_LARGE, step, groups, width} end
 local accepted, duplicates, conflicts, overflow = 0, 0, {}, {}
 local function stored_earlier(group, id)
