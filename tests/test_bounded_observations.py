@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 from conftest import service_client, service_settings
 
 pytestmark = pytest.mark.anyio
@@ -64,6 +65,19 @@ async def test_a_fixed_group_size_bounds_the_groups(store_kind, request):
         assert "6 groups x 4 rollouts x 2 objectives = 48 scores" in sixth.json()["detail"]
 
 
+def _cpu_seconds(store_kind, request):
+    """CPU time of whoever does the store's work: redis-server, or this process."""
+    if store_kind == "memory":
+        return time.process_time
+    server = redis.Redis(port=request.getfixturevalue("redis_server").port)
+
+    def used() -> float:
+        info = server.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    return used
+
+
 async def test_assigning_rollout_indices_is_linear(store_kind, request):
     # Indices 2048..4095 taken explicitly: each assignment used to probe all of them again
     # from the group's count (16 M probes for this request: seconds in Redis' one thread).
@@ -72,12 +86,13 @@ async def test_assigning_rollout_indices_is_linear(store_kind, request):
         taken = {"observations": [observation(0, rollout=r) for r in range(2048, 4096)]}
         assert (await client.post("/v1/runs/lin/observations", json=taken)).status_code == 200
         appended = {"observations": [observation(0) for _ in range(8000)]}
-        started = time.perf_counter()
+        cpu = _cpu_seconds(store_kind, request)
+        started = cpu()
         answer = await client.post("/v1/runs/lin/observations", json=appended)
-        elapsed = time.perf_counter() - started
+        used = cpu() - started
         assert answer.status_code == 200, answer.text
         assert answer.json()["accepted"] == 8000
-        assert elapsed < 1.5, elapsed
+        assert used < 1.0, used  # CPU time, not wall time: the suite may share its cores
         commit = await client.post("/v1/runs/lin/steps/0/commit")
         assert commit.status_code == 200, commit.text
         # Each observation is stored once: nothing was dropped or doubled.
