@@ -51,7 +51,17 @@ def busy(server, seconds: float):
     client.config_set("busy-reply-threshold", 20)
     script = threading.Thread(target=client.eval, args=(BUSY_SCRIPT, 0, int(seconds * 1e6)))
     script.start()
-    time.sleep(0.15)  # past the threshold: other clients now get BUSY
+    probe = redis.Redis(port=server.port)
+    deadline = time.monotonic() + seconds / 2
+    while True:  # until the script is past the threshold: other clients then get BUSY
+        try:
+            probe.ping()
+        except redis.ResponseError as exc:
+            if str(exc).startswith("BUSY"):
+                break
+            raise
+        assert time.monotonic() < deadline, "the script did not make Redis busy"
+        time.sleep(0.01)
     try:
         yield
     finally:
@@ -98,7 +108,7 @@ async def test_a_busy_redis_is_a_503_to_retry(redis_server):
         body = {"run_id": "busy", "objectives": OBJECTIVES}
         assert (await client.post("/v1/runs", json=body)).status_code == 201
         before = store_errors((await client.get("/metrics")).text)
-        with busy(redis_server, 1.0):
+        with busy(redis_server, 3.0):
             assert_retry_later(
                 await client.post("/v1/runs/busy/steps", json={"step": 0, "scores": batch(0)})
             )
