@@ -56,9 +56,18 @@ class Settings(BaseSettings):
     )
 
     max_body_bytes: int = Field(64 * 2**20, gt=0, description="request body limit (413)")
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="time to receive a request's whole body (408 past it)"
+    )
     max_scores: int = Field(4 * 2**20, gt=0, description="limit of N*G*K in one step (413)")
     max_objectives: int = Field(64, gt=0)
     max_observations: int = Field(10_000, gt=0, description="observations in one request (413)")
+    cache_bytes: int = Field(
+        256 * 2**20,
+        ge=0,
+        description="decoded run states a replica keeps in memory, by their stored size "
+        "(least recently used dropped first; a larger state is read from the store each step)",
+    )
     max_open_steps: int = Field(
         DEFAULT_MAX_OPEN_STEPS,
         gt=0,

@@ -125,11 +125,7 @@ def step(
         reward_weights = saw_weights(batch, offsets, state.prior_weights)
     else:
         reward_weights = state.reward_weights
-    scored = batch.valid_counts > 0 if rules.data_weights == "radr_mass" else None
-    importance = prompt_importance(batch.dispersion, tracks.scale, reward_weights, scored)
-    sample_weights, zero_signal = data_weights(importance, config)
-    if rules.data_weights == "none":
-        sample_weights = np.ones_like(sample_weights)
+    sample_weights, zero_signal = _sample_weights(batch, tracks, reward_weights, config)
 
     noise = tracks.noise()
     reliability = tracks.reliability(noise, config)
@@ -161,8 +157,27 @@ def step(
     return _result(state, applied, batch, return_advantages, replayed=False), new_state
 
 
+def _sample_weights(
+    batch: BatchStatistics, tracks: ObjectiveTracks, reward_weights: FloatArray, config: SpardConfig
+) -> tuple[FloatArray, BoolArray]:
+    """The data weights of a batch and its zero-signal prompts, given the tracks after it."""
+    scored = batch.valid_counts > 0 if config.rules.data_weights == "radr_mass" else None
+    importance = prompt_importance(batch.dispersion, tracks.scale, reward_weights, scored)
+    sample_weights, zero_signal = data_weights(importance, config)
+    if config.rules.data_weights == "none":
+        sample_weights = np.ones_like(sample_weights)
+    return sample_weights, zero_signal
+
+
 def _step_index(state: State, step: int | None) -> int:
     if step is None:
+        if state.last_step is not None and state.last_step >= MAX_STEP:
+            # The next index would be one no store keeps exactly (nor the loader accepts).
+            raise InputError(
+                f"step: the last applied step is {state.last_step}, the largest index; no "
+                "step can follow it",
+                field="step",
+            )
         return 0 if state.last_step is None else state.last_step + 1
     if (
         isinstance(step, bool)
@@ -178,7 +193,17 @@ def _step_index(state: State, step: int | None) -> int:
 
 def _kept_steps(recent: tuple[AppliedStep, ...], config: SpardConfig) -> tuple[AppliedStep, ...]:
     """The last ``replay_window`` applied steps, fewer if their prompts exceed
-    ``replay_max_prompts`` (the newest is always kept): the state's size stays bounded."""
+    ``replay_max_prompts`` (the newest is always kept): the state's size stays bounded.
+
+    A newest step with more prompts than that alone is kept without its (N,) arrays: its
+    replay recomputes them from the state after it (see :func:`_replay`), so a state's size
+    does not grow with N. Such an entry is dropped once another step follows."""
+    *older, newest = recent
+    if newest.sample_weights.size > config.replay_max_prompts:
+        empty = np.empty(0)
+        compact = replace(newest, sample_weights=empty, zero_signal=empty.astype(np.bool_))
+        return (compact,)
+    recent = (*(entry for entry in older if entry.sample_weights.size), newest)
     kept = recent[-config.replay_window :]
     sizes = np.array([entry.sample_weights.size for entry in kept])
     # Newest first: how many prompts the newest j+1 steps hold.
@@ -219,7 +244,13 @@ def _replay(
             "be replayed with the scores it was applied with",
             field="scores",
         )
-    batch = batch_statistics(scores) if return_advantages else None
+    compact = applied.sample_weights.size == 0  # see _kept_steps: only ever the newest step
+    batch = batch_statistics(scores) if return_advantages or compact else None
+    if compact and batch is not None:
+        sample_weights, zero_signal = _sample_weights(
+            batch, state.tracks, applied.reward_weights, state.config
+        )
+        applied = replace(applied, sample_weights=sample_weights, zero_signal=zero_signal)
     return _result(state, applied, batch, return_advantages, replayed=True)
 
 

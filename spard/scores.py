@@ -110,6 +110,7 @@ def _to_float_array(scores: Any, field: str) -> FloatArray:
 def scores_digest(scores: FloatArray) -> str:
     """A fingerprint of a batch, used to tell a faithful replay from a conflicting one."""
     canonical = np.where(np.isnan(scores), np.nan, scores) if np.isnan(scores).any() else scores
+    canonical = canonical + 0.0  # -0.0 + 0.0 is 0.0: one number, one digest
     hasher = hashlib.sha256(np.asarray(scores.shape, dtype="<i8").tobytes())
     contiguous = np.ascontiguousarray(canonical, dtype="<f8")
     hasher.update(contiguous.data.cast("B"))

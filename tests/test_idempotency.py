@@ -90,6 +90,35 @@ async def test_a_create_sent_again_with_its_key_gets_its_run(client):
     assert (await client.post("/v1/runs", json=body)).status_code == 409
 
 
+async def test_a_create_without_run_id_sent_again_with_its_key_makes_one_run(client):
+    body = {"objectives": OBJECTIVES}
+    headers = {IDEMPOTENCY_HEADER: "create-anonymous"}
+    first = await client.post("/v1/runs", json=body, headers=headers)
+    again = await client.post("/v1/runs", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["run_id"] == first.json()["run_id"]
+    assert again.json()["created_at"] == first.json()["created_at"]
+    other = await client.post("/v1/runs", json=body, headers={IDEMPOTENCY_HEADER: "another"})
+    assert other.json()["run_id"] != first.json()["run_id"]
+
+
+@pytest.mark.parametrize("run_id", ["named", None])
+async def test_a_create_key_reused_with_another_body_is_refused(client, run_id):
+    headers = {IDEMPOTENCY_HEADER: f"create-{run_id}"}
+    body = {"objectives": OBJECTIVES, **({"run_id": run_id} if run_id else {})}
+    first = await client.post("/v1/runs", json=body, headers=headers)
+    assert first.status_code == 201
+    # The same run spelled otherwise is the same request.
+    same = {**body, "prior_weights": {"b": 2, "a": 2}, "config": {}}
+    assert (await client.post("/v1/runs", json=same, headers=headers)).status_code == 201
+    for changed in ({"objectives": ["a", "c"]}, {"config": {"warmup": 9}}):
+        refused = await client.post("/v1/runs", json={**body, **changed}, headers=headers)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["field"] == "Idempotency-Key"
+    run = await client.get(f"/v1/runs/{first.json()['run_id']}")
+    assert run.json()["objectives"] == OBJECTIVES
+
+
 @pytest.mark.parametrize("key", ["x" * 129, "new\nline"])
 async def test_a_bad_key_is_refused_naming_the_header(client, key):
     await client.post("/v1/runs", json={"run_id": "k", "objectives": OBJECTIVES})

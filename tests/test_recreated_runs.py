@@ -4,11 +4,13 @@ earlier run's metadata must commit and step with the new run's, never the old on
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 from conftest import service_settings
 
 import spard
 from spard.service.http.app import make_store
+from spard.service.protocol.errors import RunChangedError, status_for
 from spard.service.protocol.streaming import Observation, StreamingConfig
 from spard.service.runs.observation_service import ObservationService
 from spard.service.runs.run_service import RunService
@@ -64,6 +66,78 @@ async def test_a_replica_with_stale_metadata_commits_with_the_new_runs(
     np.testing.assert_array_equal(commit.result.advantages, expected.advantages)
     summary = (await first.store.load_summary(KEY)).decode()
     assert '"group_size":2' in summary
+    await first.store.close()
+    if second.store is not first.store:
+        await second.store.close()
+
+
+def batch(t, objectives):
+    return np.random.default_rng(t).random((3, 2, len(objectives)))
+
+
+async def test_a_replica_that_cached_a_deleted_run_steps_the_recreated_one(store_kind, request):
+    first, second = replicas(store_kind, request)
+    config = spard.SpardConfig()
+    await first.create(KEY, ["a", "b", "c"], config, None, StreamingConfig())
+    await first.step(KEY, 0, batch(0, "abc"), False)  # the first replica caches K = 3
+
+    await second.delete(KEY)
+    await second.create(KEY, ["a", "b"], config, None, StreamingConfig())
+    for t in range(2):  # every valid step of the new run, not only the first
+        result = await first.step(KEY, t, batch(t, "ab"), False)
+        assert result.objectives == ("a", "b")
+        assert not result.replayed
+    with pytest.raises(spard.InputError):  # still refused when the stored run refuses it
+        await first.step(KEY, 2, batch(2, "abc"), False)
+    await first.store.close()
+    if second.store is not first.store:
+        await second.store.close()
+
+
+class _RecreatingStore:
+    """The real store; right after the first seal, another replica deletes the run and creates
+    it again (the race of a commit with delete + create, made deterministic)."""
+
+    def __init__(self, store, other: RunService, objectives):
+        self._store, self._other, self._objectives = store, other, objectives
+        self.raced = False
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def seal(self, *args, **kwargs):
+        sealed = await self._store.seal(*args, **kwargs)
+        if not self.raced:
+            self.raced = True
+            await self._other.delete(KEY)
+            await self._other.create(
+                KEY, self._objectives, spard.SpardConfig(), None, StreamingConfig()
+            )
+        return sealed
+
+
+@pytest.mark.parametrize("open_before", [False, True])
+async def test_a_commit_racing_delete_and_create_applies_nothing_to_the_new_run(
+    store_kind, request, open_before
+):
+    first, second = replicas(store_kind, request)
+    await first.create(KEY, ["a", "b"], spard.SpardConfig(), None, StreamingConfig())
+    racing = RunService(_RecreatingStore(first.store, second, ["a", "b"]))
+    stale = ObservationService(racing)
+    await stale.observe(KEY, observations(0, ["a", "b"], 2))
+    if open_before:  # an open earlier step: sealed after the race, by the old incarnation
+        await stale.observe(KEY, observations(1, ["a", "b"], 2))
+    with pytest.raises(RunChangedError) as refused:
+        await stale.commit(KEY, 1 if open_before else 0, return_advantages=False)
+    assert status_for(refused.value) == 409
+    assert orjson.loads(await second.summary(KEY))["last_step"] is None
+
+    # The new run's own step 0 commits normally.
+    fresh = ObservationService(second)
+    await fresh.observe(KEY, observations(0, ["a", "b"], 2))
+    commit = await fresh.commit(KEY, 0, return_advantages=False)
+    assert commit.result.step == 0
+    assert not commit.result.replayed
     await first.store.close()
     if second.store is not first.store:
         await second.store.close()

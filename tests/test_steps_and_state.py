@@ -177,3 +177,31 @@ def test_sample_weight_summary_matches_numpy_quantiles(prompts):
         else:
             expected = np.quantile(informative, [0.0, 0.1, 0.5, 0.9, 1.0])
             np.testing.assert_allclose(got, expected, rtol=1e-14, atol=0)
+
+
+def test_no_step_follows_the_largest_index():
+    from spard.config import MAX_STEP
+
+    _, state = spard.step(spard.init(["a", "b"]), batch(0), step=MAX_STEP)
+    with pytest.raises(spard.InputError, match="no step can follow") as refused:
+        spard.step(state, batch(1))
+    assert refused.value.field == "step"
+    replay, _ = spard.step(state, batch(0), step=MAX_STEP)  # the last one still replays
+    assert replay.replayed
+
+
+@pytest.mark.anyio
+async def test_the_service_refuses_a_step_after_the_largest_index(client):
+    from spard.config import MAX_STEP
+
+    await client.post("/v1/runs", json={"run_id": "end", "objectives": ["a", "b"]})
+    last = await client.post(
+        "/v1/runs/end/steps", json={"step": MAX_STEP, "scores": batch(0).tolist()}
+    )
+    assert last.status_code == 200
+    after = await client.post("/v1/runs/end/steps", json={"scores": batch(1).tolist()})
+    assert after.status_code == 422
+    assert after.json()["field"] == "step"
+    state = await client.get("/v1/runs/end/state")
+    assert state.json()["last_step"] == MAX_STEP
+    assert (await client.put("/v1/runs/end/state", json=state.json())).status_code == 422

@@ -95,3 +95,35 @@ def test_local_mode_has_the_same_bounds():
     answer = http.post("/v1/runs/b/observations", json=many)
     assert answer.status_code == 422
     assert answer.json()["field"] == "observations"
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+async def test_commit_on_next_step_commits_rather_than_refuses_at_the_limit(
+    store_kind, request, limit
+):
+    from conftest import service_client
+
+    redis = request.getfixturevalue("redis_server") if store_kind == "redis" else None
+    settings = service_settings(store_kind, redis, max_open_steps=limit)
+    async with service_client(settings) as client:
+        body = {
+            "run_id": "auto",
+            "objectives": OBJECTIVES,
+            "streaming": {"commit_on_next_step": True},
+        }
+        await client.post("/v1/runs", json=body)
+
+        def pair(step):
+            return {
+                "observations": [
+                    {"step": step, "group_id": 0, "rollout_index": r, "scores": {"a": r, "b": 1}}
+                    for r in range(2)
+                ]
+            }
+
+        for step in range(4):
+            answer = await client.post("/v1/runs/auto/observations", json=pair(step))
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["committed"] == ([step - 1] if step else [])
+        run = (await client.get("/v1/runs/auto")).json()
+        assert run["last_step"] == 2

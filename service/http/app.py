@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import spard
 from spard.service.http.errors import install_error_handlers
 from spard.service.http.metrics import PrometheusEvents
-from spard.service.http.middleware import BodyLimitMiddleware, TimingMiddleware
+from spard.service.http.middleware import RequestGateMiddleware, TimingMiddleware
 from spard.service.http.routes import observations, ops, runs, steps
 from spard.service.http.routes.docs import install_docs
 from spard.service.runs.observation_service import ObservationService
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = make_store(settings)
-        options = RunOptions(settings.step_retention, settings.max_open_steps)
+        options = RunOptions(settings.step_retention, settings.max_open_steps, settings.max_scores)
         app.state.runs = RunService(store, options, PrometheusEvents())
         app.state.observations = ObservationService(app.state.runs)
         try:
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(observations.router)
     app.include_router(ops.router)
     install_docs(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGateMiddleware, settings=settings)
     app.add_middleware(TimingMiddleware)
     return app
 

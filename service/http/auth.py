@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from fastapi import Request
 
@@ -14,13 +15,19 @@ async def tenant_for(request: Request) -> str:
     """FastAPI dependency: the tenant of the request's API key."""
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
+    return tenant_of(settings, header, request.scope.get("server"))
+
+
+def tenant_of(settings: Settings, authorization: str, server: Any) -> str:
+    """The tenant of an ``Authorization`` header; :class:`UnauthorizedError` for an unknown
+    key, or for none where auth is required. ``server``: the ASGI scope's (host, port)."""
+    scheme, _, key = authorization.partition(" ")
     if scheme.lower() == "bearer" and key:
         for known, tenant in settings.api_keys.items():
             if hmac.compare_digest(known.encode(), key.strip().encode()):
                 return tenant
         raise UnauthorizedError("unknown API key", field="Authorization")
-    if auth_required(request):
+    if required_for(settings, server):
         raise UnauthorizedError(
             "missing API key: send 'Authorization: Bearer <key>'", field="Authorization"
         )
@@ -28,15 +35,19 @@ async def tenant_for(request: Request) -> str:
 
 
 def auth_required(request: Request) -> bool:
+    """The settings' answer, checked against the address the server really listens on."""
+    settings: Settings = request.app.state.settings
+    return required_for(settings, request.scope.get("server"))
+
+
+def required_for(settings: Settings, server: Any) -> bool:
     """The settings' answer, checked against the address the server really listens on: the
     no-auth default for a local in-memory service holds only while it is bound to loopback
     (``uvicorn --host 0.0.0.0`` bypasses ``SPARD_HOST``)."""
-    settings: Settings = request.app.state.settings
     if settings.auth_required:
         return True
     if settings.auth_disabled:
         return False
-    server = request.scope.get("server")
     return server is not None and not is_loopback(str(server[0]))
 
 

@@ -24,6 +24,8 @@ from spard.service.protocol.errors import (
     error_document,
 )
 
+RETRY_AFTER_S = "1"
+
 
 def error_response(
     status: int,
@@ -41,6 +43,8 @@ def _response(
 ) -> Response:
     status = document.status
     headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+    if status == 503:  # every 503 is "try again soon": the store or a run is busy
+        headers.setdefault("Retry-After", RETRY_AFTER_S)
     return Response(
         document.to_json(**extra),
         status_code=status,

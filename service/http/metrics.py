@@ -24,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from spard.service.protocol.errors import StoreUnavailableError
 from spard.service.runs.run_service import StepOutcomeName
 from spard.service.runs.store import RunKey, Store
 from spard.service.settings import Settings
@@ -75,23 +76,43 @@ class _RunCollector:
             labels=run_labels,
         )
         for key, raw in self._summaries:
-            summary = orjson.loads(raw)
+            try:
+                summary = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue  # one unreadable run must not fail the scrape of every tenant
+            if not isinstance(summary, dict):
+                continue
+            stats = summary.get("stats")
+            stats = stats if isinstance(stats, dict) else {}
             ids = [key.tenant, key.run_id]
-            if summary["last_step"] is not None:
+            if _is_number(summary.get("last_step")):
                 last_step.add_metric(ids, summary["last_step"])
-            for objective, weight in summary["reward_weights"].items():
+            for objective, weight in _numbers(summary.get("reward_weights")):
                 families["weight"].add_metric([*ids, objective], weight)
-                for field, value in (summary["stats"] or {}).get(objective, {}).items():
-                    if field in families and value is not None:
+                for field, value in _numbers(stats.get(objective)):
+                    if field in families:
                         families[field].add_metric([*ids, objective], value)
             weights = summary.get("last_sample_weights")
-            if weights:
-                for stat in SAMPLE_WEIGHT_STATS:
-                    if weights[stat] is not None:
-                        sample.add_metric([*ids, stat], weights[stat])
-                zero.add_metric(ids, weights["zero_signal"] / max(weights["prompts"], 1))
+            if isinstance(weights, dict):
+                for stat, value in _numbers(weights):
+                    if stat in SAMPLE_WEIGHT_STATS:
+                        sample.add_metric([*ids, stat], value)
+                if _is_number(weights.get("zero_signal")) and _is_number(weights.get("prompts")):
+                    zero.add_metric(ids, weights["zero_signal"] / max(weights["prompts"], 1))
         yield from families.values()
         yield from (last_step, sample, zero)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numbers(values: object) -> Iterator[tuple[str, float]]:
+    """The numeric members of a summary's mapping (a run's stored document may hold nulls)."""
+    if isinstance(values, dict):
+        for name, value in values.items():
+            if _is_number(value):
+                yield str(name), float(value)
 
 
 async def render_metrics(
@@ -102,7 +123,13 @@ async def render_metrics(
     if tenants is None:
         return _process_metrics(), CONTENT_TYPE_LATEST
     since = time.time() - settings.metrics_run_window_s
-    summaries = await store.recent_runs(since, settings.metrics_max_runs)
+    try:
+        summaries = await store.recent_runs(since, settings.metrics_max_runs)
+    except StoreUnavailableError:
+        # The process metrics, spard_store_errors_total first of all, matter most during the
+        # outage: a scrape then has them without the per-run series.
+        STORE_ERRORS.inc()
+        return _process_metrics(), CONTENT_TYPE_LATEST
     if tenants != "*":
         summaries = [(key, raw) for key, raw in summaries if key.tenant == tenants]
     registry = CollectorRegistry(auto_describe=False)

@@ -1,68 +1,113 @@
-"""Pure ASGI middleware (no per-request task overhead): body size limit and request timing."""
+"""Pure ASGI middleware (no per-request task overhead): the request gate and request timing."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from spard.service.http.auth import tenant_of
 from spard.service.http.errors import error_response
 from spard.service.http.metrics import observe_request
+from spard.service.protocol.errors import UnauthorizedError
+from spard.service.settings import Settings
+
+MAX_HEADER_BYTES = 64 * 1024  # far above any real request's headers
+AUTHENTICATED_PREFIX = "/v1/"  # every route under it needs the caller's tenant
 
 
 class _BodyTooLargeError(Exception):
     pass
 
 
-MAX_HEADER_BYTES = 64 * 1024  # far above any real request's headers
+class _DisconnectedError(Exception):
+    pass
 
 
-class BodyLimitMiddleware:
-    """Answer 413 for bodies over ``max_bytes``, declared or streamed (chunked), and 431 for
-    request headers over 64 KiB together."""
+class RequestGateMiddleware:
+    """What a request must pass before the app sees it, cheapest first: headers within 64 KiB
+    together (431); an API key, for the routes that need one, before any body byte is read
+    (401: an unauthenticated client cannot make the service hold its body); then the body,
+    read whole here within ``max_body_bytes`` (413, declared or streamed) and
+    ``body_timeout_s`` (408: a stalled body cannot hold a connection for good).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Reading the body here, not in the app, is what makes a streamed body over the limit a 413
+    everywhere: an error raised from inside the app's body read is turned into a 400 by
+    FastAPI's body parsing."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+        headers = scope["headers"]
+        if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
             message = f"request headers exceed {MAX_HEADER_BYTES} bytes together"
             await error_response(431, message, "headers")(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, receive, send)
+        named = dict(headers)
+        if scope["path"].startswith(AUTHENTICATED_PREFIX):
+            authorization = named.get(b"authorization", b"").decode("latin-1")
+            try:
+                tenant_of(self.settings, authorization, scope.get("server"))
+            except UnauthorizedError as exc:
+                await error_response(401, exc.message, exc.field)(scope, receive, send)
+                return
+        declared = named.get(b"content-length")
+        limit = self.settings.max_body_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send)
             return
-        received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _BodyTooLargeError
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            body = await asyncio.wait_for(self._read(receive), self.settings.body_timeout_s)
         except _BodyTooLargeError:
-            if started:
-                raise
-            await self._reject(scope, receive, send)
+            await self._too_large(scope, receive, send)
+            return
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            message = f"request body not received within {self.settings.body_timeout_s:g} s"
+            await error_response(408, message, "body")(scope, receive, send)
+            return
+        except _DisconnectedError:
+            return  # the client went away: nobody to answer
+        await self.app(scope, _replay(body, receive), send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = f"request body exceeds the limit of {self.max_bytes} bytes"
+    async def _read(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _DisconnectedError
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.settings.max_body_bytes:
+                raise _BodyTooLargeError
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body exceeds the limit of {self.settings.max_body_bytes} bytes"
         await error_response(413, message, "body")(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the app the body read already, then the client's own messages
+    (a disconnect)."""
+    given = False
+
+    async def replayed() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
 
 
 class TimingMiddleware:

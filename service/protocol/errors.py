@@ -32,6 +32,15 @@ class RunExistsError(ServiceError):
     """The run id is taken."""
 
 
+class IdempotencyKeyReusedError(ServiceError):
+    """An idempotency key sent again with a request that asks for something else."""
+
+
+class RunChangedError(ServiceError):
+    """The run was deleted and created again while the request worked on it: nothing was
+    applied to the new run."""
+
+
 class StepNotCommittableError(ServiceError):
     """Nothing to commit: no observations arrived, or they are no longer kept."""
 
@@ -67,6 +76,8 @@ class StoreUnavailableError(Exception):
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     RunNotFoundError: 404,
     RunExistsError: 409,
+    RunChangedError: 409,
+    IdempotencyKeyReusedError: 409,
     StepNotCommittableError: 409,
     TooManyOpenStepsError: 409,
     PayloadTooLargeError: 413,

@@ -29,9 +29,11 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StrictInt,
     StringConstraints,
     ValidationError,
@@ -40,6 +42,7 @@ from pydantic import (
 
 from spard.config import MAX_STEP, input_error
 from spard.names import OBJECTIVE_NAME_PATTERN
+from spard.scores import MAX_SCORE
 
 GroupId = int | str
 MAX_GROUP_SIZE = 4096
@@ -89,6 +92,23 @@ GroupIdText = Annotated[
 ObservationId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
 
+def _within_score_bounds(value: float) -> float:
+    if abs(value) > MAX_SCORE:
+        raise ValueError(f"scores must lie within +/-{MAX_SCORE:g}")
+    return value
+
+
+# What a step's scores may hold, checked as a step checks them (spard.scores.parse_scores): a
+# value the step would refuse, stored, would make its step uncommittable for good. Strict: no
+# true/false, no numeric strings (an int is a number).
+Score = Annotated[
+    float,
+    Strict(),
+    AfterValidator(_within_score_bounds),
+    Field(json_schema_extra={"minimum": -MAX_SCORE, "maximum": MAX_SCORE}),
+]
+
+
 class Observation(BaseModel):
     """One rollout's scores, from any reward worker."""
 
@@ -108,7 +128,7 @@ class Observation(BaseModel):
         description="unique per observation within a group: makes a resend a duplicate, not a "
         "new rollout (with no rollout_index) nor an observation of the next step (with no step)",
     )
-    scores: dict[ObjectiveName, float | None] = Field(
+    scores: dict[ObjectiveName, Score | None] = Field(
         # pydantic documents the key pattern as patternProperties: without this, the schema
         # would allow keys the validation refuses.
         json_schema_extra={"additionalProperties": False},

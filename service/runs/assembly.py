@@ -13,6 +13,7 @@ import orjson
 
 from spard.errors import InputError
 from spard.names import normal_name
+from spard.service.protocol.errors import PayloadTooLargeError
 from spard.service.protocol.streaming import GroupId, Observation, StreamingConfig
 from spard.service.runs.ledger import ObservationItem, ObserveOutcome
 from spard.types import FloatArray
@@ -83,7 +84,8 @@ def encode_scores(
                 f"{where}.{name}: unknown objective; the run has {list(objectives)}",
                 field=f"{where}.{name}",
             )
-        vector[position] = None if value is None else float(value)
+        # + 0.0 turns -0.0 into 0.0: the stored bytes decide duplicate or conflict.
+        vector[position] = None if value is None else float(value) + 0.0
     return orjson.dumps(vector)
 
 
@@ -99,9 +101,14 @@ class AssembledBatch:
 
 
 def assemble(
-    observed: Mapping[tuple[str, int], bytes], num_objectives: int, config: StreamingConfig
+    observed: Mapping[tuple[str, int], bytes],
+    num_objectives: int,
+    config: StreamingConfig,
+    max_scores: int,
 ) -> AssembledBatch:
-    """Build the (N, G, K) batch from ``(group key, rollout index) -> encoded scores``."""
+    """Build the (N, G, K) batch from ``(group key, rollout index) -> encoded scores``; a
+    batch over ``max_scores`` raises :class:`PayloadTooLargeError` before it is allocated
+    (observations refuse it already; this guards steps stored before that check)."""
     if not observed:
         raise InputError("no observations arrived for this step", field="step")
     keys = sorted({group for group, _ in observed}, key=_group_order)
@@ -115,6 +122,14 @@ def assemble(
         raise InputError(
             f"every group of this step has fewer than group_size={width} rollouts "
             "(incomplete_groups='drop')",
+            field="step",
+        )
+    size = len(kept) * width * num_objectives
+    if size > max_scores:
+        raise PayloadTooLargeError(
+            f"step: its observations make {len(kept)} groups x {width} rollouts x "
+            f"{num_objectives} objectives = {size} scores; the limit is {max_scores} "
+            "(SPARD_MAX_SCORES)",
             field="step",
         )
     row = {k: n for n, k in enumerate(kept)}

@@ -25,17 +25,30 @@ class ObservationItem:
 
 
 @dataclass(frozen=True)
+class ObserveLimits:
+    """What bounds the observations of one step: ``group_size`` (0 when unset), the run's open
+    steps, and ``max_cells``, the most groups x rollouts the committed batch may have
+    (SPARD_MAX_SCORES // K): past it a commit would allocate without bound."""
+
+    group_size: int = 0
+    max_open_steps: int = DEFAULT_MAX_OPEN_STEPS
+    max_cells: int = 2**62
+
+
+@dataclass(frozen=True)
 class ObserveOutcome:
     """What a store did with the observations of one step.
 
     ``status``: "ok"; "late" (the step is sealed or applied: nothing stored); "full" (the step
-    would be one more open step than the run may hold: nothing stored); "missing" (no such
-    run); "reload" (the run was recreated: the caller's metadata is stale).
+    would be one more open step than the run may hold: nothing stored; ``open_before`` says
+    which, so commit_on_next_step can commit them first); "too_large" (the step's
+    batch could grow to ``groups`` x ``width`` cells, over ``max_cells``: nothing stored);
+    "missing" (no such run); "reload" (the run was recreated: the caller's metadata is stale).
     ``conflicts`` / ``overflow`` index the observations passed in; ``open_before`` lists
     steps before ``step`` holding observations that are not applied yet.
     """
 
-    status: Literal["ok", "late", "full", "missing", "reload"]
+    status: Literal["ok", "late", "full", "too_large", "missing", "reload"]
     step: int = -1
     accepted: int = 0
     duplicates: int = 0
@@ -43,6 +56,8 @@ class ObserveOutcome:
     conflicts: list[int] = field(default_factory=list)
     overflow: list[int] = field(default_factory=list)
     open_before: list[int] = field(default_factory=list)
+    groups: int = 0
+    width: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,16 @@ def too_many_open_steps(step: int, limit: int) -> str:
     )
 
 
+def batch_too_large(outcome: ObserveOutcome, num_objectives: int, max_scores: int) -> str:
+    """Why a request was refused whole: it could grow its step's batch past the limit."""
+    cells = outcome.groups * outcome.width * num_objectives
+    return (
+        f"observations: step {outcome.step} could then assemble {outcome.groups} groups x "
+        f"{outcome.width} rollouts x {num_objectives} objectives = {cells} scores; the limit "
+        f"is {max_scores} (SPARD_MAX_SCORES): nothing of this request was stored"
+    )
+
+
 def check_step_count(steps: int, limit: int) -> None:
     """Refuse a request whose observations name more than ``limit`` steps."""
     if steps > limit:
@@ -124,7 +149,25 @@ class _StepBook:
         self.counts: dict[str, int] = {}
         self.by_id: dict[tuple[str, str], int] = {}
         self.complete = 0
+        self.width = 0  # largest stored rollout index + 1
+        self.next_free: dict[str, int] = {}  # where the next assignment starts probing
         self.sealed = False
+
+    def bound_after(self, items: Sequence[ObservationItem], group_size: int) -> tuple[int, int]:
+        """(groups, width) that storing ``items`` could give this step at most: the assembled
+        batch is groups x width x K. An upper bound computed before anything is stored (an
+        assigned index is at most the largest occupied one plus its group's assignments), so a
+        request is taken or refused whole."""
+        new_groups = {item.group for item in items if item.group not in self.counts}
+        width = self.width
+        assigned: dict[str, int] = {}  # per group: an index is assigned within its group
+        for item in items:
+            if item.rollout_index >= 0:
+                width = max(width, item.rollout_index + 1)
+            elif not (item.observation_id and (item.group, item.observation_id) in self.by_id):
+                assigned[item.group] = assigned.get(item.group, 0) + 1
+        most = max(assigned.values(), default=0)
+        return len(self.counts) + len(new_groups), group_size or width + most
 
 
 class ObservationLedger:
@@ -138,11 +181,11 @@ class ObservationLedger:
         step: int,
         items: Sequence[ObservationItem],
         last_step: int | None,
-        group_size: int,
-        max_open_steps: int = DEFAULT_MAX_OPEN_STEPS,
+        limits: ObserveLimits,
     ) -> ObserveOutcome:
-        """Record ``items`` for ``step`` (-1: the open step); ``group_size`` 0 when unset.
-        A step that would be more than ``max_open_steps`` not yet applied is refused ("full").
+        """Record ``items`` for ``step`` (-1: the open step). A step that would be more than
+        ``limits.max_open_steps`` not yet applied is refused ("full"); a request that could
+        grow the step's batch past ``limits.max_cells`` is refused whole ("too_large").
 
         Sent without a step, an observation whose id is already stored in an earlier kept step
         is a duplicate: a client retried a request whose answer was lost while that step was
@@ -157,8 +200,13 @@ class ObservationLedger:
         book = self._steps.get(step)
         if step <= last or (book is not None and book.sealed):
             return ObserveOutcome("late", step=step)
-        if book is None and sum(s > last for s in self._steps) >= max_open_steps:
-            return ObserveOutcome("full", step=step)
+        if book is None and sum(s > last for s in self._steps) >= limits.max_open_steps:
+            open_steps = sorted(s for s in self._steps if last < s < step)
+            return ObserveOutcome("full", step=step, open_before=open_steps)
+        group_size = limits.group_size
+        groups, width = (book or _StepBook()).bound_after(items, group_size)
+        if groups * width > limits.max_cells:
+            return ObserveOutcome("too_large", step=step, groups=groups, width=width)
         earlier = [book for s, book in self._steps.items() if s < step] if resolved else []
         book = self._steps.setdefault(step, _StepBook())
         accepted = duplicates = 0
@@ -175,15 +223,21 @@ class ObservationLedger:
                 if item.observation_id and known is not None:
                     rollout = known
                 else:
-                    rollout = book.counts.get(item.group, 0)
+                    # From the count, or past the indices an earlier assignment found taken
+                    # (they stay taken): each index is probed once per step, so a request
+                    # costs linear time however the explicit indices lie.
+                    start = book.counts.get(item.group, 0)
+                    rollout = max(start, book.next_free.get(item.group, 0))
                     while (item.group, rollout) in book.observed:
                         rollout += 1
+                    book.next_free[item.group] = rollout
             previous = book.observed.get((item.group, rollout))
             if previous is None:
                 if group_size and rollout >= group_size:
                     overflow.append(position)
                     continue
                 book.observed[(item.group, rollout)] = item.scores
+                book.width = max(book.width, rollout + 1)
                 if item.observation_id:
                     book.by_id[identity] = rollout
                 book.counts[item.group] = book.counts.get(item.group, 0) + 1

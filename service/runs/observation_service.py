@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import spard
 from spard.service.protocol.errors import (
+    PayloadTooLargeError,
+    RunChangedError,
     RunNotFoundError,
     ServiceUnavailableError,
     StepNotCommittableError,
@@ -20,9 +22,11 @@ from spard.service.protocol.errors import (
 from spard.service.protocol.streaming import Observation
 from spard.service.runs.assembly import AssembledBatch, assemble, due_commits, items_by_step
 from spard.service.runs.ledger import (
+    ObserveLimits,
     ObserveOutcome,
     ObserveReport,
     SealedStep,
+    batch_too_large,
     check_step_count,
     nothing_to_commit,
     too_many_open_steps,
@@ -48,6 +52,7 @@ class ObservationService:
         self.store = runs.store
         self.retention = runs.options.step_retention
         self.max_open_steps = runs.options.max_open_steps
+        self.max_scores = runs.options.max_scores
 
     async def observe(self, key: RunKey, observations: Sequence[Observation]) -> ObserveReport:
         """Record observations (any steps, any groups); auto-commit as the run is configured."""
@@ -64,15 +69,27 @@ class ObservationService:
     ) -> bool:
         by_step = items_by_step(observations, meta.objectives, meta.streaming)
         check_step_count(len(by_step), self.max_open_steps)
-        group_size = meta.streaming.group_size or 0
+        limits = ObserveLimits(
+            group_size=meta.streaming.group_size or 0,
+            max_open_steps=self.max_open_steps,
+            max_cells=self.max_scores // len(meta.objectives),
+        )
         for step, (positions, items) in by_step.items():
-            outcome = await self.store.observe(
-                key, meta.incarnation, step, items, group_size, self.max_open_steps
-            )
+            outcome = await self.store.observe(key, meta.incarnation, step, items, limits)
+            if outcome.status == "full" and meta.streaming.commit_on_next_step:
+                # The rule commits the open steps once a later one arrives: when they fill the
+                # run, commit them first to make room, rather than refuse the later step.
+                await self._auto_commit(key, meta, outcome, report)
+                outcome = await self.store.observe(key, meta.incarnation, step, items, limits)
             if outcome.status == "missing":
                 raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
             if outcome.status == "full":
                 raise TooManyOpenStepsError(too_many_open_steps(outcome.step, self.max_open_steps))
+            if outcome.status == "too_large":
+                raise PayloadTooLargeError(
+                    batch_too_large(outcome, len(meta.objectives), self.max_scores),
+                    field="observations",
+                )
             if outcome.status == "reload":
                 return False
             report.add(outcome, positions)
@@ -89,17 +106,31 @@ class ObservationService:
 
     async def _commit_if_possible(self, key: RunKey, step: int) -> bool:
         """Commit a step the rules make due; one with nothing usable (no observations, or
-        every group incomplete under "drop") stays open."""
+        every group incomplete under "drop") stays open, and so does one of a run deleted and
+        created again meanwhile (its observations belong to the deleted run)."""
         try:
             await self.commit(key, step, return_advantages=False)
-        except (StepNotCommittableError, spard.InputError):
+        except (StepNotCommittableError, spard.InputError, RunChangedError):
             return False
         return True
 
     async def commit(self, key: RunKey, step: int, *, return_advantages: bool) -> Commit:
         """Close ``step`` and step the engine on what arrived, exactly once (a commit sent
         again, to any replica, replays the stored result). Open earlier steps go first, in
-        order, each once: one that cannot be committed stays open and is not retried here."""
+        order, each once: one that cannot be committed stays open and is not retried here.
+        A run deleted and created again meanwhile raises :class:`RunChangedError`: what was
+        sealed belongs to the deleted run and is applied to neither."""
+        try:
+            return await self._commit(key, step, return_advantages)
+        except RunRecreatedError:
+            raise RunChangedError(
+                f"run {key.run_id!r} was deleted and created again while step {step} was "
+                "committed: nothing was applied to the new run; send the commit again to "
+                "commit its own observations",
+                field="run_id",
+            ) from None
+
+    async def _commit(self, key: RunKey, step: int, return_advantages: bool) -> Commit:
         try:
             meta = await self.runs.meta(key)
             sealed = await self.store.seal(key, meta.incarnation, step, self.retention)
@@ -135,6 +166,8 @@ class ObservationService:
         if not sealed.observed:
             message = nothing_to_commit(step, sealed.last_step)
             raise StepNotCommittableError(message, field="step")
-        batch = assemble(sealed.observed, len(meta.objectives), meta.streaming)
-        result = await self.runs.step(key, step, batch.scores, return_advantages)
+        batch = assemble(sealed.observed, len(meta.objectives), meta.streaming, self.max_scores)
+        result = await self.runs.step(
+            key, step, batch.scores, return_advantages, incarnation=meta.incarnation
+        )
         return result, batch

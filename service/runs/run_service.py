@@ -11,6 +11,7 @@ back as the JSON the store holds; computed results (a step) come back as engine 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import time
 from collections import OrderedDict
@@ -21,8 +22,14 @@ import numpy as np
 import orjson
 
 import spard
-from spard.service.protocol.errors import RunExistsError, RunNotFoundError, ServiceUnavailableError
+from spard.service.protocol.errors import (
+    IdempotencyKeyReusedError,
+    RunExistsError,
+    RunNotFoundError,
+    ServiceUnavailableError,
+)
 from spard.service.protocol.streaming import StreamingConfig
+from spard.service.runs.importing import checked_import
 from spard.service.runs.ledger import DEFAULT_MAX_OPEN_STEPS
 from spard.service.runs.records import (
     created_at_of,
@@ -35,6 +42,7 @@ from spard.service.runs.store import (
     HistoryRecord,
     RunKey,
     RunMeta,
+    RunRecreatedError,
     Store,
     StoredRun,
     WriteStatus,
@@ -77,6 +85,8 @@ class RunOptions:
 
     step_retention: int = 8  # step responses kept per run (replays, commits of late steps)
     max_open_steps: int = DEFAULT_MAX_OPEN_STEPS  # steps holding observations not applied yet
+    max_scores: int = 4 * 2**20  # N*G*K of a step, batch or assembled from observations
+    cache_bytes: int = 256 * 2**20  # decoded states a replica keeps, by their stored size
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,7 @@ class _Loaded:
     created_at: float
     fresh: bool  # read from the store for this request, not from the cache
     meta: RunMeta
+    size: int  # bytes of the stored state: what the cache counts
 
 
 class RunService:
@@ -98,6 +109,7 @@ class RunService:
         self.options = options or RunOptions()
         self.events: RunEvents = events or NoEvents()
         self._cache: OrderedDict[RunKey, _Loaded] = OrderedDict()
+        self._cached_bytes = 0
 
     async def create(
         self,
@@ -111,18 +123,26 @@ class RunService:
     ) -> SummaryJson:
         """Create a run; raises :class:`RunExistsError` if the id is taken, unless by a create
         with the same ``request_id`` (a retry whose first attempt went through): that one gets
-        the run's summary."""
+        the run's summary if it asks for the same run, else :class:`IdempotencyKeyReusedError`."""
         state = spard.init(objectives, config, prior_weights=prior_weights)
         now = time.time()
-        meta = RunMeta(secrets.token_hex(12), state.objectives, streaming, request_id)
+        digest = None if request_id is None else _create_digest(state, streaming)
+        meta = RunMeta(secrets.token_hex(12), state.objectives, streaming, request_id, digest)
         record = run_record(key.run_id, state, meta, created_at=now)
         if not await self.store.create(key, record, meta):
             if request_id is not None:
                 with contextlib.suppress(RunNotFoundError):
-                    if (await self.meta(key, reload=True)).created_by == request_id:
+                    existing = await self.meta(key, reload=True)
+                    if existing.created_by == request_id:
+                        if existing.create_digest not in (None, digest):
+                            raise IdempotencyKeyReusedError(
+                                f"Idempotency-Key {request_id!r} created run {key.run_id!r} "
+                                "with another body: use a new key for another run",
+                                field="Idempotency-Key",
+                            )
                         return await self.summary(key)
             raise RunExistsError(f"run {key.run_id!r} already exists", field="run_id")
-        self._remember(key, _Loaded(record.etag, state, now, True, meta))
+        self._remember(key, _Loaded(record.etag, state, now, True, meta, len(record.state)))
         return SummaryJson(record.summary)
 
     async def meta(self, key: RunKey, *, reload: bool = False) -> RunMeta:
@@ -154,12 +174,15 @@ class RunService:
         return_advantages: bool,
         *,
         request_id: str | None = None,
+        incarnation: str | None = None,
     ) -> spard.StepResult:
         """Apply (or replay) one step exactly once, whatever the concurrency; ``request_id``
         (the client's idempotency key) is stored with the step, so a retry of a step without an
-        index replays it rather than applying the batch again."""
+        index replays it rather than applying the batch again. With ``incarnation``, the step
+        applies only to that incarnation of the run (observations of a run deleted meanwhile
+        must not reach its successor): :class:`RunRecreatedError` otherwise."""
         try:
-            result = await self._step(key, step, scores, return_advantages, request_id)
+            result = await self._step(key, step, scores, return_advantages, request_id, incarnation)
         except spard.SpardError:
             self.events.step("rejected")
             raise
@@ -173,10 +196,16 @@ class RunService:
         scores: np.ndarray[Any, Any],
         return_advantages: bool,
         request_id: str | None,
+        incarnation: str | None,
     ) -> spard.StepResult:
         cached = self._cache.get(key)
         loaded = replace(cached, fresh=False) if cached else await self._load(key)
         for _ in range(_MAX_ATTEMPTS):
+            if incarnation is not None and loaded.meta.incarnation != incarnation:
+                if loaded.fresh:
+                    raise RunRecreatedError(key.run_id)
+                loaded = await self._load(key)
+                continue
             try:
                 result, state = spard.step(
                     loaded.state,
@@ -185,10 +214,12 @@ class RunService:
                     return_advantages=return_advantages,
                     request_id=request_id,
                 )
-            except (spard.StepOrderError, spard.StepConflictError):
+            except (spard.StepOrderError, spard.StepConflictError, spard.InputError):
                 if loaded.fresh:
                     raise
-                loaded = await self._load(key)  # the cache may predate an import
+                # The cache may predate an import, or hold a run deleted and created again by
+                # another replica (other objectives): only the stored run can refuse a step.
+                loaded = await self._load(key)
                 continue
             if result.replayed:
                 if loaded.fresh:
@@ -204,10 +235,12 @@ class RunService:
             )
             status = await self.store.commit(key, loaded.etag, record, entry)
             if status is WriteStatus.APPLIED:
-                self._remember(key, replace(loaded, etag=record.etag, state=state, fresh=False))
+                size = len(record.state)
+                cached = replace(loaded, etag=record.etag, state=state, fresh=False, size=size)
+                self._remember(key, cached)
                 return result
             if status is WriteStatus.MISSING:
-                self._cache.pop(key, None)
+                self._forget(key)
                 raise _not_found(key)
             # Read the run afresh, metadata included: the run may have been deleted and
             # created again (other objectives, other streaming settings) by another replica.
@@ -226,23 +259,29 @@ class RunService:
     async def import_state(self, key: RunKey, data: Any) -> SummaryJson:
         """Replace the run's state with an exported one (same objectives); history after the
         imported last step is dropped, since the trainer will send those steps again."""
-        state = spard.State.from_dict(data)
-        loaded = await self._load(key)
-        if state.objectives != loaded.state.objectives:
+        state = checked_import(data)
+        # The stored state is not decoded: an import must also repair a run whose state no
+        # longer loads (the metadata and creation time are all it needs).
+        stored = await self.store.load(key)
+        if stored is None:
+            raise _not_found(key)
+        meta = stored.meta
+        if state.objectives != meta.objectives:
             raise spard.InputError(
                 f"state.objectives {list(state.objectives)} differ from the run's "
-                f"{list(loaded.state.objectives)}",
+                f"{list(meta.objectives)}",
                 field="state.objectives",
             )
-        record = run_record(key.run_id, state, loaded.meta, created_at=loaded.created_at)
+        created_at = created_at_of(stored.record.summary)
+        record = run_record(key.run_id, state, meta, created_at=created_at)
         if not await self.store.replace(key, record):
             raise _not_found(key)
-        self._remember(key, _Loaded(record.etag, state, loaded.created_at, False, loaded.meta))
+        self._remember(key, _Loaded(record.etag, state, created_at, False, meta, len(record.state)))
         return SummaryJson(record.summary)
 
     async def delete(self, key: RunKey) -> None:
         """Delete a run and its history."""
-        self._cache.pop(key, None)
+        self._forget(key)
         if not await self.store.delete(key):
             raise _not_found(key)
 
@@ -256,24 +295,53 @@ class RunService:
     async def _load(self, key: RunKey) -> _Loaded:
         stored = await self.store.load(key)
         if stored is None:
-            self._cache.pop(key, None)
+            self._forget(key)
             raise _not_found(key)
         loaded = _decode(stored)
         self._remember(key, loaded)
         return loaded
 
     def _remember(self, key: RunKey, loaded: _Loaded) -> None:
+        """Cache a decoded state, within a budget of bytes as well as runs: a few runs with
+        large states must not grow a replica without bound. A state over the whole budget
+        is not kept (every step of its run reads it from the store)."""
+        self._forget(key)
+        if loaded.size > self.options.cache_bytes:
+            return
         self._cache[key] = loaded
-        self._cache.move_to_end(key)
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._cached_bytes += loaded.size
+        while len(self._cache) > _CACHE_SIZE or self._cached_bytes > self.options.cache_bytes:
+            self._forget(next(iter(self._cache)))
+
+    def _forget(self, key: RunKey) -> None:
+        dropped = self._cache.pop(key, None)
+        if dropped is not None:
+            self._cached_bytes -= dropped.size
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of the stored states this replica keeps decoded."""
+        return self._cached_bytes
 
 
 def _decode(stored: StoredRun) -> _Loaded:
     state = spard.State.from_dict(orjson.loads(stored.record.state))
+    created_at = created_at_of(stored.record.summary)
     return _Loaded(
-        stored.record.etag, state, created_at_of(stored.record.summary), True, stored.meta
+        stored.record.etag, state, created_at, True, stored.meta, len(stored.record.state)
     )
+
+
+def _create_digest(state: spard.State, streaming: StreamingConfig) -> str:
+    """What a create asked for, in canonical form: two bodies meaning the same run (names
+    normalised, prior weights scaled, config defaults filled) have the same digest."""
+    document = [
+        state.objectives,
+        state.config.model_dump(mode="json"),
+        state.prior_weights.tolist(),
+        streaming.model_dump(mode="json"),
+    ]
+    return hashlib.sha256(orjson.dumps(document)).hexdigest()[:32]
 
 
 def _not_found(key: RunKey) -> RunNotFoundError:

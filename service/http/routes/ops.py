@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from spard.service.http.auth import metrics_scope
 from spard.service.http.dependencies import CurrentSettings, Runs
 from spard.service.http.errors import error_response
-from spard.service.http.metrics import render_metrics
+from spard.service.http.metrics import STORE_ERRORS, render_metrics
 from spard.service.protocol.errors import StoreUnavailableError
 
 router = APIRouter(tags=["operations"])
@@ -28,6 +28,7 @@ async def readyz(runs: Runs) -> Response:
     try:
         await runs.store.ping()
     except StoreUnavailableError as exc:
+        STORE_ERRORS.inc()
         return error_response(503, f"not ready: {exc}", None)
     return Response(b'{"status":"ready"}', media_type="application/json")
 

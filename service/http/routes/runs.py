@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import Annotated, Any
 
@@ -50,13 +51,21 @@ async def create_run(
         strategy=body.strategy,
         defaults={"replay_window": settings.step_retention},
     )
-    run_id = body.run_id or f"run-{secrets.token_hex(8)}"
+    run_id = body.run_id or generated_run_id(request_id)
     key = RunKey(tenant=tenant, run_id=run_id)
     streaming = streaming_config(body.streaming)
     summary = await runs.create(
         key, list(body.objectives), config, body.prior_weights, streaming, request_id=request_id
     )
     return Response(summary, status_code=201, media_type=JSON)
+
+
+def generated_run_id(request_id: str | None) -> str:
+    """The id of a run created without one: derived from the idempotency key when there is
+    one, so a retry finds the run its first attempt created instead of making another."""
+    if request_id is None:
+        return f"run-{secrets.token_hex(8)}"
+    return f"run-{hashlib.sha256(request_id.encode()).hexdigest()[:16]}"
 
 
 @router.get("/{run_id}", response_model=RunSummary)

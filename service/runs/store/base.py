@@ -10,7 +10,7 @@ import orjson
 
 from spard.service.protocol.errors import StoreUnavailableError as StoreUnavailableError
 from spard.service.protocol.streaming import StreamingConfig
-from spard.service.runs.ledger import ObservationItem, ObserveOutcome, SealedStep
+from spard.service.runs.ledger import ObservationItem, ObserveLimits, ObserveOutcome, SealedStep
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class RunMeta:
     objectives: tuple[str, ...]
     streaming: StreamingConfig
     created_by: str | None = None  # the create request's idempotency key, if it sent one
+    create_digest: str | None = None  # what that create asked for (a retry must ask the same)
 
     def to_json(self) -> bytes:
         """The stored form."""
@@ -44,6 +45,7 @@ class RunMeta:
                 "objectives": self.objectives,
                 "streaming": self.streaming.model_dump(mode="json"),
                 "created_by": self.created_by,
+                "create_digest": self.create_digest,
             }
         )
 
@@ -53,7 +55,11 @@ class RunMeta:
         meta = orjson.loads(data)
         streaming = StreamingConfig.model_validate(meta["streaming"])
         return cls(
-            meta["incarnation"], tuple(meta["objectives"]), streaming, meta.get("created_by")
+            meta["incarnation"],
+            tuple(meta["objectives"]),
+            streaming,
+            meta.get("created_by"),
+            meta.get("create_digest"),  # absent in runs created before it was kept
         )
 
 
@@ -161,11 +167,11 @@ class Store(Protocol):
         incarnation: str,
         step: int,
         items: list[ObservationItem],
-        group_size: int,
-        max_open_steps: int,
+        limits: ObserveLimits,
     ) -> ObserveOutcome:
         """Record observations of one step (-1: the open step) atomically, refusing a new step
-        past ``max_open_steps`` not yet applied ("full"); see
+        past ``limits.max_open_steps`` not yet applied ("full") and a request that could grow
+        the step's batch past ``limits.max_cells`` ("too_large"); see
         :class:`spard.service.runs.ledger.ObservationLedger` for the semantics."""
         ...
 

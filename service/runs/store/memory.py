@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from spard.service.runs.ledger import (
     ObservationItem,
     ObservationLedger,
+    ObserveLimits,
     ObserveOutcome,
     SealedStep,
 )
@@ -75,8 +76,7 @@ class MemoryStore:
         incarnation: str,
         step: int,
         items: list[ObservationItem],
-        group_size: int,
-        max_open_steps: int,
+        limits: ObserveLimits,
     ) -> ObserveOutcome:
         run = self._live(key)
         if run is None:
@@ -84,9 +84,7 @@ class MemoryStore:
         if run.meta.incarnation != incarnation:
             return ObserveOutcome("reload")
         run.updated = time.time()
-        return run.observations.observe(
-            step, items, run.record.last_step, group_size, max_open_steps
-        )
+        return run.observations.observe(step, items, run.record.last_step, limits)
 
     async def seal(
         self, key: RunKey, incarnation: str, step: int, retention: int

@@ -35,6 +35,7 @@ from spard.service.protocol.errors import StoreUnavailableError
 from spard.service.protocol.streaming import StreamingConfig
 from spard.service.runs.ledger import (
     ObservationItem,
+    ObserveLimits,
     ObserveOutcome,
     SealedStep,
     parse_observation_field,
@@ -71,8 +72,14 @@ _UNAVAILABLE = (
     redis_errors.ClusterDownError,
     redis_errors.TryAgainError,
     redis_errors.MasterDownError,
+    redis_errors.OutOfMemoryError,  # maxmemory reached: a write is refused before it starts
+    redis_errors.ReadOnlyError,  # a replica promoted or demoted under us
     OSError,
 )
+# Error replies redis-py has no class for that say "not now" rather than "wrong request": a
+# script running past busy-reply-threshold, a primary without enough replicas or unable to
+# persist. Any other error reply is a bug here, and stays a 500.
+_TRANSIENT_REPLIES = ("BUSY ", "NOREPLICAS ", "MISCONF ")
 _INDEX_EVERY_S = 5.0  # how often one replica refreshes a run's entry in the active index
 _UPGRADE_TRIES = 16
 _RUN_FIELDS = ["state", "summary", "etag", "last_step", "weights", "meta"]
@@ -153,6 +160,10 @@ class RedisStore:
             raise StoreUnavailableError(
                 f"Redis is unavailable ({operation}: {type(exc).__name__}: {exc})"
             ) from exc
+        except redis_errors.ResponseError as exc:
+            if not str(exc).startswith(_TRANSIENT_REPLIES):
+                raise
+            raise StoreUnavailableError(f"Redis is unavailable ({operation}: {exc})") from exc
 
     async def _index(self, key: RunKey, now: float) -> None:
         if now - self._indexed.get(key, 0.0) < _INDEX_EVERY_S:
@@ -231,10 +242,10 @@ class RedisStore:
         incarnation: str,
         step: int,
         items: list[ObservationItem],
-        group_size: int,
-        max_open_steps: int,
+        limits: ObserveLimits,
     ) -> ObserveOutcome:
-        args: ScriptArgs = [incarnation, step, group_size, self._ttl, max_open_steps]
+        args: ScriptArgs = [incarnation, step, limits.group_size, self._ttl]
+        args += [limits.max_open_steps, limits.max_cells]
         for item in items:
             args += [item.group, item.rollout_index, item.observation_id, item.scores]
         async with self._guard("observe"):
@@ -247,7 +258,11 @@ class RedisStore:
         if status is ObserveReply.LATE:
             return ObserveOutcome("late", step=int(reply[1]))
         if status is ObserveReply.FULL:
-            return ObserveOutcome("full", step=int(reply[1]))
+            open_steps = [int(s) for s in reply[2]]
+            return ObserveOutcome("full", step=int(reply[1]), open_before=open_steps)
+        if status is ObserveReply.TOO_LARGE:
+            groups, width = int(reply[2]), int(reply[3])
+            return ObserveOutcome("too_large", step=int(reply[1]), groups=groups, width=width)
         step, accepted, duplicates, complete, conflicts, overflow, open_before = reply[1:]
         return ObserveOutcome(
             "ok",

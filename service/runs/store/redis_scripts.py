@@ -19,7 +19,8 @@ class CommitReply(IntEnum):
 
 
 class ObserveReply(IntEnum):
-    """OBSERVE: ``{MISSING}``, ``{RECREATED}``, ``{LATE, step}``, ``{FULL, step}`` or
+    """OBSERVE: ``{MISSING}``, ``{RECREATED}``, ``{LATE, step}``, ``{FULL, step, open_before}``,
+    ``{TOO_LARGE, step, groups, width}`` or
     ``{OK, step, accepted, duplicates, complete, conflicts, overflow, open_before}``."""
 
     MISSING = 0
@@ -27,6 +28,7 @@ class ObserveReply(IntEnum):
     LATE = 2
     OK = 3
     FULL = 4
+    TOO_LARGE = 5
 
 
 class SealReply(IntEnum):
@@ -40,6 +42,12 @@ class SealReply(IntEnum):
 def _lua(source: str, codes: type[IntEnum]) -> str:
     return Template(source).substitute({code.name: int(code) for code in codes})
 
+
+# Shared by the scripts: a step number as text. Lua writes numbers with %.14g, so steps from
+# 1e14 on would print alike ("1e+14") and share one key or member; %d is exact to 2**53.
+INTEGER = """
+local function int(n) return string.format('%d', n) end
+"""
 
 # Shared by the scripts: drop the observation hashes of steps in a score range of KEYS[3].
 DROP_OBSERVATIONS = """
@@ -121,14 +129,19 @@ return 1
 )
 
 # KEYS: run, history, obs. ARGV: incarnation, step (-1: the open step), group_size (0: unset),
-# ttl, max open steps, then per observation: group, rollout (-1: assign), observation id ('' if
-# none), scores. Replies: ObserveReply.
+# ttl, max open steps, max cells (groups x width of the batch), then per observation: group,
+# rollout (-1: assign), observation id ('' if none), scores. Replies: ObserveReply.
 # Step hash fields: o|<group>|<rollout> = scores, n|<group> = count, k|<group>|<id> = assigned
-# rollout, #complete = complete groups, #sealed = closed for commit. Sent without a step, an
+# rollout, f|<group> = where the next assignment starts probing (indices below it and above the
+# count are taken: linear work, as in ObservationLedger), #complete = complete groups,
+# #groups = groups stored, #width = largest rollout + 1, #sealed = closed for commit.
+# The bound on groups x width is checked before anything is stored (ObservationLedger.observe:
+# the same upper bound), so a request is taken or refused whole. Sent without a step, an
 # observation whose id is stored in an earlier kept step is a duplicate (see
 # spard.service.runs.ledger).
 OBSERVE = _lua(
-    """
+    INTEGER
+    + """
 local run = redis.call('HMGET', KEYS[1], 'incarnation', 'last_step')
 if not run[1] then return {$MISSING} end
 if run[1] ~= ARGV[1] then return {$RECREATED} end
@@ -137,16 +150,36 @@ local step = tonumber(ARGV[2])
 local earlier = {}
 if step < 0 then
   step = last + 1
-  while redis.call('HEXISTS', KEYS[3] .. ':' .. step, '#sealed') == 1 do step = step + 1 end
-  earlier = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. step)
+  while redis.call('HEXISTS', KEYS[3] .. ':' .. int(step), '#sealed') == 1 do step = step + 1 end
+  earlier = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. int(step))
 end
-local obs = KEYS[3] .. ':' .. step
+local obs = KEYS[3] .. ':' .. int(step)
 if step <= last or redis.call('HEXISTS', obs, '#sealed') == 1 then return {$LATE, step} end
 if redis.call('EXISTS', obs) == 0
-   and redis.call('ZCOUNT', KEYS[3], '(' .. last, '+inf') >= tonumber(ARGV[5]) then
-  return {$FULL, step}
+   and redis.call('ZCOUNT', KEYS[3], '(' .. int(last), '+inf') >= tonumber(ARGV[5]) then
+  return {$FULL, step, redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. int(last), '(' .. int(step))}
 end
 local group_size = tonumber(ARGV[3])
+local count = (#ARGV - 6) / 4
+local stored_width = tonumber(redis.call('HGET', obs, '#width') or '0')
+local groups = tonumber(redis.call('HGET', obs, '#groups') or '0')
+local width, assigned, most, seen = stored_width, {}, 0, {}
+for i = 0, count - 1 do
+  local at = 7 + 4 * i
+  local group, rollout, id = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
+  if not seen[group] then
+    seen[group] = true
+    if redis.call('HEXISTS', obs, 'n|' .. group) == 0 then groups = groups + 1 end
+  end
+  if rollout >= 0 then
+    if rollout + 1 > width then width = rollout + 1 end
+  elseif id == '' or redis.call('HEXISTS', obs, 'k|' .. group .. '|' .. id) == 0 then
+    assigned[group] = (assigned[group] or 0) + 1
+    if assigned[group] > most then most = assigned[group] end
+  end
+end
+if group_size > 0 then width = group_size else width = width + most end
+if groups * width > tonumber(ARGV[6]) then return {$TOO_LARGE, step, groups, width} end
 local accepted, duplicates, conflicts, overflow = 0, 0, {}, {}
 local function stored_earlier(group, id)
   if id == '' then return false end
@@ -166,9 +199,12 @@ local function store_one(i, group, rollout, id, scores)
       rollout = tonumber(known)
     else
       rollout = tonumber(redis.call('HGET', obs, 'n|' .. group) or '0')
+      local from = tonumber(redis.call('HGET', obs, 'f|' .. group) or '0')
+      if from > rollout then rollout = from end
       while redis.call('HEXISTS', obs, 'o|' .. group .. '|' .. rollout) == 1 do
         rollout = rollout + 1
       end
+      redis.call('HSET', obs, 'f|' .. group, rollout)
     end
   end
   local field = 'o|' .. group .. '|' .. rollout
@@ -180,8 +216,10 @@ local function store_one(i, group, rollout, id, scores)
       redis.call('HSET', obs, field, scores)
       if id ~= '' then redis.call('HSET', obs, 'k|' .. group .. '|' .. id, rollout) end
       accepted = accepted + 1
-      local count = redis.call('HINCRBY', obs, 'n|' .. group, 1)
-      if group_size > 0 and count == group_size then redis.call('HINCRBY', obs, '#complete', 1) end
+      if rollout + 1 > stored_width then stored_width = rollout + 1 end
+      local stored = redis.call('HINCRBY', obs, 'n|' .. group, 1)
+      if stored == 1 then redis.call('HINCRBY', obs, '#groups', 1) end
+      if group_size > 0 and stored == group_size then redis.call('HINCRBY', obs, '#complete', 1) end
     end
   elseif previous == scores then
     duplicates = duplicates + 1
@@ -189,8 +227,8 @@ local function store_one(i, group, rollout, id, scores)
     conflicts[#conflicts + 1] = i
   end
 end
-for i = 0, (#ARGV - 5) / 4 - 1 do
-  local at = 6 + 4 * i
+for i = 0, count - 1 do
+  local at = 7 + 4 * i
   local group, id = ARGV[at], ARGV[at + 2]
   if stored_earlier(group, id) then
     duplicates = duplicates + 1
@@ -198,13 +236,14 @@ for i = 0, (#ARGV - 5) / 4 - 1 do
     store_one(i, group, tonumber(ARGV[at + 1]), id, ARGV[at + 3])
   end
 end
-redis.call('ZADD', KEYS[3], step, step)
+redis.call('HSET', obs, '#width', stored_width)
+redis.call('ZADD', KEYS[3], int(step), int(step))
 if tonumber(ARGV[4]) > 0 then
   redis.call('EXPIRE', obs, ARGV[4])
   redis.call('EXPIRE', KEYS[3], ARGV[4])
 end
 local complete = tonumber(redis.call('HGET', obs, '#complete') or '0')
-local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. step)
+local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. int(last), '(' .. int(step))
 return {$OK, step, accepted, duplicates, complete, conflicts, overflow, open}
 """,
     ObserveReply,
@@ -213,7 +252,8 @@ return {$OK, step, accepted, duplicates, complete, conflicts, overflow, open}
 # KEYS: run, history, obs. ARGV: step, retention, incarnation. Replies: SealReply (RECREATED:
 # the caller's metadata is stale).
 SEAL = _lua(
-    DROP_OBSERVATIONS
+    INTEGER
+    + DROP_OBSERVATIONS
     + """
 local run = redis.call('HMGET', KEYS[1], 'last_step', 'incarnation')
 if not run[1] then return {$MISSING} end
@@ -225,8 +265,8 @@ if redis.call('EXISTS', obs) == 1 then
   redis.call('HSET', obs, '#sealed', 1)
   fields = redis.call('HGETALL', obs)
 end
-drop_observations('-inf', last - tonumber(ARGV[2]))
-local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '(' .. ARGV[1])
+drop_observations('-inf', int(last - tonumber(ARGV[2])))
+local open = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. int(last), '(' .. ARGV[1])
 return {$SEALED, last, fields, open}
 """,
     SealReply,

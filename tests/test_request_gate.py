@@ -1,0 +1,64 @@
+"""The request gate (issue 24, items 14 and 16): a stalled body times out with 408, an
+unauthenticated request is refused before its body is read, and a streamed (chunked) body over
+SPARD_MAX_BODY_BYTES is a 413 on every route."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import service_client, service_settings
+
+pytestmark = pytest.mark.anyio
+OBJECTIVES = ["a", "b"]
+
+
+async def stalled_body():
+    yield b'{"objectives": ["a", '
+    await asyncio.sleep(3600)  # the rest never comes
+
+
+async def test_a_stalled_body_times_out_with_408():
+    settings = service_settings("memory", None, body_timeout_s=0.3)
+    async with service_client(settings) as client:
+        started = time.perf_counter()
+        answer = await asyncio.wait_for(client.post("/v1/runs", content=stalled_body()), 10)
+        assert answer.status_code == 408
+        assert answer.json()["field"] == "body"
+        assert time.perf_counter() - started < 5
+        created = await client.post("/v1/runs", json={"run_id": "ok", "objectives": OBJECTIVES})
+        assert created.status_code == 201
+
+
+async def test_a_request_without_credentials_is_refused_before_its_body_is_read():
+    settings = service_settings("memory", None, auth_disabled=None, api_keys={"k" * 20: "t"})
+    async with service_client(settings) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            answer = await asyncio.wait_for(
+                client.post("/v1/runs", content=stalled_body(), headers=headers), 10
+            )
+            assert answer.status_code == 401
+            assert answer.json()["field"] == "Authorization"
+        good = {"Authorization": "Bearer " + "k" * 20}
+        created = await client.post("/v1/runs", json={"objectives": OBJECTIVES}, headers=good)
+        assert created.status_code == 201
+        assert (await client.get("/healthz")).status_code == 200  # no key needed there
+
+
+async def chunks(total: int, size: int = 256):
+    body = b'{"objectives": ["a"], "run_id": "' + b"x" * total + b'"}'
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+@pytest.mark.parametrize("path", ["/v1/runs", "/v1/runs/r/observations", "/v1/runs/r/steps"])
+async def test_a_chunked_body_over_the_limit_is_413(path):
+    settings = service_settings("memory", None, max_body_bytes=1000)
+    async with service_client(settings) as client:
+        await client.post("/v1/runs", json={"run_id": "r", "objectives": OBJECTIVES})
+        answer = await client.post(path, content=chunks(2000))
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["field"] == "body"
+        # Under the limit, the same streamed form goes through to the route.
+        assert (await client.post(path, content=chunks(10))).status_code != 413
