@@ -116,15 +116,23 @@ class Family:
         )
 
 
-def _spec(name: str, **judge: float) -> ObjectiveSpec:
-    return ObjectiveSpec(name, name, **judge)  # type: ignore[arg-type]
+def _spec(name: str) -> ObjectiveSpec:
+    """An exact [0, 1] judge of the feature of the same name."""
+    return ObjectiveSpec(name, name)
 
 
-def _everywhere(name: str, trait: str, specs: tuple[ObjectiveSpec, ...], **kw: object) -> Family:
-    space = kw.pop("space", PromptSpace(3, 5))
-    assert isinstance(space, PromptSpace)
+def _everywhere(
+    name: str,
+    trait: str,
+    specs: tuple[ObjectiveSpec, ...],
+    *,
+    rollouts: int = 8,
+    space: PromptSpace | None = None,
+) -> Family:
+    """A family whose every prompt source is scored on every objective."""
+    space = space if space is not None else PromptSpace(3, 5)
     informs = np.ones((space.sources, len(specs)), dtype=bool)
-    return Family(name, trait, specs, informs, space, **kw)  # type: ignore[arg-type]
+    return Family(name, trait, specs, informs, space, rollouts)
 
 
 def _speeds(rng: np.random.Generator) -> Family:
