@@ -115,3 +115,36 @@ async def test_steps_from_1e14_on_keep_their_own_observations(client):
     # Open steps sent without a step index resolve past them, exactly.
     sent = await client.post("/v1/runs/far/observations", json={**observation(0), "step": None})
     assert sent.json()["steps"] == [first + 2]
+
+
+async def test_a_refusal_names_the_steps_of_the_request_that_were_stored(store_kind, request):
+    async with service_client(_settings(store_kind, request, max_scores=1000)) as client:
+        await client.post("/v1/runs", json={"run_id": "multi", "objectives": OBJECTIVES})
+        first = [observation(0, rollout=0), observation(0, rollout=1)]
+        body = {"observations": [*first, observation(0, rollout=600, step=1)]}
+        refused = await client.post("/v1/runs/multi/observations", json=body)
+        assert refused.status_code == 413, refused.text
+        assert "earlier steps [0] were stored" in refused.json()["detail"]
+        assert "nothing of this request was stored" not in refused.json()["detail"]
+        commit = await client.post("/v1/runs/multi/steps/0/commit")
+        assert commit.status_code == 200, commit.text  # step 0's observation was kept
+
+
+async def test_a_step_over_a_lowered_limit_does_not_block_the_steps_after_it(request):
+    # A step observed under one replica's larger SPARD_MAX_SCORES, committed by another's.
+    server = request.getfixturevalue("redis_server")
+    wide = [observation(group, rollout=600) for group in range(3)]  # 3 x 601 x 2 > 1,000
+    larger = service_settings("redis", server, max_scores=100_000)
+    smaller = service_settings("redis", server, max_scores=1000, key_prefix=larger.key_prefix)
+    async with service_client(larger) as client:
+        await client.post("/v1/runs", json={"run_id": "lowered", "objectives": OBJECTIVES})
+        answer = await client.post("/v1/runs/lowered/observations", json={"observations": wide})
+        assert answer.status_code == 200, answer.text
+    async with service_client(smaller) as client:
+        small = {"observations": [observation(0, rollout=r, step=1) for r in range(2)]}
+        answer = await client.post("/v1/runs/lowered/observations", json=small)
+        assert answer.status_code == 200, answer.text
+        commit = await client.post("/v1/runs/lowered/steps/1/commit")
+        assert commit.status_code == 200, commit.text
+        assert commit.json()["step"] == 1
+        assert (await client.get("/v1/runs/lowered")).json()["last_step"] == 1

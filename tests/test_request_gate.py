@@ -62,3 +62,49 @@ async def test_a_chunked_body_over_the_limit_is_413(path):
         assert answer.json()["field"] == "body"
         # Under the limit, the same streamed form goes through to the route.
         assert (await client.post(path, content=chunks(10))).status_code != 413
+
+
+async def test_a_refused_request_closes_its_connection():
+    # Kept alive, a client trickling bytes after its 401/408/413 would hold the connection.
+    settings = service_settings(
+        "memory",
+        None,
+        auth_disabled=None,
+        api_keys={"k" * 20: "t"},
+        body_timeout_s=0.3,
+        max_body_bytes=1000,
+    )
+    good = {"Authorization": "Bearer " + "k" * 20}
+    async with service_client(settings) as client:
+        refused = [
+            await client.post("/v1/runs", content=stalled_body()),  # 401
+            await client.post("/v1/runs", content=stalled_body(), headers=good),  # 408
+            await client.post("/v1/runs", content=chunks(2000), headers=good),  # 413
+        ]
+        assert [answer.status_code for answer in refused] == [401, 408, 413]
+        assert all(answer.headers["connection"] == "close" for answer in refused)
+        created = await client.post("/v1/runs", json={"objectives": OBJECTIVES}, headers=good)
+        assert "connection" not in created.headers
+
+
+async def test_a_client_that_leaves_before_the_answer_is_not_counted_as_a_server_error():
+    from prometheus_client import REGISTRY
+
+    from spard.service.http.middleware import TimingMiddleware
+
+    async def leaves(scope, receive, send):
+        return  # what the gate does when the client disconnects mid-body
+
+    async def fails(scope, receive, send):
+        raise RuntimeError("boom")
+
+    def count(status):
+        labels = {"method": "POST", "route": "unmatched", "status": status}
+        return REGISTRY.get_sample_value("spard_http_request_duration_seconds_count", labels) or 0
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/runs", "headers": []}
+    before = count("499"), count("500")
+    await TimingMiddleware(leaves)(scope, None, None)
+    with pytest.raises(RuntimeError):
+        await TimingMiddleware(fails)(scope, None, None)
+    assert (count("499"), count("500")) == (before[0] + 1, before[1] + 1)

@@ -17,6 +17,9 @@ MAX_HEADER_BYTES = 64 * 1024  # far above any real request's headers
 AUTHENTICATED_PREFIX = "/v1/"  # every route under it needs the caller's tenant
 
 
+CLIENT_CLOSED = 499  # nginx's status for a request whose client left before the answer
+
+
 class _BodyTooLargeError(Exception):
     pass
 
@@ -47,7 +50,7 @@ class RequestGateMiddleware:
         headers = scope["headers"]
         if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
             message = f"request headers exceed {MAX_HEADER_BYTES} bytes together"
-            await error_response(431, message, "headers")(scope, receive, send)
+            await _refuse(431, message, "headers", scope, receive, send)
             return
         named = dict(headers)
         if scope["path"].startswith(AUTHENTICATED_PREFIX):
@@ -55,7 +58,7 @@ class RequestGateMiddleware:
             try:
                 tenant_of(self.settings, authorization, scope.get("server"))
             except UnauthorizedError as exc:
-                await error_response(401, exc.message, exc.field)(scope, receive, send)
+                await _refuse(401, exc.message, exc.field, scope, receive, send)
                 return
         declared = named.get(b"content-length")
         limit = self.settings.max_body_bytes
@@ -69,7 +72,7 @@ class RequestGateMiddleware:
             return
         except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             message = f"request body not received within {self.settings.body_timeout_s:g} s"
-            await error_response(408, message, "body")(scope, receive, send)
+            await _refuse(408, message, "body", scope, receive, send)
             return
         except _DisconnectedError:
             return  # the client went away: nobody to answer
@@ -92,7 +95,17 @@ class RequestGateMiddleware:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body exceeds the limit of {self.settings.max_body_bytes} bytes"
-        await error_response(413, message, "body")(scope, receive, send)
+        await _refuse(413, message, "body", scope, receive, send)
+
+
+async def _refuse(
+    status: int, message: str, field: str | None, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer a refused request and close its connection: kept alive, a client that goes on
+    trickling bytes would hold it (uvicorn re-arms its keep-alive timer only after a response
+    it completed), which is what refusing before the body is read exists to prevent."""
+    response = error_response(status, message, field, headers={"Connection": "close"})
+    await response(scope, receive, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -121,7 +134,7 @@ class TimingMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
+        status: int | None = None
 
         async def timed_send(message: Message) -> None:
             nonlocal status
@@ -131,8 +144,14 @@ class TimingMiddleware:
 
         try:
             await self.app(scope, receive, timed_send)
+        except BaseException:
+            status = 500 if status is None else status
+            raise
         finally:
-            observe_request(scope["method"], _route(scope), status, time.perf_counter() - start)
+            # Neither an answer nor an error: the client went away before one could be sent,
+            # recorded as nginx's 499, not as a server error.
+            recorded = CLIENT_CLOSED if status is None else status
+            observe_request(scope["method"], _route(scope), recorded, time.perf_counter() - start)
 
 
 def _route(scope: Scope) -> str:

@@ -105,13 +105,22 @@ def too_many_open_steps(step: int, limit: int) -> str:
     )
 
 
-def batch_too_large(outcome: ObserveOutcome, num_objectives: int, max_scores: int) -> str:
-    """Why a request was refused whole: it could grow its step's batch past the limit."""
+def batch_too_large(
+    outcome: ObserveOutcome, num_objectives: int, max_scores: int, stored: list[int]
+) -> str:
+    """Why a request's observations for one step were refused: they could grow the step's
+    batch past the limit. Each step of a request is stored at once or not at all, in step
+    order, so the message names the request's steps stored before this one."""
     cells = outcome.groups * outcome.width * num_objectives
+    kept = (
+        f"; its observations for earlier steps {stored} were stored, send only the rest again"
+        if stored
+        else "; nothing of this request was stored"
+    )
     return (
         f"observations: step {outcome.step} could then assemble {outcome.groups} groups x "
         f"{outcome.width} rollouts x {num_objectives} objectives = {cells} scores; the limit "
-        f"is {max_scores} (SPARD_MAX_SCORES): nothing of this request was stored"
+        f"is {max_scores} (SPARD_MAX_SCORES): none of its observations was stored{kept}"
     )
 
 

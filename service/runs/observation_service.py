@@ -74,6 +74,7 @@ class ObservationService:
             max_open_steps=self.max_open_steps,
             max_cells=self.max_scores // len(meta.objectives),
         )
+        stored: list[int] = []  # the steps of this request stored so far
         for step, (positions, items) in by_step.items():
             outcome = await self.store.observe(key, meta.incarnation, step, items, limits)
             if outcome.status == "full" and meta.streaming.commit_on_next_step:
@@ -87,12 +88,13 @@ class ObservationService:
                 raise TooManyOpenStepsError(too_many_open_steps(outcome.step, self.max_open_steps))
             if outcome.status == "too_large":
                 raise PayloadTooLargeError(
-                    batch_too_large(outcome, len(meta.objectives), self.max_scores),
+                    batch_too_large(outcome, len(meta.objectives), self.max_scores, stored),
                     field="observations",
                 )
             if outcome.status == "reload":
                 return False
             report.add(outcome, positions)
+            stored.append(step)
             await self._auto_commit(key, meta, outcome, report)
         self.runs.events.observations(report.accepted, report.duplicates, len(report.late))
         return True
@@ -110,7 +112,7 @@ class ObservationService:
         created again meanwhile (its observations belong to the deleted run)."""
         try:
             await self.commit(key, step, return_advantages=False)
-        except (StepNotCommittableError, spard.InputError, RunChangedError):
+        except (StepNotCommittableError, PayloadTooLargeError, spard.InputError, RunChangedError):
             return False
         return True
 
@@ -143,7 +145,9 @@ class ObservationService:
         for earlier in sealed.open_before:  # ascending, so none of them has open steps left
             try:
                 await self._commit_sealed(key, meta, earlier, return_advantages=False)
-            except (StepNotCommittableError, spard.InputError):
+            except (StepNotCommittableError, PayloadTooLargeError, spard.InputError):
+                # Stays open: e.g. a step observed under a larger SPARD_MAX_SCORES than this
+                # replica's must not block the steps after it.
                 continue
             committed_before.append(earlier)
         result, batch = await self._commit_sealed(key, meta, step, return_advantages, sealed)
