@@ -29,9 +29,11 @@ def compute_advantages(
     """
     rule = config.resolved_advantage_mode
     if rule in ("decoupled", "decoupled_floor"):
-        floors = _usable_scales(objective_scales, reward_weights.size, missing=0.0)
-        if rule == "decoupled":
-            floors = np.zeros_like(floors)
+        floors = (
+            _usable_scales(objective_scales, reward_weights.size, missing=0.0)
+            if rule == "decoupled_floor"
+            else np.zeros(reward_weights.size)
+        )
         advantages = _decoupled(batch, reward_weights, floors, config.advantage_eps)
     else:
         weights = reward_weights
