@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test docs serve install install-verl install-swift system-deps lint typecheck deploy-check pytest pytest-verl pytest-swift bench bench-trl-lm clean
+.PHONY: test docs serve install install-verl install-swift system-deps lint typecheck deploy-check pytest pytest-verl pytest-swift pytest-trl-upstream bench bench-trl-lm clean
 
 # verl 0.9 pins transformers < 5.11 and TRL 1.16 needs a newer one: verl's adapter is tested in
 # an environment of its own.
@@ -90,11 +90,30 @@ pytest-verl: install-verl system-deps
 pytest-swift: install-swift system-deps
 	$(SWIFT_BIN)/python -m pytest tests/swift $(PYTEST_ARGS)
 
+# TRL's own GRPO tests (test_grpo_trainer.py of TRL's repository: TRL's package does not ship
+# it and this repository does not copy it) against GRPOTrainer and SpardGRPOTrainer, hub-free:
+# the whole file with `static`, the reward tests with the default strategy; it fails if a test
+# that passes for GRPOTrainer does not for the adapter. Runs when TRL_TESTS names the tests
+# folder of a TRL checkout (docs/trl-drop-in.md); says it was skipped otherwise.
+TRL_TESTS ?=
+TRL_UPSTREAM_OUT ?= build/trl-upstream
+TRL_UPSTREAM := $(BIN)/python -m tests.trl_upstream.run --tests "$(TRL_TESTS)" --out $(TRL_UPSTREAM_OUT) --workers 2
+
+pytest-trl-upstream: install
+ifeq ($(TRL_TESTS),)
+	@echo "pytest-trl-upstream: skipped: set TRL_TESTS to the tests folder of a checkout of TRL's repository"
+else
+	$(TRL_UPSTREAM) --mode plain
+	$(TRL_UPSTREAM) --mode static
+	$(TRL_UPSTREAM) --mode spard --rewards
+	$(BIN)/python -m tests.trl_upstream.run --compare $(TRL_UPSTREAM_OUT)
+endif
+
 # The documentation site (mkdocs-material, API reference by mkdocstrings), strictly.
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d build/site
 
-test: lint typecheck docs deploy-check pytest pytest-verl pytest-swift
+test: lint typecheck docs deploy-check pytest pytest-verl pytest-swift pytest-trl-upstream
 
 # The service on its embedded in-memory store, on http://127.0.0.1:8000 (docs at /docs), from
 # a venv of its own with only what serving needs (no torch, no TRL, no dev tools).
