@@ -188,6 +188,7 @@ class SpardLink:
             weights = weights / self._scales
         rescaled: np.ndarray[Any, Any] = self.signs * weights * np.abs(self.user_weights).sum()
         return rescaled
+
     def completion_advantages(self, outcome: StepOutcome) -> np.ndarray[Any, Any]:
         """Each completion's advantage from the engine, in the gathered batch's order:
         ``(N*G,)``; only when :attr:`engine_advantages`."""

@@ -15,9 +15,9 @@ they are, so it is ms-swift's GRPO exactly. A run whose advantage rule is decoup
 (``spard_gdpo``, ``gdpo``) gets ms-swift's ``scale_rewards="gdpo"``, and a user who sets
 ``--scale_rewards gdpo`` gets the decoupled variant of the chosen strategy; under a rule
 ms-swift cannot compute (``decoupled_floor``, the default's) the engine's advantages replace
-ms-swift's. A batch where every reward is None applies no step (the weights are held). Rank 0 makes the call and broadcasts
-the answer; the curriculum state is saved in every checkpoint and imported on resume; the
-weights are logged as ``reward_weights/<objective>``.
+ms-swift's. A batch where every reward is None applies no step (the weights are held). Rank 0
+makes the call and broadcasts the answer; the curriculum state is saved in every checkpoint
+and imported on resume; the weights are logged as ``reward_weights/<objective>``.
 
 Settings come from the environment: ``SPARD_URL`` (none: the service runs in-process),
 ``SPARD_API_KEY``, ``SPARD_RUN_ID``, ``SPARD_STRATEGY`` (default ``spard``) and
