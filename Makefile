@@ -15,10 +15,10 @@ VERL_BIN := $(VERL_VENV)/bin
 SWIFT_VENV ?= .venv-swift
 SWIFT_BIN := $(SWIFT_VENV)/bin
 
-# The tests start their own redis-server (and nginx, the deploy's proxy); install Debian's
-# when missing (needs root).
+# The tests start their own redis-server (and nginx, the deploy's proxy; chromium drives the
+# curriculum page); install Debian's when missing (needs root).
 system-deps:
-	@command -v redis-server >/dev/null && command -v prometheus >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus nginx; }
+	@command -v redis-server >/dev/null && command -v prometheus >/dev/null && command -v nginx >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus nginx chromium chromium-driver; }
 
 # torch first, pinned to the CPU wheel this machine kind keeps on disk: the trl extra would
 # otherwise pull a multi-GB CUDA build.
@@ -119,4 +119,4 @@ bench-trl-lm: install system-deps
 	$(BIN)/python -m benchmarks.trl_lm --seeds 5
 
 clean:
-	rm -rf $(VENV) $(VERL_VENV) $(SERVE_VENV) $(CHECKOV_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VERL_VENV) $(SWIFT_VENV) $(SERVE_VENV) $(CHECKOV_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis
