@@ -107,16 +107,16 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 30) -> Any:
         time.sleep(0.1)
 
 
+# Read in one script each: the page re-renders its list as it polls, and an element found in
+# one WebDriver call can be gone (stale) by the next.
 def points(driver: Any, chart: str) -> int:
-    found = driver.find_elements("id", f"chart-{chart}")
-    return int(found[0].get_attribute("data-points")) if found else -1
+    script = "const c = document.getElementById(arguments[0]); return c ? c.dataset.points : -1"
+    return int(driver.execute_script(script, f"chart-{chart}"))
 
 
 def listed_runs(driver: Any) -> list[str]:
-    return [
-        item.get_attribute("data-run-id")
-        for item in driver.find_elements("css selector", "#runs li")
-    ]
+    script = "return Array.from(document.querySelectorAll('#runs li'), li => li.dataset.runId)"
+    return list(driver.execute_script(script))
 
 
 def requested_urls(driver: Any) -> set[str]:
