@@ -42,6 +42,7 @@ def test_readme_python_blocks_run(server):
     assert first_run["outcome"].step == 4
 
 
+@pytest.mark.slow  # the CLI in subprocesses, matplotlib among them
 def test_readme_shell_blocks_after_the_quick_start_run(server, tmp_path):
     """Pasted in order into one shell, as a newcomer would after ``make serve``: the
     environment is this one (a superset of .venv-serve), the port the test server's."""
