@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test docs serve install install-verl install-swift system-deps lint typecheck deploy-check pytest pytest-verl pytest-swift pytest-trl-upstream bench bench-trl-lm clean
+.PHONY: test test-quick install-all pytest-trainers docs serve install install-verl install-swift system-deps lint typecheck deploy-check pytest pytest-verl pytest-swift pytest-trl-upstream bench bench-trl-lm clean
 
 # verl 0.9 pins transformers < 5.11 and TRL 1.16 needs a newer one: verl's adapter is tested in
 # an environment of its own.
@@ -15,10 +15,10 @@ VERL_BIN := $(VERL_VENV)/bin
 SWIFT_VENV ?= .venv-swift
 SWIFT_BIN := $(SWIFT_VENV)/bin
 
-# The tests start their own redis-server (and nginx, the deploy's proxy); install Debian's
-# when missing (needs root).
+# The tests start their own redis-server (and nginx, the deploy's proxy; chromium drives the
+# curriculum page); install Debian's when missing (needs root).
 system-deps:
-	@command -v redis-server >/dev/null && command -v prometheus >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus nginx; }
+	@command -v redis-server >/dev/null && command -v prometheus >/dev/null && command -v nginx >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus nginx chromium chromium-driver; }
 
 # torch first, pinned to the CPU wheel this machine kind keeps on disk: the trl extra would
 # otherwise pull a multi-GB CUDA build.
@@ -84,6 +84,12 @@ deploy-check: $(CHECKOV_VENV)/bin/.installed
 pytest: install system-deps
 	$(BIN)/pytest -n 2 --ignore=tests/verl --ignore=tests/swift $(PYTEST_ARGS)
 
+# The edit-test loop: lint and every test not marked slow (no trainer runs, no wheel builds,
+# no browser), in .venv. `make test` runs everything, slow tests included.
+test-quick: install system-deps
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 2 -m "not slow" --ignore=tests/verl --ignore=tests/swift $(PYTEST_ARGS)
+
 pytest-verl: install-verl system-deps
 	$(VERL_BIN)/python -m pytest tests/verl $(PYTEST_ARGS)
 
@@ -113,7 +119,16 @@ endif
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d build/site
 
-test: lint typecheck docs deploy-check pytest pytest-verl pytest-swift pytest-trl-upstream
+# The four environments are installed side by side (pip waits on the network and the disk more
+# than on a core), and the verl and ms-swift suites, each one process, run side by side too;
+# -Otarget keeps each one's output in one piece.
+install-all:
+	$(MAKE) -j4 -Otarget install install-verl install-swift $(CHECKOV_VENV)/bin/.installed
+
+pytest-trainers: install-verl install-swift system-deps
+	$(MAKE) -j2 -Otarget pytest-verl pytest-swift
+
+test: install-all lint typecheck docs deploy-check pytest pytest-trainers pytest-trl-upstream
 
 # The service on its embedded in-memory store, on http://127.0.0.1:8000 (docs at /docs), from
 # a venv of its own with only what serving needs (no torch, no TRL, no dev tools).
@@ -138,4 +153,4 @@ bench-trl-lm: install system-deps
 	$(BIN)/python -m benchmarks.trl_lm --seeds 5
 
 clean:
-	rm -rf $(VENV) $(VERL_VENV) $(SERVE_VENV) $(CHECKOV_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VERL_VENV) $(SWIFT_VENV) $(SERVE_VENV) $(CHECKOV_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis

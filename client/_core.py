@@ -19,6 +19,7 @@ from spard.client.errors import (
     ServiceUnavailableError,
     SpardClientError,
     SpardConnectionError,
+    SpardServiceError,
     SpardTimeoutError,
     error_for_status,
 )
@@ -60,12 +61,26 @@ class _RunMemo:
 
 
 def check_base_url(base_url: str) -> str:
-    """The service root; a URL ending in the API's ``/v1`` prefix is refused with the fix
-    (every path would otherwise get ``/v1/v1/...`` and a puzzling 404)."""
+    """The service root; a URL without ``http://`` or ``https://`` (httpx would retry a
+    request it can never send) or ending in the API's ``/v1`` prefix (every path would get
+    ``/v1/v1/...`` and a puzzling 404) is refused with the fix."""
+    scheme = base_url.partition("://")[0].lower() if "://" in base_url else ""
+    if scheme not in ("http", "https"):
+        raise ValueError(
+            f"base_url needs http:// or https://: got {base_url!r} "
+            "(for example 'http://127.0.0.1:8000')"
+        )
     if base_url.rstrip("/").endswith("/v1"):
         root = base_url.rstrip("/").removesuffix("/v1")
         raise ValueError(f"base_url is the service root, without /v1: use {root!r}")
     return base_url
+
+
+def _path(response: httpx.Response) -> str:
+    try:
+        return str(response.request.url)
+    except RuntimeError:  # a response built without its request
+        return "the path"
 
 
 def idempotency() -> dict[str, str]:
@@ -110,6 +125,15 @@ class ClientCore:
                 detail, field_name = str(body.get("detail")), body.get("field")
             except (orjson.JSONDecodeError, AttributeError):
                 detail, field_name = response.text[:500] or response.reason_phrase, None
+            if response.status_code == 404 and field_name != "run_id":
+                # Every "no such run" of the service names run_id; any other 404 is a path
+                # the service does not have: base_url is not a SPARD service's root.
+                raise SpardServiceError(
+                    404,
+                    f"{_path(response)} not found ({detail}): not a path of a SPARD service; "
+                    "base_url should be the service's root, such as 'http://127.0.0.1:8000'",
+                    field_name,
+                )
             raise error_for_status(response.status_code, detail, field_name)
         return None if response.status_code in (204, 304) else orjson.loads(response.content)
 

@@ -1,4 +1,6 @@
-"""MkDocs hook: lay out the installed package tree for mkdocstrings.
+"""MkDocs hooks: lay out the installed package tree for mkdocstrings, and make the links of
+the pages included from the repository (the README as the home page, the efficacy suite's
+README) work on the site.
 
 ``spard.service``, ``spard.client``, ``spard.trainer_adapters`` and ``spard.efficacy`` live in
 top-level folders that the install maps into ``spard`` (pyproject's package-dir). The API
@@ -8,9 +10,13 @@ mapped folders linked in under their package names.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shutil
 from pathlib import Path
+from typing import Any
+
+from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[1]
 TREE = ROOT / "build" / "docs-src" / "spard"
@@ -32,3 +38,59 @@ def _lay_out() -> None:
 
 
 _lay_out()
+
+# Site pages whose whole text is a file of the repository (a snippet): its links are written
+# relative to that file, not to the page.
+INCLUDED = {"index.md": "README.md", "efficacy.md": "benchmarks/efficacy/README.md"}
+LINK = re.compile(r"(\]\()([^)\s#]+)([^)]*\))")
+
+
+def _targets(origin: str) -> dict[str, str]:
+    """Each relative link of ``origin`` and the repository file it names."""
+    text = (ROOT / origin).read_text(encoding="utf-8")
+    found = {}
+    for _, target, _ in LINK.findall(text):
+        if re.match(r"[a-z]+:", target):
+            continue  # http:, mailto:
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(origin), target))
+        if (ROOT / path).is_file():
+            found[target] = path
+    return found
+
+
+def _site_path(path: str) -> str:
+    """Where a repository file is on the site: docs/ pages at the root, an included file as
+    its page, anything else at its repository path (published by on_files)."""
+    pages = {origin: page for page, origin in INCLUDED.items()}
+    return pages.get(path, path.removeprefix("docs/"))
+
+
+def on_files(files: Files, config: Any) -> Files:
+    """Publish the repository files that the included pages link to (images, the benchmark
+    READMEs, example scripts): the site would otherwise answer 404 for them."""
+    for origin in INCLUDED.values():
+        for path in _targets(origin).values():
+            site = _site_path(path)
+            if path.startswith("docs/") or site in INCLUDED or files.get_file_from_path(site):
+                continue
+            files.append(File(path, str(ROOT), config["site_dir"], config["use_directory_urls"]))
+    return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    """An included page: its origin's text (the snippet, included here rather than by
+    pymdownx.snippets, which runs after this hook), links rewritten from the origin's folder
+    to the page's."""
+    origin = INCLUDED.get(page.file.src_uri)
+    if origin is None:
+        return markdown
+    targets = _targets(origin)
+    markdown = (ROOT / origin).read_text(encoding="utf-8")
+
+    def rewrite(match: re.Match[str]) -> str:
+        path = targets.get(match.group(2))
+        if path is None:
+            return match.group(0)
+        return match.group(1) + _site_path(path) + match.group(3)
+
+    return LINK.sub(rewrite, markdown)

@@ -6,7 +6,7 @@ contract and the code can be read side by side.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from spard.errors import InputError
+from spard.errors import InputError, did_you_mean
 from spard.names import normal_name
 from spard.strategies import (
     PRESETS,
@@ -162,15 +162,20 @@ class SpardConfig(BaseModel):
         return self.rules.advantages
 
 
-def input_error(exc: ValidationError, prefix: str) -> InputError:
+def input_error(
+    exc: ValidationError, prefix: str, known: Collection[str] | None = None
+) -> InputError:
     """The first error of a pydantic validation as an :class:`InputError` naming
-    ``prefix.<location>``."""
+    ``prefix.<location>``; an unknown key gets the closest of ``known`` as a hint."""
     error = exc.errors()[0]
     location = [str(part) for part in error["loc"]]
     while len(location) > 1 and location[-1] in _UNION_TAGS:
         location.pop()  # "group_id.int": which member of a union pydantic tried
     field = ".".join([part for part in [prefix, *location] if part])
-    return InputError(f"{field}: {error['msg']}", field=field)
+    message = error["msg"]
+    if error["type"] == "extra_forbidden" and known is not None and len(location) == 1:
+        message = f"unknown key{did_you_mean(location[0], known)}; keys: {', '.join(known)}"
+    return InputError(f"{field}: {message}", field=field)
 
 
 _UNION_TAGS = frozenset({"int", "str", "float", "bool", "none", "constrained-str"})
@@ -203,4 +208,4 @@ def config_from_overrides(
     try:
         return SpardConfig.model_validate(merged)
     except ValidationError as exc:
-        raise input_error(exc, "config") from None
+        raise input_error(exc, "config", [*SpardConfig.model_fields, "preset"]) from None

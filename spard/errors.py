@@ -7,6 +7,9 @@ which the service turns into a 4xx body.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class SpardError(Exception):
     """Base class of every error the engine raises on purpose."""
@@ -27,3 +30,10 @@ class StepOrderError(SpardError):
 
 class StepConflictError(SpardError):
     """An already-applied step index was sent again with different scores."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """A hint for a misspelt name, `` (did you mean warmup?)``, or "" when none is close: one
+    wording for the CLI's ``--set`` and the API's config errors."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""

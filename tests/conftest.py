@@ -22,6 +22,15 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files that hold a ``slow`` test run first (in their own order, their other tests with
+    them, so module fixtures are made once). Under ``-n 2`` a two-minute test collected last
+    starts when the other worker is nearly done and runs alone: started first, it overlaps
+    with everything else. ``-m "not slow"`` (``make test-quick``) leaves them out."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: collection order otherwise
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server per test process, on a free port, with AOF so it can be restarted."""

@@ -54,6 +54,16 @@ def test_replay_runs_every_strategy(strategy):
     assert done.returncode == 0, done.stderr
 
 
+def test_plot_without_a_file_writes_an_ignored_file_named_after_the_input(tmp_path):
+    done = spard_cli("replay", str(SAMPLE), "--plot", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    written = tmp_path / "spard-replay-replay_sample.png"
+    assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {written.name}" in done.stdout
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
+    assert "spard-replay-*.png" in ignored
+
+
 def test_replay_with_objectives_flag_and_no_header(tmp_path):
     path = tmp_path / "log.jsonl"
     path.write_text('{"scores": [[[1, 0], [0, 1]]]}\n\n{"scores": [[[1, 1], [0, 1]]]}\n')

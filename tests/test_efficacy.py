@@ -312,6 +312,7 @@ def test_spard_bench_quick_writes_results(tmp_path):
     assert (tmp_path / "again" / "results.md").read_text() == text
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch, scipy and matplotlib
 def test_spard_bench_rejects_unknown_names_before_training(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "spard.cli", "bench", "--families", "nope", "--out", str(tmp_path)],

@@ -58,6 +58,8 @@ def test_wheel_contains_the_mapped_packages_and_imports_from_them(tmp_path):
             assert f"{package}/{source.relative_to(ROOT / folder).as_posix()}" in names, source
     assert "spard/efficacy/train.py" in names
     assert "spard/py.typed" in names
+    for asset in (ROOT / "service" / "http" / "static").iterdir():  # the curriculum page
+        assert f"spard/service/http/static/{asset.name}" in names, asset
     assert not any(name.startswith(("tests/", "service/", "benchmarks/")) for name in names)
     target = tmp_path / "site"
     subprocess.run(

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from servers import ServiceProcess
 
+import spard
 from spard.client import SpardClient
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_python_blocks_run():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServiceProcess]:
+    """What ``make serve`` runs: the in-memory store, no auth."""
+    process = ServiceProcess().start()
+    yield process
+    process.stop()
+
+
+def test_readme_python_blocks_run(server):
+    text = README.read_text().replace("http://127.0.0.1:8000", server.url)
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
     assert blocks
     namespaces = []
     for block in blocks:
@@ -25,6 +40,34 @@ def test_readme_python_blocks_run():
     assert engine["state"].steps_applied == 100
     first_run = next(ns for ns in namespaces if "outcome" in ns)
     assert first_run["outcome"].step == 4
+
+
+@pytest.mark.slow  # the CLI in subprocesses, matplotlib among them
+def test_readme_shell_blocks_after_the_quick_start_run(server, tmp_path):
+    """Pasted in order into one shell, as a newcomer would after ``make serve``: the
+    environment is this one (a superset of .venv-serve), the port the test server's."""
+    text = README.read_text().split("## Quick start", 1)[1].split("## Use with TRL", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)[1:]  # after make serve
+    script = "set -e\n" + "\n".join(blocks)
+    script = script.replace("source .venv-serve/bin/activate", "")
+    script = script.replace("pip install -e '.[plot]'", "true")  # in the dev extra
+    script = script.replace("localhost:8000", f"127.0.0.1:{server.port}")
+    (tmp_path / "examples").symlink_to(README.parent / "examples")
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    done = subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"spard {spard.__version__}" in done.stdout
+    assert '"run_id":"demo"' in done.stdout
+    assert '"reward_weights"' in done.stdout
+    assert (tmp_path / "spard-replay-replay_sample.png").is_file()
 
 
 def test_the_readmes_openrlhf_reward_function_scores_through_a_real_service():

@@ -33,6 +33,12 @@ def main() -> None:
     rank = dist.get_rank()
     result = {"run_id": trainer.spard_run_id, "reward_weights": trainer.reward_weights.tolist()}
     (args.out / f"rank{rank}.json").write_text(json.dumps(result))
+    # Tear the process group down while both ranks are alive and in step: left to the
+    # interpreter's exit, gloo's destructor on rank 0 can run after rank 1 has closed its
+    # sockets and abort (SIGABRT) a run that succeeded. A barrier, then end_training()
+    # (accelerate's destroy_process_group) on every rank.
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
 
 
 if __name__ == "__main__":

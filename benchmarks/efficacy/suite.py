@@ -6,9 +6,10 @@ are read back instead of trained again, so an interrupted suite continues where 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,14 @@ def run_jobs(
     if log is not None and log.is_file() and not log.read_bytes().endswith(b"\n"):
         with log.open("a", encoding="utf-8") as handle:
             handle.write("\n")  # end a line cut short by a kill, so new runs start their own
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
-        results = pool.imap_unordered(_job, todo)
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(todo) > 1:
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
+            results: Iterator[dict[str, Any]] = pool.imap_unordered(_job, todo)
+        else:
+            # One at a time: in this process. A spawned worker is a fresh interpreter that
+            # imports torch again, seconds per call, more than a small run itself takes.
+            results = map(_job, todo)
         for run in tqdm(results, total=len(todo), desc=desc, unit="run"):
             runs[(run["arm"], run["family"], run["seed"])] = run
             if log is not None:

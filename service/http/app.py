@@ -13,6 +13,7 @@ from spard.service.http.metrics import PrometheusEvents
 from spard.service.http.middleware import RequestGateMiddleware, TimingMiddleware
 from spard.service.http.routes import observations, ops, runs, steps
 from spard.service.http.routes.docs import install_docs
+from spard.service.http.routes.page import install_page
 from spard.service.runs.observation_service import ObservationService
 from spard.service.runs.run_service import RunOptions, RunService
 from spard.service.runs.store import Store, StoreOptions
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(observations.router)
     app.include_router(ops.router)
     install_docs(app)
+    install_page(app)
     app.add_middleware(RequestGateMiddleware, settings=settings)
     app.add_middleware(TimingMiddleware)
     return app

@@ -26,6 +26,12 @@ def tenant_of(settings: Settings, authorization: str, server: Any) -> str:
         for known, tenant in settings.api_keys.items():
             if hmac.compare_digest(known.encode(), key.strip().encode()):
                 return tenant
+        if not settings.api_keys and not required_for(settings, server):
+            raise UnauthorizedError(
+                "unknown API key: this service runs without auth and has no keys; "
+                "send no Authorization header (SpardClient without api_key)",
+                field="Authorization",
+            )
         raise UnauthorizedError("unknown API key", field="Authorization")
     if required_for(settings, server):
         raise UnauthorizedError(

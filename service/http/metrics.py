@@ -124,14 +124,13 @@ async def render_metrics(
         return _process_metrics(), CONTENT_TYPE_LATEST
     since = time.time() - settings.metrics_run_window_s
     try:
-        summaries = await store.recent_runs(since, settings.metrics_max_runs)
+        scope = None if tenants == "*" else tenants
+        summaries = await store.recent_runs(since, settings.metrics_max_runs, scope)
     except StoreUnavailableError:
         # The process metrics, spard_store_errors_total first of all, matter most during the
         # outage: a scrape then has them without the per-run series.
         STORE_ERRORS.inc()
         return _process_metrics(), CONTENT_TYPE_LATEST
-    if tenants != "*":
-        summaries = [(key, raw) for key, raw in summaries if key.tenant == tenants]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RunCollector(summaries))
     return _process_metrics() + generate_latest(registry), CONTENT_TYPE_LATEST

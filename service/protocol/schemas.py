@@ -125,6 +125,12 @@ class RunSummary(BaseModel):
     streaming: StreamingConfig
 
 
+class RunList(BaseModel):
+    """The caller's runs, most recently written first (``GET /v1/runs``)."""
+
+    runs: list[RunSummary]
+
+
 class StepResponse(BaseModel):
     """The engine's answer for one step."""
 

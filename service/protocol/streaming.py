@@ -80,7 +80,7 @@ def streaming_config(data: Mapping[str, object] | None) -> StreamingConfig:
     try:
         return StreamingConfig.model_validate(dict(data or {}))
     except ValidationError as exc:
-        raise input_error(exc, "streaming") from exc
+        raise input_error(exc, "streaming", list(StreamingConfig.model_fields)) from exc
 
 
 ObjectiveName = Annotated[

@@ -159,6 +159,14 @@ class RunService:
             raise _not_found(key)
         return SummaryJson(summary)
 
+    async def list_runs(self, tenant: str, limit: int) -> list[SummaryJson]:
+        """Summaries of up to ``limit`` of ``tenant``'s runs, most recently written first."""
+        found = await self.store.recent_runs(0.0, limit, tenant)
+        # The store's order is its index's, which a Redis replica refreshes only every few
+        # seconds per run: the summaries' own times order them exactly.
+        summaries = [SummaryJson(summary) for _, summary in found]
+        return sorted(summaries, key=lambda s: -float(orjson.loads(s)["updated_at"]))
+
     async def weights(self, key: RunKey) -> CurrentWeights:
         """The run's etag and weights document (a cheap read)."""
         found = await self.store.load_weights(key)

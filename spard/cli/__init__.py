@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from collections.abc import Sequence
@@ -16,6 +15,9 @@ import spard
 from spard.cli import replay as replay_module
 from spard.cli.replay import read_replay_file, replay
 from spard.config import input_error
+from spard.errors import did_you_mean
+
+DEFAULT_PLOT = Path("\0default")  # --plot given without a file: named after the input
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +75,13 @@ def _parser() -> argparse.ArgumentParser:
         + ", ".join(spard.SpardConfig.model_fields),
     )
     replay_parser.add_argument(
-        "--plot", type=Path, help="write a PNG: weights, batch means, data weights"
+        "--plot",
+        type=Path,
+        nargs="?",
+        const=DEFAULT_PLOT,
+        metavar="PNG",
+        help="write a PNG: weights, batch means, data weights (default file: "
+        "spard-replay-<input name>.png in the current folder)",
     )
     replay_parser.add_argument("--json", type=Path, help="write every step result as JSON Lines")
     replay_parser.set_defaults(handler=_run_replay)
@@ -111,8 +119,7 @@ def _config(args: argparse.Namespace) -> spard.SpardConfig:
             raise spard.InputError(f"--set expects KEY=VALUE; got {item!r}", field="set")
         if key not in spard.SpardConfig.model_fields:
             known = list(spard.SpardConfig.model_fields)
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            hint = did_you_mean(key, known)
             raise spard.InputError(
                 f"--set: unknown key {key!r}{hint}; keys: {', '.join(known)}", field="set"
             )
@@ -130,6 +137,8 @@ def _run_replay(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         raise spard.InputError(f"no such file: {args.file}", field="file")
     config = _config(args)
+    if args.plot == DEFAULT_PLOT:
+        args.plot = Path(f"spard-replay-{args.file.stem}.png")
     for option, path in (("--plot", args.plot), ("--json", args.json)):
         # Checked before any work, not after the whole replay.
         if path is not None and not path.resolve().parent.is_dir():
@@ -186,9 +195,12 @@ def _run_serve(args: argparse.Namespace) -> int:
         # Each worker writes its counters here; /metrics in any worker sums them all.
         metrics_dir = tempfile.mkdtemp(prefix="spard-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    _check_port_free(settings.host, settings.port)
     store = "Redis" if settings.redis_url else "in-memory store"
     auth = "API keys" if settings.auth_required else "no auth (local)"
+    root = f"http://{_url_host(settings.host)}:{settings.port}"
     print(f"spard {spard.__version__}: {store}, {auth}, {settings.workers} worker(s)")
+    print(f"  curriculum page: {root}/   API docs: {root}/docs", flush=True)
     try:
         uvicorn.run(
             "spard.service.http.app:create_app",
@@ -202,6 +214,35 @@ def _run_serve(args: argparse.Namespace) -> int:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, naming the setting to change (uvicorn's
+    own message is a bare Errno 98). Bound as uvicorn binds it (SO_REUSEADDR), so a port
+    left in TIME_WAIT by a previous run still counts as free."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise spard.InputError(
+                f"port {port} on {host} is in use: choose another with SPARD_PORT "
+                f"(e.g. SPARD_PORT={port + 1} make serve) or --port",
+                field="port",
+            ) from None
+
+
+def _url_host(host: str) -> str:
+    """``host`` as it goes in a URL to type: a wildcard bind is reached on loopback."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def _run_bench(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Runs: create, read, delete, history, and state export/import."""
+"""Runs: create, list, read, delete, history, and state export/import."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from spard.service.protocol.schemas import (
     ERROR_RESPONSES,
     CreateRunRequest,
     HistoryPage,
+    RunList,
     RunSummary,
     state_schema,
 )
@@ -66,6 +67,19 @@ def generated_run_id(request_id: str | None) -> str:
     if request_id is None:
         return f"run-{secrets.token_hex(8)}"
     return f"run-{hashlib.sha256(request_id.encode()).hexdigest()[:16]}"
+
+
+@router.get("", response_model=RunList)
+async def list_runs(
+    tenant: Tenant,
+    runs: Runs,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """The caller's runs (its API key's tenant), most recently written first. On Redis, those
+    written within the last day: the index of active runs forgets older ones until their next
+    step."""
+    summaries = await runs.list_runs(tenant, limit)
+    return Response(b'{"runs":[%s]}' % b",".join(summaries), media_type=JSON)
 
 
 @router.get("/{run_id}", response_model=RunSummary)

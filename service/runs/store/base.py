@@ -188,8 +188,11 @@ class Store(Protocol):
         """History entries with step > ``after``, in step order; None if no such run."""
         ...
 
-    async def recent_runs(self, since: float, limit: int) -> list[tuple[RunKey, bytes]]:
-        """Summaries of up to ``limit`` runs written since ``since`` (unix time)."""
+    async def recent_runs(
+        self, since: float, limit: int, tenant: str | None = None
+    ) -> list[tuple[RunKey, bytes]]:
+        """Summaries of up to ``limit`` runs written since ``since`` (unix time), most recently
+        written first; only ``tenant``'s when given (filtered before the limit applies)."""
         ...
 
     async def ping(self) -> None:

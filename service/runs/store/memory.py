@@ -141,8 +141,11 @@ class MemoryStore:
         steps = run.history_steps[start : start + limit]
         return [HistoryRecord(step, run.history[step]) for step in steps]
 
-    async def recent_runs(self, since: float, limit: int) -> list[tuple[RunKey, bytes]]:
-        live = [(k, r) for k in list(self._runs) if (r := self._live(k)) and r.updated >= since]
+    async def recent_runs(
+        self, since: float, limit: int, tenant: str | None = None
+    ) -> list[tuple[RunKey, bytes]]:
+        keys = [k for k in list(self._runs) if tenant is None or k.tenant == tenant]
+        live = [(k, r) for k in keys if (r := self._live(k)) and r.updated >= since]
         live.sort(key=lambda item: item[1].updated, reverse=True)
         return [(key, run.record.summary) for key, run in live[:limit]]
 

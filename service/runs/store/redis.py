@@ -345,15 +345,23 @@ class RedisStore:
             )  # type: ignore[assignment]  # redis-py types withscores replies loosely
         return [HistoryRecord(int(step), _blob(payload)) for payload, step in entries]
 
-    async def recent_runs(self, since: float, limit: int) -> list[tuple[RunKey, bytes]]:
+    async def recent_runs(
+        self, since: float, limit: int, tenant: str | None = None
+    ) -> list[tuple[RunKey, bytes]]:
         if limit <= 0:
             return []
         async with self._guard("recent_runs"):
+            # One index for every tenant: a tenant's runs are picked from all the members (a
+            # few per active run), so that other tenants' newer runs cannot crowd them out.
             replies = await self._client.zrevrangebyscore(
-                self._active, "+inf", since, start=0, num=limit
+                self._active, "+inf", since, start=0, num=limit if tenant is None else -1
             )
             members = [_blob(member) for member in replies]
             keys = [RunKey(*orjson.loads(member)) for member in members]
+            if tenant is not None:
+                chosen = [i for i, key in enumerate(keys) if key.tenant == tenant][:limit]
+                members = [members[i] for i in chosen]
+                keys = [keys[i] for i in chosen]
             async with self._client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.hget(self._keys(key)[0], "summary")
