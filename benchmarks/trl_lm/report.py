@@ -254,8 +254,8 @@ def markdown(summary: dict[str, Any], digest: str, settings: dict[str, Any]) -> 
             lines.append(
                 f"| {item['candidate']} - {item['baseline']} | {item['seeds']} | "
                 f"{item['difference']:+.4f} | [{low:+.4f}, {high:+.4f}] "
-                f"({100 * item.get('holm_level', 0.95):.1f}%) | {item['p']:.4f} | "
-                f"{item.get('holm_p', float('nan')):.4f} | {item['wins']}/{item['seeds']} | "
+                f"({100 * item.get('holm_level', 0.95):.1f}%) | {item['p']:.3g} | "
+                f"{item.get('holm_p', float('nan')):.3g} | {item['wins']}/{item['seeds']} | "
                 f"{'yes' if success else 'no'} |"
             )
     if any(summary["secondary"].values()):
