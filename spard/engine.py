@@ -66,8 +66,10 @@ def init(
 ) -> State:
     """A fresh curriculum over ``objectives`` (K names) with prior weights w0 (uniform if None).
 
-    ``prior_weights`` may be a sequence of K positive numbers or a mapping name -> weight; it is
-    normalised to sum to 1.
+    ``prior_weights`` may be a sequence of K non-negative numbers (at least one positive) or a
+    mapping name -> weight; it is normalised to sum to 1. An objective with prior weight 0 is
+    scored and tracked (its level, progress and reliability are reported) but never trained
+    on: every rule keeps its reward weight at 0.
     """
     config = config if config is not None else SpardConfig()
     names = validate_objectives(objectives, config)
@@ -342,15 +344,20 @@ def _prior_weights(
             f"got shape {values.shape}",
             field="prior_weights",
         )
-    if not (np.isfinite(values).all() and (values > 0).all()):
-        raise InputError("prior_weights must be finite and > 0", field="prior_weights")
+    if not (np.isfinite(values).all() and (values >= 0).all() and (values > 0).any()):
+        raise InputError(
+            "prior_weights must be finite and >= 0, at least one > 0 (a weight of 0 tracks an "
+            "objective without training on it; for a penalty, negate its scores)",
+            field="prior_weights",
+        )
     # Scaled by the largest first: a sum of values near 1e308 would overflow to inf.
     scaled = values / values.max()
     normalised: FloatArray = scaled / scaled.sum()
-    if normalised.min() < MIN_PRIOR_WEIGHT:
+    smallest = normalised[values > 0.0].min()
+    if smallest < MIN_PRIOR_WEIGHT:
         raise InputError(
-            f"prior_weights: every weight must be at least {MIN_PRIOR_WEIGHT:g} of the total "
-            f"(the smallest is {normalised.min():.3g}); a weight that small would round to 0",
+            f"prior_weights: every positive weight must be at least {MIN_PRIOR_WEIGHT:g} of the "
+            f"total (the smallest is {smallest:.3g}); a weight that small would round to 0",
             field="prior_weights",
         )
     return normalised

@@ -30,13 +30,17 @@ def exponentiated_gradient_step(
     """Closed form of ``max_w <u,w> - KL(w||w_t)/eta - lambda KL(w||w0)`` on the simplex.
 
     Followed by the mix ``(1-rho) w + rho w0`` that keeps every weight >= rho * w0_k.
-    All arrays are ``(K,)``; the result sums to 1.
+    All arrays are ``(K,)``; the result sums to 1. The step runs on the prior's support: an
+    objective with ``w0_k = 0`` keeps weight 0 (a multiplicative step could never move it
+    anyway, but ``log 0`` would turn ``0 * -inf`` into NaN).
     """
+    trained = prior_weights > 0.0
     inertia = 1.0 / (1.0 + config.step_size * config.prior_strength)
-    logits = (
-        inertia * np.log(reward_weights)
-        + (1.0 - inertia) * np.log(prior_weights)
-        + config.step_size * inertia * utilities
+    logits = np.full(prior_weights.shape, -np.inf)
+    logits[trained] = (
+        inertia * np.log(reward_weights[trained])
+        + (1.0 - inertia) * np.log(prior_weights[trained])
+        + config.step_size * inertia * utilities[trained]
     )
     logits -= logits.max()
     updated = np.exp(logits)

@@ -17,8 +17,8 @@ def saw_weights(
 
     ``offsets`` ``(K,)`` shift each objective's scores before the CV, as SAW's code shifts its
     correctness range. The std is Bessel-corrected (torch's default). SAW's weights sum to K
-    in its code; ours are normalised to 1. Absent objectives get 0; when no objective varies the
-    prior weights are returned.
+    in its code; ours are normalised to 1. Absent objectives, and those with prior weight 0, get
+    0; when no other objective varies the prior weights are returned.
     """
     counts = batch.valid_counts.sum(axis=0)
     means = np.nan_to_num(batch.objective_means, nan=0.0)
@@ -28,7 +28,9 @@ def saw_weights(
     squares = np.einsum("ngk,ngk->k", centred, centred)
     with np.errstate(invalid="ignore", divide="ignore"):
         stds = np.sqrt(squares / (counts - 1))
-    coefficient = np.where(counts >= 2, stds / (np.abs(means + offsets) + _CV_EPS), 0.0)
+    # An objective with prior weight 0 is tracked, never trained on: SAW gives it nothing.
+    trained = (counts >= 2) & (prior_weights > 0.0)
+    coefficient = np.where(trained, stds / (np.abs(means + offsets) + _CV_EPS), 0.0)
     total = coefficient.sum()
     if not np.isfinite(total) or total <= 0.0:
         return prior_weights.copy()

@@ -181,8 +181,15 @@ class _StateModel(BaseModel):
         for entry in self.recent:
             _require_length("recent.reward_weights", entry.reward_weights, num_objectives)
             _require_length("recent.zero_signal", entry.zero_signal, len(entry.sample_weights))
-        _require_simplex("state.prior_weights", self.prior_weights, strictly_positive=True)
-        _require_simplex("state.reward_weights", self.reward_weights, strictly_positive=False)
+        _require_simplex("state.prior_weights", self.prior_weights)
+        _require_simplex("state.reward_weights", self.reward_weights)
+        untrained = np.asarray(self.prior_weights) == 0.0
+        if (np.asarray(self.reward_weights)[untrained] != 0.0).any():
+            raise InputError(
+                "state.reward_weights must be 0 where state.prior_weights is 0 (an objective "
+                "with prior weight 0 is never trained on)",
+                field="state.reward_weights",
+            )
         tracks = ObjectiveTracks(
             observations=np.array(self.observations, dtype=np.int64),
             level=_array(self.level),
@@ -249,12 +256,7 @@ def _require_length(name: str, values: list[Any], expected: int) -> None:
         )
 
 
-def _require_simplex(field: str, values: list[float], *, strictly_positive: bool) -> None:
+def _require_simplex(field: str, values: list[float]) -> None:
     array = np.asarray(values, dtype=np.float64)
-    lowest_ok = bool((array > 0).all()) if strictly_positive else bool((array >= 0).all())
-    if not (np.isfinite(array).all() and lowest_ok and abs(array.sum() - 1.0) < 1e-6):
-        raise InputError(
-            f"{field} must be finite, {'positive' if strictly_positive else 'non-negative'} "
-            "and sum to 1",
-            field=field,
-        )
+    if not (np.isfinite(array).all() and (array >= 0).all() and abs(array.sum() - 1.0) < 1e-6):
+        raise InputError(f"{field} must be finite, non-negative and sum to 1", field=field)

@@ -176,7 +176,7 @@ CREATE_CASES = [
     ({"objectives": ["a"], "config": {"warmup": 0}}, "config.warmup"),
     ({"objectives": ["a"], "config": {"colour": 1}}, "config.colour"),
     ({"objectives": ["a"], "strategy": "saw", "config": {"strategy": "pawa"}}, "config.strategy"),
-    ({"objectives": ["a", "b"], "prior_weights": [1, 0]}, "prior_weights"),
+    ({"objectives": ["a", "b"], "prior_weights": [1, -1]}, "prior_weights"),
     ({"objectives": ["a", "b"], "prior_weights": {"a": 1}}, "prior_weights"),
     ({"objectives": ["a"], "config": {"saw_offsets": {"z": 1}}}, "config.saw_offsets"),
     ({"objectives": [f"o{k}" for k in range(65)]}, "objectives"),

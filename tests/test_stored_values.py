@@ -39,13 +39,16 @@ EXTREME_CONFIGS = st.fixed_dictionaries(
     overrides=EXTREME_CONFIGS,
     magnitude=st.sampled_from([1e-300, 1.0, 1e100]),
     prior_spread=st.sampled_from([1.0, 1e8]),
+    untrained_first=st.booleans(),
 )
 def test_every_state_from_accepted_input_round_trips_and_steps_on(
-    spec, overrides, magnitude, prior_spread
+    spec, overrides, magnitude, prior_spread, untrained_first
 ):
     config = spard.SpardConfig(**overrides)
     names = objective_names(len(spec.kinds))
     prior = np.geomspace(1.0, prior_spread, len(names)) * min(magnitude, 1e300)
+    if untrained_first and len(names) > 1:
+        prior[0] = 0.0  # tracked, never trained on
     state = spard.init(names, config, prior_weights=prior)
     batches = [np.clip(b * magnitude, -1e100, 1e100) for b in spec.batches()]
     for t, scores in enumerate(batches):

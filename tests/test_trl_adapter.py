@@ -16,7 +16,7 @@ import torch
 from char_tokenizer import char_tokenizer
 from servers import ServiceProcess, free_port
 from trl import GRPOTrainer
-from trl_setup import REWARDS, grpo_config, prompts_dataset, tiny_model
+from trl_setup import REWARDS, grpo_config, prompts_dataset, record_advantages, tiny_model
 
 from spard.client import SpardClient
 from spard.trainer_adapters.trl import STATE_FILE, SpardGRPOTrainer
@@ -79,8 +79,9 @@ def test_trainer_steps_the_curriculum_and_scales_advantages(tmp_path, service, m
     assert [entry["step"] for entry in history] == [0, 1, 2]
     assert set(history[0]["reward_weights"]) == {"has_vowel", "length_score", "digits_score"}
     assert not torch.allclose(trainer.reward_weights, initial_weights)
+    # The curriculum's weights, rescaled to the total of TRL's weights (three 1s).
     assert torch.allclose(
-        trainer.reward_weights.double(), torch.tensor(outcomes[-1].reward_weights)
+        trainer.reward_weights.double(), 3 * torch.tensor(outcomes[-1].reward_weights)
     )
     assert len(base_outputs) == len(final_outputs) == len(outcomes) == 3
     for base, final, outcome in zip(base_outputs, final_outputs, outcomes, strict=True):
@@ -213,26 +214,19 @@ def test_the_scaled_rule_hands_trl_weights_divided_by_the_running_scales(tmp_pat
     last = outcomes[-1]
     scales = torch.tensor([last.stats[name]["scale"] for name in trainer.spard_objectives])
     assert (scales > 0).all()
-    expected = torch.tensor(last.reward_weights) / scales
+    expected = 3 * torch.tensor(last.reward_weights) / scales  # TRL's weights total 3
     assert torch.allclose(trainer.reward_weights.double(), expected.double(), rtol=1e-6)
     assert not torch.allclose(trainer.reward_weights.double(), torch.tensor(last.reward_weights))
 
 
 def test_a_rule_trl_cannot_compute_trains_on_the_engines_advantages(tmp_path, monkeypatch):
     client = SpardClient.local()
-    outcomes, finals = [], []
+    outcomes = []
     original_step = client.step
     client.step = lambda *a, **k: outcomes.append(original_step(*a, **k)) or outcomes[-1]
     trainer = make_trainer(tmp_path, client, max_steps=2)  # the default: decoupled_floor
     assert trainer.spard.engine_advantages
-    wrapped = trainer._generate_and_score_completions
-
-    def record(inputs):
-        output = wrapped(inputs)
-        finals.append(output["advantages"].clone())
-        return output
-
-    trainer._generate_and_score_completions = record
+    finals = record_advantages(trainer)
     trainer.train()
     assert len(outcomes) == len(finals) == 2
     for outcome, final in zip(outcomes, finals, strict=True):

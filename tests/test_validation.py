@@ -88,9 +88,10 @@ def test_bad_objectives_are_rejected(objectives, message):
 @pytest.mark.parametrize(
     ("prior", "message"),
     [
-        ([1.0, 0.0], "finite and > 0"),
-        ([1.0, -1.0], "finite and > 0"),
-        ([1.0, float("nan")], "finite and > 0"),
+        ([0.0, 0.0], "at least one > 0"),
+        ([1.0, -1.0], "finite and >= 0"),
+        ([1.0, float("nan")], "finite and >= 0"),
+        ([1.0, 1e-12], "every positive weight must be at least"),
         ([1.0, 2.0, 3.0], "one entry per objective"),
         ({"a": 1.0}, r"missing \['b'\]"),
         ({"a": 1.0, "b": 1.0, "c": 1.0}, r"unknown \['c'\]"),

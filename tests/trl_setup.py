@@ -72,3 +72,17 @@ def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
         "dataloader_num_workers": 0,
     }
     return GRPOConfig(**{**options, **overrides})
+
+
+def record_advantages(trainer: Any) -> list[Any]:
+    """The advantages each generation batch of ``trainer`` ends with, appended as it trains."""
+    advantages: list[Any] = []
+    scored = trainer._generate_and_score_completions
+
+    def record(inputs: Any) -> Any:
+        output = scored(inputs)
+        advantages.append(output["advantages"].clone())
+        return output
+
+    trainer._generate_and_score_completions = record
+    return advantages

@@ -1,22 +1,31 @@
 """What SPARD's adapters for trainers built on Hugging Face's ``Trainer`` (TRL, ms-swift) share.
 
 :class:`SpardLink` opens the run once, makes one service call per generation batch on the
-main process and broadcasts the answer (every rank applies the same weights), names the
-metrics the trainers log, and keeps the curriculum state in each checkpoint
-(:data:`STATE_FILE`), imported again on resume.
+main process and broadcasts the answer (every rank applies the same weights, and an error on
+the main process stops every rank), names the metrics the trainers log, and keeps the
+curriculum state in each checkpoint (:data:`STATE_FILE`), imported again on resume.
+
+What the trainer accepts, the link accepts: its reward weights as given (a fixed-weight run
+hands them back untouched, so ``static`` is the trainer's own GRPO), a weight of 0 (the
+objective is tracked, never trained on), a negative weight (a penalty: the engine sees the
+negated scores with the weight's magnitude, and the sign is put back on what the trainer
+applies), the same reward function twice (objectives ``name``, ``name_2``, ...), and batches
+where every reward is ``None`` (no step: the weights are held).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from accelerate.utils import broadcast_object_list
 
 from spard.client import SpardClient, StepOutcome
 from spard.config import SpardConfig
+from spard.strategies import StrategyRules
 from spard.trainer_adapters._settings import get_or_create_run
 
 STATE_FILE = "spard_state.json"
@@ -27,28 +36,85 @@ STATE_FILE = "spard_state.json"
 TRAINER_RULES = ("sum", "scaled", "decoupled")
 
 
-class SpardLink:
-    """One trainer's link to its SPARD run (``accelerator``: the trainer's, for its ranks)."""
+# The decoupled counterpart of each advantage rule: what a trainer configured for GDPO's
+# normalise-then-sum (TRL's multi_objective_aggregation, ms-swift's scale_rewards="gdpo") runs.
+DECOUPLED_VARIANT = {
+    "sum": "decoupled",
+    "scaled": "decoupled_floor",
+    "decoupled": "decoupled",
+    "decoupled_floor": "decoupled_floor",
+}
+_Result = TypeVar("_Result")
 
-    def __init__(self, client: SpardClient, objectives: list[str], accelerator: Any) -> None:
+
+def distinct_names(names: Sequence[str]) -> list[str]:
+    """The reward functions' names as objective names: a repeated name gets ``_2``, ``_3``...
+    (the first free one), since one reward function may be passed twice."""
+    taken = set(names)
+    distinct: list[str] = []
+    for name in names:
+        candidate, count = name, 1
+        while candidate in distinct or (count > 1 and candidate in taken):
+            count += 1
+            candidate = f"{name}_{count}"
+        distinct.append(candidate)
+    return distinct
+
+
+def decoupled_config(strategy: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the decoupled variant of the strategy's advantage rule, for a trainer
+    that asks for normalise-then-sum; an explicit summed ``advantage_mode`` is refused."""
+    rule = SpardConfig.model_validate({"strategy": strategy, **config}).resolved_advantage_mode
+    if rule == DECOUPLED_VARIANT[rule]:
+        return config
+    if config.get("advantage_mode", "auto") != "auto":
+        raise ValueError(
+            f"the trainer normalises each reward before summing (GDPO), but spard_config sets "
+            f"advantage_mode={rule!r}, a summed rule; drop advantage_mode (the run then uses "
+            f"{DECOUPLED_VARIANT[rule]!r}) or the trainer's normalise-then-sum setting"
+        )
+    return {**config, "advantage_mode": DECOUPLED_VARIANT[rule]}
+
+
+class SpardLink:
+    """One trainer's link to its SPARD run.
+
+    ``reward_func_names``: the trainer's, in order; ``trainer_weights``: its reward weights
+    (K,), as the user gave them; ``accelerator``: the trainer's, for its ranks.
+    """
+
+    def __init__(
+        self,
+        client: SpardClient,
+        reward_func_names: Sequence[str],
+        trainer_weights: Sequence[float],
+        accelerator: Any,
+    ) -> None:
         self.client = client
-        self.objectives = objectives
+        self.objectives = distinct_names(reward_func_names)
         self.accelerator = accelerator
+        self.user_weights = np.asarray(trainer_weights, dtype=np.float64)
+        self.signs = np.where(self.user_weights < 0.0, -1.0, 1.0)
         self.run_id = ""
-        self.advantage_rule = "sum"
-        self._scales = np.ones(len(objectives))
+        self.rules = StrategyRules("fixed", "none", "sum")
+        self._scales = np.ones(len(self.objectives))
+
+    @property
+    def advantage_rule(self) -> str:
+        """The run's advantage rule (``sum``, ``scaled``, ``decoupled``, ``decoupled_floor``)."""
+        return self.rules.advantages
 
     def open(
-        self,
-        run_id: str | None,
-        strategy: str,
-        config: dict[str, Any],
-        prior_weights: list[float] | None,
+        self, run_id: str | None, strategy: str, config: dict[str, Any], decoupled: bool
     ) -> None:
-        """Reuse run ``run_id`` if it exists, else create it (on the main process); every rank
-        learns its id and advantage rule."""
-        opened: tuple[str, str] | None = None
-        if self.accelerator.is_main_process:
+        """Reuse run ``run_id`` if it exists, else create it (on the main process), with the
+        magnitudes of the trainer's weights as prior weights; every rank learns its id and
+        rules. ``decoupled``: the trainer normalises each reward before summing, so the run
+        gets the decoupled variant of the strategy's advantage rule."""
+        if decoupled:
+            config = decoupled_config(strategy, config)
+
+        def create_or_reuse() -> tuple[str, StrategyRules]:
             info = get_or_create_run(
                 self.client,
                 run_id,
@@ -56,12 +122,19 @@ class SpardLink:
                     self.objectives,
                     strategy=strategy,
                     config=config,
-                    prior_weights=prior_weights,
+                    prior_weights=np.abs(self.user_weights).tolist(),
                     run_id=run_id,
                 ),
             )
-            opened = (info.run_id, SpardConfig.model_validate(info.config).resolved_advantage_mode)
-        self.run_id, self.advantage_rule = broadcast_object_list([opened], from_process=0)[0]
+            return info.run_id, SpardConfig.model_validate(info.config).rules
+
+        self.run_id, self.rules = self._on_main(create_or_reuse)
+        if decoupled and self.advantage_rule not in ("decoupled", "decoupled_floor"):
+            raise ValueError(
+                f"run {self.run_id!r} sums its rewards (advantage rule "
+                f"{self.advantage_rule!r}) but the trainer normalises each reward before "
+                "summing (GDPO); use another run id or the trainer's summed setting"
+            )
         if self.accelerator.is_main_process:
             print(
                 f"SPARD: run {self.run_id!r}, advantages by rule {self.advantage_rule!r}",
@@ -74,32 +147,47 @@ class SpardLink:
         replaces the trainer's advantages with the engine's (data weights included)."""
         return self.advantage_rule not in TRAINER_RULES
 
-    def step(self, rewards: Any, num_generations: int, step: int) -> StepOutcome:
+    @property
+    def data_weighted(self) -> bool:
+        """Whether the run weights prompts (else every data weight is 1)."""
+        return self.rules.data_weights != "none"
+
+    def step(self, rewards: Any, num_generations: int, step: int) -> StepOutcome | None:
         """Send the gathered rewards ``(N*G, K)`` of one generation batch as step ``step``
-        (the main process calls the service); every rank gets the same outcome."""
-        outcome = None
-        if self.accelerator.is_main_process:
-            scores = rewards.detach().float().cpu().numpy()
+        (the main process calls the service); every rank gets the same outcome. None when
+        no reward in the batch has a value (every reward function returned None): there is
+        nothing to learn from, so no step is applied and the weights are held."""
+        scores = rewards.detach().float().cpu().numpy() * self.signs
+        if not np.isfinite(scores).any():
+            return None
+
+        def call() -> StepOutcome:
             grouped = scores.reshape(-1, num_generations, scores.shape[1])
-            outcome = self.client.step(
+            return self.client.step(
                 self.run_id, grouped, step=step, return_advantages=self.engine_advantages
             )
-        result: StepOutcome = broadcast_object_list([outcome], from_process=0)[0]
-        return result
+
+        return self._on_main(call)
 
     def trainer_weights(self, outcome: StepOutcome) -> np.ndarray[Any, Any]:
-        """(K,) the weights the trainer's own weighted sum should apply: the reward weights,
-        under ``scaled`` each divided by its objective's running scale ``s_k`` (the last
-        known one when the answer carries none, as a held answer)."""
-        if self.advantage_rule != "scaled":
-            return outcome.reward_weights
-        if outcome.stats is not None:
-            scales = [outcome.stats[name]["scale"] for name in self.objectives]
-            known = np.array([np.nan if value is None else value for value in scales])
-            self._scales = np.where(np.isfinite(known) & (known > 0.0), known, self._scales)
-        weights: np.ndarray[Any, Any] = outcome.reward_weights / self._scales
-        return weights
+        """(K,) the weights the trainer's own weighted sum should apply.
 
+        A run with fixed weights and a rule the trainer computes gets the user's weights
+        back exactly (the trainer's GRPO, bit for bit). Otherwise the curriculum's weights,
+        under ``scaled`` each divided by its objective's running scale ``s_k`` (the last
+        known one when the answer carries none, as a held answer), rescaled to the user's
+        total and with each penalty's sign put back."""
+        if self.rules.reward_weights == "fixed" and self.advantage_rule != "scaled":
+            return self.user_weights
+        weights = outcome.reward_weights
+        if self.advantage_rule == "scaled":
+            if outcome.stats is not None:
+                scales = [outcome.stats[name]["scale"] for name in self.objectives]
+                known = np.array([np.nan if value is None else value for value in scales])
+                self._scales = np.where(np.isfinite(known) & (known > 0.0), known, self._scales)
+            weights = weights / self._scales
+        rescaled: np.ndarray[Any, Any] = self.signs * weights * np.abs(self.user_weights).sum()
+        return rescaled
     def completion_advantages(self, outcome: StepOutcome) -> np.ndarray[Any, Any]:
         """Each completion's advantage from the engine, in the gathered batch's order:
         ``(N*G,)``; only when :attr:`engine_advantages`."""
@@ -143,3 +231,22 @@ class SpardLink:
             with open(path, encoding="utf-8") as handle:
                 saved = json.load(handle)
             self.client.import_state(self.run_id, saved["state"])
+
+    def _on_main(self, work: Callable[[], _Result]) -> _Result:
+        """``work()`` on the main process, its result broadcast to every rank. An error there
+        is raised on every rank (the others would otherwise wait at the broadcast forever)."""
+        payload: tuple[Any, str | None] = (None, None)
+        failure: Exception | None = None
+        if self.accelerator.is_main_process:
+            try:
+                payload = (work(), None)
+            except Exception as error:  # raised again below, on every rank
+                failure = error
+                payload = (None, f"{type(error).__name__}: {error}")
+        result, message = broadcast_object_list([payload], from_process=0)[0]
+        if failure is not None:
+            raise failure
+        if message is not None:
+            raise RuntimeError(f"SPARD failed on the main process: {message}")
+        answer: _Result = result
+        return answer

@@ -10,9 +10,12 @@ Per training generation batch (after ms-swift's dynamic sampling, so on the roll
 trained on) it sends the gathered rewards, shaped (N, G, K), to SPARD once; sets
 ``reward_weights`` to the curriculum's weights for this batch (ms-swift then weighs and
 normalises as usual) and multiplies each completion's advantage by its prompt's RADR data
-weight. A run whose advantage rule is decoupled (``spard_gdpo``) gets ms-swift's
-``scale_rewards="gdpo"``; under a rule ms-swift cannot compute (``decoupled_floor``, the
-default's) the engine's advantages replace ms-swift's. Rank 0 makes the call and broadcasts
+weight. A run with fixed weights (``static``) leaves ms-swift's weights and advantages as
+they are, so it is ms-swift's GRPO exactly. A run whose advantage rule is decoupled
+(``spard_gdpo``, ``gdpo``) gets ms-swift's ``scale_rewards="gdpo"``, and a user who sets
+``--scale_rewards gdpo`` gets the decoupled variant of the chosen strategy; under a rule
+ms-swift cannot compute (``decoupled_floor``, the default's) the engine's advantages replace
+ms-swift's. A batch where every reward is None applies no step (the weights are held). Rank 0 makes the call and broadcasts
 the answer; the curriculum state is saved in every checkpoint and imported on resume; the
 weights are logged as ``reward_weights/<objective>``.
 
@@ -39,15 +42,20 @@ __all__ = ["STATE_FILE", "SpardSwiftGRPOTrainer", "install", "plugin_path"]
 
 class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
     """ms-swift's ``GRPOTrainer`` whose reward weights and advantages follow SPARD (see the
-    module docstring). Objectives are the reward functions' names; ``--reward_weights``, if
-    given, are the prior weights."""
+    module docstring). Objectives are the reward functions' names (a repeated one gets
+    ``_2``, ...); the magnitudes of ``--reward_weights`` (all 1 when unset) are the prior
+    weights, a weight of 0 is tracked and never trained on, a negative one is a penalty."""
+
+    reward_weights: torch.Tensor
+    scale_rewards: str
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = AdapterSettings()
-        self.spard = SpardLink(settings.client(), list(self.reward_func_names), self.accelerator)
-        prior = list(self.args.reward_weights) if self.args.reward_weights else None
-        self.spard.open(settings.run_id, settings.strategy, settings.config, prior)
+        weights = self.reward_weights.tolist()
+        self.spard = SpardLink(settings.client(), self.reward_func_names, weights, self.accelerator)
+        decoupled = self.scale_rewards == "gdpo"
+        self.spard.open(settings.run_id, settings.strategy, settings.config, decoupled)
         if self.spard.advantage_rule == "decoupled":
             self.scale_rewards = "gdpo"
 
@@ -65,6 +73,11 @@ class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
                 "request-aware mode (a varying number per prompt) is not supported"
             )
         outcome = self.spard.step(rewards_per_func, self.num_generations, self.state.global_step)
+        if outcome is None:  # no reward at all: no step, the weights held, ms-swift's advantages
+            held: torch.Tensor = super()._compute_advantages(
+                samples, rewards_per_func, batch_encoded_inputs
+            )
+            return held
         # Where ms-swift keeps its own reward_weights.
         device = self.accelerator.device
         self.reward_weights = torch.tensor(
@@ -76,6 +89,8 @@ class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         if self.spard.engine_advantages:  # a rule ms-swift cannot compute: the engine's
             engine = self.spard.completion_advantages(outcome)
             return torch.tensor(engine, dtype=advantages.dtype, device=advantages.device)
+        if not self.spard.data_weighted:
+            return advantages
         # The advantages of the whole gathered batch, in its order: one data weight each.
         weights = self.spard.completion_weights(outcome, self.num_generations)
         return advantages * torch.tensor(weights, dtype=advantages.dtype, device=advantages.device)

@@ -2,14 +2,20 @@
 
 Per training generation batch it sends the rewards gathered from all processes, shaped
 (N, G, K), to SPARD once; sets ``self.reward_weights`` to the curriculum's weights for this
-batch (divided by each objective's running scale under the ``scaled`` rule; TRL then
-aggregates and normalises as usual), and multiplies each prompt's advantages by its RADR
-sample weight. TRL's ``multi_objective_aggregation`` follows the run's advantage rule
-(``normalize_then_sum`` for decoupled, GDPO-style rules); under a rule TRL cannot compute
-(``decoupled_floor``, the default's) the engine's advantages replace TRL's. Rank 0 makes the
-call and broadcasts the answer, so every rank applies the same weights. Evaluation batches are
-left alone. The curriculum state is saved in each checkpoint (``spard_state.json``) and
-imported on resume.
+batch (rescaled to the total of the user's ``reward_weights``, and divided by each objective's
+running scale under the ``scaled`` rule; TRL then aggregates and normalises as usual), and
+multiplies each prompt's advantages by its RADR sample weight. A run with fixed weights
+(``static``, ``gdpo``) leaves TRL's weights, aggregation and advantages exactly as they are:
+``static`` is TRL's GRPO bit for bit, and the run only tracks the objectives.
+
+The run's advantage rule sets TRL's ``multi_objective_aggregation`` (``normalize_then_sum`` for
+decoupled, GDPO-style rules); a user who sets ``normalize_then_sum`` gets the decoupled variant
+of the chosen strategy. Under a rule TRL cannot compute (``decoupled_floor``, the default's)
+the engine's advantages replace TRL's. Rank 0 makes the call and broadcasts the answer, so
+every rank applies the same weights. Evaluation batches are left alone. The curriculum state
+is saved in each checkpoint (``spard_state.json``) and imported on resume. Zero and negative
+reward weights, a reward function passed twice and batches without any reward are accepted
+as TRL accepts them (see :mod:`spard.trainer_adapters._hf`).
 """
 
 from __future__ import annotations
@@ -44,9 +50,13 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
 
     Extra arguments: ``spard_client`` (default: :meth:`SpardClient.local`), ``spard_run_id``
     (reused if it exists, else created), ``spard_strategy`` and ``spard_config`` (overrides of
-    ``SpardConfig``). Objectives are the reward functions' names; ``args.reward_weights``, if
-    set, are the prior weights.
+    ``SpardConfig``). Objectives are the reward functions' names (a repeated one gets ``_2``,
+    ...); the magnitudes of ``args.reward_weights`` (TRL's, all 1 when unset) are the prior
+    weights.
     """
+
+    multi_objective_aggregation: str
+    reward_weights: torch.Tensor
 
     def __init__(
         self,
@@ -60,14 +70,18 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         _refuse_async(self, kwargs.get("args", args[2] if len(args) > 2 else None))
         super().__init__(*args, **kwargs)
         client = spard_client if spard_client is not None else SpardClient.local()
-        self.spard = SpardLink(client, list(self.reward_func_names), self.accelerator)
-        self.spard.open(spard_run_id, spard_strategy, spard_config or {}, self.args.reward_weights)
+        self.spard = SpardLink(
+            client, self.reward_func_names, self.reward_weights.tolist(), self.accelerator
+        )
+        decoupled = self.multi_objective_aggregation == "normalize_then_sum"
+        self.spard.open(spard_run_id, spard_strategy, spard_config or {}, decoupled)
         self._spard_outcome: StepOutcome | None = None
         # The run's advantage rule decides TRL's aggregation, so `spard_gdpo` (and any
-        # advantage_mode="decoupled") gets GDPO's normalize_then_sum, the rest TRL's default.
-        # Rules TRL cannot compute (decoupled_floor) use the engine's advantages instead.
+        # advantage_mode="decoupled") gets GDPO's normalize_then_sum, the summed rules TRL's
+        # default. Under rules TRL cannot compute (decoupled_floor) the engine's advantages
+        # replace TRL's, whatever it aggregated.
         self.multi_objective_aggregation = AGGREGATION.get(
-            self.spard.advantage_rule, "sum_then_normalize"
+            self.spard.advantage_rule, self.multi_objective_aggregation
         )
 
     @property
@@ -96,6 +110,8 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
             return rewards_per_func
         outcome = self.spard.step(rewards_per_func, self.num_generations, self.state.global_step)
         self._spard_outcome = outcome
+        if outcome is None:  # no reward at all (TRL has warned): weights held, advantages 0
+            return rewards_per_func
         self.reward_weights = torch.tensor(self.spard.trainer_weights(outcome), dtype=torch.float32)
         for name, value in self.spard.metrics(outcome).items():
             self._metrics["train"][name].append(value)
@@ -116,7 +132,7 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
             output["advantages"] = torch.tensor(engine, dtype=advantages.dtype).to(
                 advantages.device
             )
-        else:
+        elif self.spard.data_weighted:
             per_completion = self.spard.completion_weights(outcome, self.num_generations)
             weights = torch.tensor(per_completion[start : start + local], dtype=advantages.dtype)
             output["advantages"] = advantages * weights.to(advantages.device)

@@ -39,7 +39,9 @@ class CreateRunRequest(BaseModel):
         json_schema_extra=lambda schema: schema.update(config_overrides_schema()),
     )
     prior_weights: list[float] | dict[str, float] | None = Field(
-        None, description="w0: K positive numbers, or objective -> weight; uniform if absent"
+        None,
+        description="w0: K numbers >= 0, at least one positive (0 tracks an objective without "
+        "training on it), or objective -> weight; uniform if absent",
     )
     streaming: dict[str, Any] = Field(
         default_factory=dict,

@@ -5,92 +5,20 @@ SPARD turned on by the plugin file alone, against a real ``spard serve``."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("swift", reason="run in .venv-swift (make test does)")
 import torch
-from char_tokenizer import char_tokenizer
-from servers import ServiceProcess
-from swift.pipelines import rlhf_main
 from swift.rlhf_trainers import GRPOTrainer
-from trl_setup import tiny_model
+from swift_run import G, swift_rlhf
 
 import spard
 from spard.client import SpardClient
-from spard.trainer_adapters import swift as spard_swift
 from spard.trainer_adapters.swift import STATE_FILE, SpardSwiftGRPOTrainer
 
 pytestmark = pytest.mark.slow
-G = 4
-REWARDS_PLUGIN = """
-from swift.rewards import ORM, orms
-
-
-class HasVowel(ORM):
-    def __call__(self, completions, **kwargs):
-        return [float(any(c in "aeiou" for c in text)) for text in completions]
-
-
-class LengthScore(ORM):
-    def __call__(self, completions, **kwargs):
-        return [min(len(text), 8) / 8.0 for text in completions]
-
-
-class Digits(ORM):
-    def __call__(self, completions, **kwargs):
-        # Not applicable to completions that start with a space: a missing score.
-        return [
-            None if t.startswith(" ") else float(sum(c.isdigit() for c in t)) for t in completions
-        ]
-
-
-orms["has_vowel"] = HasVowel
-orms["length_score"] = LengthScore
-orms["digits"] = Digits
-"""
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("swift")
-    tokenizer = char_tokenizer()
-    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}:{% endfor %}"
-    tiny_model(tokenizer).save_pretrained(folder / "model")
-    tokenizer.save_pretrained(folder / "model")
-    words = ["say hi", "count to 3", "spell cat", "add 1 and 2", "name a colour", "greet me"]
-    with open(folder / "data.jsonl", "w") as handle:
-        for i in range(64):
-            handle.write(json.dumps({"messages": [{"role": "user", "content": words[i % 6]}]}))
-            handle.write("\n")
-    (folder / "rewards_plugin.py").write_text(REWARDS_PLUGIN)
-    server = ServiceProcess(env={"SPARD_AUTH_DISABLED": "true"}).start()
-    yield folder, server
-    server.stop()
-
-
-def swift_rlhf(folder: Path, out: Path, *extra: str) -> None:
-    """``swift rlhf --rlhf_type grpo`` as the authors ran it, plus SPARD's plugin file."""
-    rlhf_main(
-        [
-            *("--rlhf_type", "grpo", "--model", str(folder / "model"), "--model_type", "qwen2"),
-            *("--template", "default", "--dataset", str(folder / "data.jsonl")),
-            *("--reward_funcs", "has_vowel", "length_score", "digits"),
-            *(
-                "--external_plugins",
-                str(folder / "rewards_plugin.py"),
-                str(spard_swift.plugin_path()),
-            ),
-            *("--num_generations", str(G), "--per_device_train_batch_size", "8"),
-            *("--max_completion_length", "8", "--learning_rate", "1e-3", "--logging_steps", "1"),
-            *("--output_dir", str(out), "--add_version", "false", "--report_to", "none"),
-            *("--dynamic_sample", "true", "--save_steps", "2", "--torch_dtype", "float32"),
-            *("--use_hf", "true", "--tuner_type", "full", "--split_dataset_ratio", "0"),
-            *("--dataloader_num_workers", "0", "--seed", "0", *extra),
-        ]
-    )
 
 
 def test_swift_grpo_uses_the_engines_weights_and_scales_advantages(setup, tmp_path, monkeypatch):
@@ -136,8 +64,9 @@ def test_swift_grpo_uses_the_engines_weights_and_scales_advantages(setup, tmp_pa
         expected, state = spard.step(state, grouped, step)
         # The weights ms-swift summed with are the engine's, and each advantage is scaled by
         # its prompt's data weight.
+        # (rescaled to the total of ms-swift's weights, three 1s)
         np.testing.assert_allclose(
-            call["weights"].double().numpy(), expected.reward_weights, atol=1e-6
+            call["weights"].double().numpy(), 3 * expected.reward_weights, atol=1e-6
         )
         scale = torch.tensor(np.repeat(expected.sample_weights, G), dtype=call["base"].dtype)
         torch.testing.assert_close(call["final"], call["base"] * scale)
