@@ -35,17 +35,38 @@ def test_the_smoke_run_trains_resumes_and_reports(tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads((out / "results.json").read_text())
-    (run,) = results["runs"]
+    (result,) = (out / "runs").glob("spard-seed0-*.json")  # named by the protocol's hash
+    run = json.loads(result.read_text())
     assert (run["arm"], run["steps"]) == ("spard", 5)
     # The checkpoint at step 2 brought back the curriculum after the service forgot the run.
     assert run["resume"] == {"checkpoint": "checkpoint-2", "state_restored": True, "last_step": 1}
     assert [entry["step"] for entry in run["history"]] == [0, 1, 2, 3, 4]
     assert len(run["step_seconds"]) == 5
     assert [evaluation["step"] for evaluation in run["evals"]] == [0, 1, 2, 3, 4, 5]
+    results = json.loads((out / "results.json").read_text())
     spard = results["summary"]["arms"]["spard"]
     assert 0 < spard["overhead_fraction"] < 1
     assert "SPARD's own work per step" in (out / "results.md").read_text()
     assert (out / "held_out.png").stat().st_size > 0
     assert (out / "weights.png").stat().st_size > 0
-    assert list((out / "runs" / "spard-seed0" / "runs").rglob("events.out.tfevents.*"))
+    assert list((out / "work" / "spard-seed0" / "runs").rglob("events.out.tfevents.*"))
+    # A rerun finds the run finished and only re-writes the report.
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.trl_lm",
+            "--smoke",
+            "--out",
+            str(out),
+            "--cache",
+            str(cache),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(result.read_text()) == run

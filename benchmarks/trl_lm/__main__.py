@@ -1,11 +1,15 @@
 """Run the TRL benchmark: pretrain (or load) the policy, train every arm x seed with TRL's
-GRPOTrainer, SPARD's through a real ``spard serve`` on Redis, and write the report.
+GRPOTrainer or SpardGRPOTrainer (through a real ``spard serve`` on Redis), and write the report.
 
-``python -m benchmarks.trl_lm --out DIR`` (the full run: 3 arms x 3 seeds x 200 steps, two
-runs at a time); ``--smoke`` is the 5-step SPARD arm of the test suite. Writes ``runs/``
-(each run's log, tensorboard events and ``run.json``), ``results.json``, ``results.md`` and
-the plots into ``--out`` (default: a new ``trl-lm-<time>/`` folder, never the committed
-results).
+``python -m benchmarks.trl_lm --evaluation --out DIR`` runs the pre-registered evaluation
+(``PREREGISTRATION.md``); ``--dev --seeds 2 --arms spard,gdpo`` runs development seeds (1000+,
+never evaluated); ``--smoke`` is the test suite's 5-step SPARD arm.
+
+Each run writes ``DIR/runs/<arm>-seed<seed>-<protocol hash>.json`` atomically when it ends; a
+rerun with the same protocol skips the runs already there, so an interrupted benchmark goes on
+where it stopped. Runs go ``--parallel`` at a time (default 2), one CPU thread each. Once the
+queue is done (or with ``--report-only``), the report is written into ``DIR``: never over the
+committed results unless ``DIR`` is theirs.
 """
 
 from __future__ import annotations
@@ -13,22 +17,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
-from benchmarks.trl_lm import pretrain, report
-from benchmarks.trl_lm.train import ARMS
+from benchmarks.trl_lm import pretrain, protocol, report
+from benchmarks.trl_lm.protocol import ARMS, Settings
 from tests.servers import RedisServer, ServiceProcess
 
 CACHE = Path(os.environ.get("SPARD_BENCH_CACHE", Path.home() / ".cache" / "spard" / "trl_lm"))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -46,95 +53,182 @@ def spard_service() -> Iterator[str]:
             redis.stop()
 
 
-def run_all(
-    jobs: list[tuple[str, int]], policy: Path, out: Path, steps: int, url: str, parallel: int
-) -> None:
-    """Every (arm, seed) as its own process, ``parallel`` at a time, one CPU thread each."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    waiting: list[tuple[str, int]] = list(jobs)
-    running: dict[tuple[str, int], tuple[subprocess.Popen[bytes], Path]] = {}
-    overall = tqdm(total=len(jobs) * steps, desc="all runs", unit="step")
+def code_commit() -> str:
+    """The commit the runs are made with (``-dirty`` when the tree has changes)."""
     try:
-        _run_jobs(waiting, running, overall, policy, out, steps, url, parallel, env)
-    finally:
-        for process, _ in running.values():  # a failed run stops the others
-            process.terminate()
-        overall.close()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
 
 
-def _run_jobs(
-    waiting: list[tuple[str, int]],
-    running: dict[tuple[str, int], tuple[subprocess.Popen[bytes], Path]],
-    overall: tqdm,
-    policy: Path,
-    out: Path,
-    steps: int,
-    url: str,
-    parallel: int,
-    env: dict[str, str],
-) -> None:
-    done_steps: dict[tuple[str, int], int] = {}
-    while waiting or running:
-        while waiting and len(running) < parallel:
-            arm, seed = waiting.pop(0)
-            folder = out / "runs" / f"{arm}-seed{seed}"
-            folder.mkdir(parents=True, exist_ok=True)
-            command = [sys.executable, "-m", "benchmarks.trl_lm.train", "--arm", arm]
-            command += ["--seed", str(seed), "--policy", str(policy), "--out", str(folder)]
-            command += ["--steps", str(steps), "--spard-url", url]
-            log = (folder / "train.log").open("w")
-            running[(arm, seed)] = (
-                subprocess.Popen(command, env=env, stdout=log, stderr=log),
-                folder,
-            )
-        time.sleep(1.0)
-        for key, (process, folder) in list(running.items()):
-            progress = folder / "progress"
-            step = int(progress.read_text() or 0) if progress.exists() else 0
-            overall.update(max(step - done_steps.get(key, 0), 0))
-            done_steps[key] = max(step, done_steps.get(key, 0))
-            if process.poll() is None:
-                continue
-            del running[key]
-            if process.returncode != 0:
-                raise RuntimeError(
-                    f"{key} failed (rc {process.returncode}): see {folder / 'train.log'}"
-                )
-            overall.set_postfix_str(f"done {key[0]} seed {key[1]}")
+class Queue:
+    """The runs still to do, ``parallel`` at a time, with an overall and a per-run bar."""
+
+    def __init__(
+        self,
+        jobs: list[tuple[str, int]],
+        out: Path,
+        policy: Path,
+        settings: Settings,
+        digest: str,
+        url: str,
+        keep_work: bool,
+    ) -> None:
+        self.jobs, self.out, self.policy, self.settings = jobs, out, policy, settings
+        self.digest, self.url, self.keep_work = digest, url, keep_work
+        self.env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "TRL_LM_COMMIT": code_commit(),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        self.failed: list[tuple[str, int]] = []
+
+    def result(self, arm: str, seed: int) -> Path:
+        return self.out / "runs" / protocol.result_name(arm, seed, self.digest)
+
+    def work(self, arm: str, seed: int) -> Path:
+        return self.out / "work" / f"{arm}-seed{seed}"
+
+    def start(self, arm: str, seed: int) -> subprocess.Popen[bytes]:
+        folder = self.work(arm, seed)
+        if folder.exists():  # an interrupted attempt: start it again from step 0
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        command = [sys.executable, "-m", "benchmarks.trl_lm.train", "--arm", arm]
+        command += ["--seed", str(seed), "--policy", str(self.policy), "--work", str(folder)]
+        command += ["--result", str(self.result(arm, seed)), "--spard-url", self.url]
+        command += ["--settings", json.dumps(asdict(self.settings))]
+        command += ["--protocol-hash", self.digest]
+        log = (folder / "train.log").open("w")
+        return subprocess.Popen(command, env=self.env, stdout=log, stderr=log, cwd=ROOT)
+
+    def run(self, parallel: int) -> None:
+        todo = [job for job in self.jobs if not self.result(*job).exists()]
+        done = len(self.jobs) - len(todo)
+        steps = self.settings.steps
+        overall = tqdm(
+            total=len(self.jobs),
+            initial=done,
+            desc="runs",
+            unit="run",
+            position=0,
+            dynamic_ncols=True,
+        )
+        running: dict[tuple[str, int], tuple[subprocess.Popen[bytes], tqdm, int]] = {}
+        slots = list(range(1, parallel + 1))
+        try:
+            while todo or running:
+                while todo and len(running) < parallel:
+                    arm, seed = todo.pop(0)
+                    slot = slots.pop(0)
+                    bar = tqdm(
+                        total=steps,
+                        desc=f"{arm} seed {seed}",
+                        unit="step",
+                        position=slot,
+                        leave=False,
+                        dynamic_ncols=True,
+                    )
+                    running[(arm, seed)] = (self.start(arm, seed), bar, slot)
+                time.sleep(2.0)
+                for key, (process, bar, slot) in list(running.items()):
+                    progress = self.work(*key) / "progress"
+                    try:
+                        step = int(progress.read_text() or 0) if progress.exists() else 0
+                    except ValueError:
+                        step = bar.n
+                    bar.update(max(step - bar.n, 0))
+                    if process.poll() is None:
+                        continue
+                    del running[key]
+                    slots.append(slot)
+                    bar.close()
+                    if process.returncode != 0 or not self.result(*key).exists():
+                        self.failed.append(key)
+                        tqdm.write(
+                            f"FAILED {key[0]} seed {key[1]} (rc {process.returncode}): see "
+                            f"{self.work(*key) / 'train.log'}"
+                        )
+                        continue
+                    overall.update(1)
+                    overall.set_postfix_str(f"done {key[0]} seed {key[1]}")
+                    if not self.keep_work:
+                        shutil.rmtree(self.work(*key), ignore_errors=True)
+        finally:
+            for process, bar, _ in running.values():  # interrupted: the others stop too
+                process.terminate()
+                bar.close()
+            overall.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(time.strftime("trl-lm-%Y%m%d-%H%M%S")))
-    parser.add_argument("--arms", default=",".join(ARMS))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--parallel", type=int, default=max(1, min(os.cpu_count() or 1, 4)))
-    parser.add_argument("--cache", type=Path, default=CACHE, help="pretrained policies, by hash")
-    parser.add_argument("--smoke", action="store_true", help="5 steps of the SPARD arm, 1 seed")
-    args = parser.parse_args()
-    config = pretrain.SMOKE if args.smoke else pretrain.PretrainConfig()
-    arms = ["spard"] if args.smoke else args.arms.split(",")
-    seeds, steps = (1, 5) if args.smoke else (args.seeds, args.steps)
-    torch.set_num_threads(os.cpu_count() or 1)
-    policy = pretrain.pretrain(config, args.cache)
-    args.out.mkdir(parents=True, exist_ok=True)
-    jobs = [(arm, seed) for seed in range(seeds) for arm in arms]
-    with spard_service() as url:
-        run_all(jobs, policy, args.out, steps, url, args.parallel)
-    runs = [
-        json.loads((args.out / "runs" / f"{a}-seed{s}" / "run.json").read_text()) for a, s in jobs
-    ]
-    summary = report.summarise(runs)
-    summary["policy"] = json.loads((policy / "pretrain.json").read_text())
-    summary["settings"] = {"steps": steps, "seeds": seeds, "arms": arms, "parallel": args.parallel}
-    (args.out / "results.json").write_text(
-        json.dumps({"summary": summary, "runs": runs}, indent=1) + "\n"
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--evaluation", action="store_true", help="the pre-registered queue")
+    mode.add_argument("--dev", action="store_true", help="development seeds (1000+) only")
+    mode.add_argument("--smoke", action="store_true", help="5 steps of the SPARD arm, 1 seed")
+    parser.add_argument(
+        "--arms", default=None, help="with --dev (default: the primary arms) or --smoke"
     )
-    page = report.markdown(summary, steps)
-    (args.out / "results.md").write_text(page)
-    report.plot(runs, args.out)
+    parser.add_argument("--seeds", type=int, default=2, help="with --dev: how many")
+    parser.add_argument("--steps", type=int, default=None, help="with --dev: override")
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--cache", type=Path, default=CACHE, help="pretrained policies, by hash")
+    parser.add_argument("--keep-work", action="store_true", help="keep checkpoints and logs")
+    parser.add_argument("--report-only", action="store_true", help="no training: report only")
+    args = parser.parse_args()
+    # A terminated benchmark stops its runs, the service and Redis (finished runs are kept).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.smoke:
+        config, settings = pretrain.SMOKE, protocol.SMOKE
+        jobs, keep_work = [(arm, 0) for arm in (args.arms or "spard").split(",")], True
+    else:
+        config, settings, keep_work = pretrain.PretrainConfig(), Settings(), args.keep_work
+        if args.evaluation:
+            jobs = protocol.evaluation_queue()
+        elif args.dev:
+            if args.steps:
+                settings = replace(settings, steps=args.steps)
+            arms = (args.arms or ",".join(protocol.PRIMARY_ARMS)).split(",")
+            seeds = protocol.DEV_SEEDS[: args.seeds]
+            jobs = [(arm, seed) for seed in seeds for arm in arms]
+        elif not args.report_only:
+            parser.error("choose --evaluation, --dev or --smoke (or --report-only)")
+        else:
+            jobs = []
+    unknown = {arm for arm, _ in jobs} - set(ARMS)
+    if unknown:
+        parser.error(f"unknown arms {sorted(unknown)}; known: {sorted(ARMS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        policy = pretrain.pretrain(config, args.cache)
+        digest = protocol.protocol_hash(settings, policy.name)
+        (args.out / f"protocol-{digest}.json").write_text(
+            json.dumps(protocol.description(settings, policy.name), indent=1) + "\n"
+        )
+        with spard_service() as url:
+            queue = Queue(jobs, args.out, policy, settings, digest, url, keep_work)
+            queue.run(args.parallel)
+        if queue.failed:
+            print(f"{len(queue.failed)} runs failed: {queue.failed}; rerun to retry them")
+    page = report.write(args.out / "runs", args.out)
     print(page)
+    if not args.report_only and queue.failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

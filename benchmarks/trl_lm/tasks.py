@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 CATEGORIES = ("arith", "words", "mention", "json", "chat")
+EVALUATED = ("arith", "words", "mention", "json")  # chat is trained on, never evaluated
 OBJECTIVES = ("correctness", "format_ok", "length", "judge", "repetition")
 SUBJECTS = ["sea", "dog", "cat", "city", "tree", "sun", "road", "bird", "house", "rain"]
 KEYWORDS = ["red", "blue", "green", "fast", "slow", "big", "small", "warm", "cold", "old"]
@@ -36,49 +37,96 @@ NAMES = ["tom", "ann", "bob", "eve", "max", "kim", "leo", "sam", "ivy", "joe"]
 FILLER = ["the", "a", "is", "and", "very", "it", "was", "with", "so", "of", "in", "my"]
 GREETINGS = ["hello , how are you ?", "hi , what is new ?", "good morning !", "tell me a joke ."]
 REPLIES = ["i am fine , thanks .", "not much , and you ?", "good morning to you .", "why not ."]
-DEFAULT_LENGTH = 8  # the length target (words) of every category without one of its own
+OPERANDS = range(10)  # arith: every sum a + b of two digits (100 prompts, answers 0-18)
+WORD_COUNTS = range(2, 7)
+AGES = range(1, 10)
+# The length target (words) a correct answer meets: `#### 12` is one word, a JSON answer
+# `{"name": "tom", "age": 7}` four; `words` asks its own count; mention and chat about 8.
+LENGTH_TARGETS = {"arith": 1, "json": 4, "mention": 8, "chat": 8}
 MAX_COMPLETION_TOKENS = 24
 JUDGE_NOISE = 1.0  # standard deviation of the training judge's noise, before rounding
-HELD_OUT_PROMPTS = 100
+JUDGE_SCALE = 5.0  # the judge's range is 0-5; "unit" reward functions divide by this
+HELD_OUT_SHARE = 0.2  # of each evaluated category's prompt space, chosen by a hash rank
 
 Prompt = dict[str, Any]  # {"prompt": str, "category": str, "target": str}
 
 
-def make_prompt(category: str, rng: np.random.Generator) -> Prompt:
-    """One prompt of ``category``; ``target`` holds what the rewards check (JSON text)."""
-    if category == "arith":
-        a, b = (int(n) for n in rng.integers(0, 5, size=2))
-        text, target = f"what is {a} + {b} ?", {"answer": a + b}
-    elif category == "words":
-        subject, count = str(rng.choice(SUBJECTS)), int(rng.integers(2, 7))
-        text, target = f"describe the {subject} in {count} words .", {"words": count}
-    elif category == "mention":
-        subject, keyword = str(rng.choice(SUBJECTS)), str(rng.choice(KEYWORDS))
-        text = f"write about the {subject} and mention {keyword} ."
-        target = {"subject": subject, "keyword": keyword}
-    elif category == "json":
-        name, age = str(rng.choice(NAMES)), int(rng.integers(1, 10))
-        text, target = f"give json with name {name} and age {age} .", {"name": name, "age": age}
-    else:
-        text, target = str(rng.choice(GREETINGS)), {}
+def _prompt(category: str, text: str, target: dict[str, Any]) -> Prompt:
     return {"prompt": f"q: {text}\na:", "category": category, "target": json.dumps(target)}
 
 
+def prompt_space(category: str) -> list[Prompt]:
+    """Every distinct prompt of ``category``, in a fixed order."""
+    if category == "arith":
+        return [
+            _prompt(category, f"what is {a} + {b} ?", {"answer": a + b})
+            for a in OPERANDS
+            for b in OPERANDS
+        ]
+    if category == "words":
+        return [
+            _prompt(category, f"describe the {subject} in {count} words .", {"words": count})
+            for subject in SUBJECTS
+            for count in WORD_COUNTS
+        ]
+    if category == "mention":
+        return [
+            _prompt(
+                category,
+                f"write about the {subject} and mention {keyword} .",
+                {"subject": subject, "keyword": keyword},
+            )
+            for subject in SUBJECTS
+            for keyword in KEYWORDS
+        ]
+    if category == "json":
+        return [
+            _prompt(
+                category, f"give json with name {name} and age {age} .", {"name": name, "age": age}
+            )
+            for name in NAMES
+            for age in AGES
+        ]
+    return [_prompt(category, text, {}) for text in GREETINGS]
+
+
+def _rank(prompt: Prompt) -> tuple[int, str]:
+    return zlib.crc32(prompt["prompt"].encode()), prompt["prompt"]
+
+
+def held_out_prompts() -> list[Prompt]:
+    """The evaluation set: per evaluated category, the ``HELD_OUT_SHARE`` of its prompt space
+    with the lowest CRC-32 of their text (at least 8 each); never in pretraining or GRPO."""
+    chosen: list[Prompt] = []
+    for category in EVALUATED:
+        space = prompt_space(category)
+        count = max(8, round(HELD_OUT_SHARE * len(space)))
+        chosen += sorted(space, key=_rank)[:count]
+    return chosen
+
+
+_HELD_OUT_TEXTS = frozenset(prompt["prompt"] for prompt in held_out_prompts())
+
+
 def held_out(prompt: Prompt) -> bool:
-    """Whether ``prompt`` is reserved for evaluation: a fixed fifth of every category's prompts
-    by a hash of their text (chat, four greetings, is shared)."""
-    return prompt["category"] != "chat" and zlib.crc32(prompt["prompt"].encode()) % 5 == 0
+    """Whether ``prompt`` is reserved for evaluation."""
+    return prompt["prompt"] in _HELD_OUT_TEXTS
 
 
-def make_prompts(count: int, seed: int, *, evaluation: bool = False) -> list[Prompt]:
-    """``count`` training prompts (or held-out ones), the categories in turn: the same list
-    for every arm of a seed. Training and held-out prompts never share a text (but chat)."""
+def training_space(category: str) -> list[Prompt]:
+    """The prompts of ``category`` that pretraining and GRPO may use."""
+    return [prompt for prompt in prompt_space(category) if not held_out(prompt)]
+
+
+def make_prompts(count: int, seed: int) -> list[Prompt]:
+    """``count`` training prompts drawn with replacement, the categories in turn: the same list
+    for every arm of a seed. Never a held-out prompt."""
     rng = np.random.default_rng(seed)
+    spaces = {category: training_space(category) for category in CATEGORIES}
     prompts: list[Prompt] = []
     while len(prompts) < count:
-        prompt = make_prompt(CATEGORIES[len(prompts) % len(CATEGORIES)], rng)
-        if prompt["category"] == "chat" or held_out(prompt) == evaluation:
-            prompts.append(prompt)
+        space = spaces[CATEGORIES[len(prompts) % len(CATEGORIES)]]
+        prompts.append(space[int(rng.integers(len(space)))])
     return prompts
 
 
@@ -178,11 +226,11 @@ def format_ok(completions: list[str], category: list[str], **_: Any) -> list[flo
 
 
 def length(completions: list[str], category: list[str], target: list[str], **_: Any) -> list[float]:
-    """A length target: the asked number of words, else about ``DEFAULT_LENGTH``; it pulls
-    against the judge, which likes more content."""
+    """A length target a correct answer meets: the asked number of words, else the category's
+    :data:`LENGTH_TARGETS` (1 for a ``#### 12`` line, 4 for the JSON answer, 8 for prose)."""
     scores = []
     for text, kind, raw in zip(completions, category, target, strict=True):
-        goal = json.loads(raw).get("words", DEFAULT_LENGTH) if kind == "words" else DEFAULT_LENGTH
+        goal = json.loads(raw)["words"] if kind == "words" else LENGTH_TARGETS[kind]
         count = len(_word_list(text))
         scores.append(max(0.0, 1.0 - abs(count - goal) / goal))
     return scores
@@ -195,9 +243,10 @@ def judge_score(text: str, goal: dict[str, Any]) -> float:
     return score + float(len(set(words)) >= 6)
 
 
-def make_judge(noise: float, seed: int) -> Callable[..., list[float | None]]:
+def make_judge(noise: float, seed: int, scale: float = 1.0) -> Callable[..., list[float | None]]:
     """The keyword judge: an integer 0-5, with Gaussian noise of ``noise`` before rounding (0
-    for evaluation); only ``mention`` prompts are judged."""
+    for evaluation), divided by ``scale`` (1: raw 0-5; :data:`JUDGE_SCALE`: on [0, 1]); only
+    ``mention`` prompts are judged."""
     rng = np.random.default_rng(seed)
 
     def judge(
@@ -209,7 +258,7 @@ def make_judge(noise: float, seed: int) -> Callable[..., list[float | None]]:
                 scores.append(None)
                 continue
             opinion = judge_score(text, json.loads(raw)) + noise * rng.standard_normal()
-            scores.append(float(np.clip(np.rint(opinion), 0, 5)))
+            scores.append(float(np.clip(np.rint(opinion), 0, 5)) / scale)
         return scores
 
     judge.__name__ = "judge"
@@ -225,30 +274,39 @@ def repetition(completions: list[str], **_: Any) -> list[float]:
     return scores
 
 
-def reward_functions(judge_noise: float, seed: int) -> list[Callable[..., list[float | None]]]:
-    """The five objectives, in :data:`OBJECTIVES` order, as TRL reward functions."""
+def reward_functions(
+    judge_noise: float, seed: int, judge_scale: float = 1.0
+) -> list[Callable[..., list[float | None]]]:
+    """The five objectives, in :data:`OBJECTIVES` order, as TRL reward functions; the judge
+    divided by ``judge_scale``."""
     functions: list[Callable[..., Any]] = [
         correctness,
         format_ok,
         length,
-        make_judge(judge_noise, seed),
+        make_judge(judge_noise, seed, judge_scale),
         repetition,
     ]
     return functions
 
 
-JUDGE_SCALE = 5.0  # held-out scores are put on [0, 1]: the judge's by dividing by this
-
-
-def held_out_scores(completions: list[str], prompts: list[Prompt]) -> dict[str, float]:
-    """Mean noise-free score per objective on [0, 1], over the prompts it applies to."""
+def held_out_scores(completions: list[str], prompts: list[Prompt]) -> dict[str, Any]:
+    """Noise-free scores on [0, 1] (the judge divided by :data:`JUDGE_SCALE`): ``scores``, the
+    mean per objective over the completions it applies to; ``by_category``, the same per
+    prompt category."""
     columns = {
         "category": [prompt["category"] for prompt in prompts],
         "target": [prompt["target"] for prompt in prompts],
     }
-    scores = {}
-    for name, function in zip(OBJECTIVES, reward_functions(0.0, 0), strict=True):
+    kinds = np.array(columns["category"])
+    scores: dict[str, float] = {}
+    by_category: dict[str, dict[str, float]] = {
+        kind: {} for kind in dict.fromkeys(columns["category"])
+    }
+    for name, function in zip(OBJECTIVES, reward_functions(0.0, 0, JUDGE_SCALE), strict=True):
         values = np.array(function(completions, **columns), dtype=float)  # None -> nan
-        scale = JUDGE_SCALE if name == "judge" else 1.0
-        scores[name] = float(np.nanmean(values) / scale)
-    return scores
+        scores[name] = float(np.nanmean(values))
+        for kind in by_category:
+            selected = values[kinds == kind]
+            if np.isfinite(selected).any():
+                by_category[kind][name] = float(np.nanmean(selected))
+    return {"scores": scores, "by_category": by_category}

@@ -1,10 +1,11 @@
 """One arm x seed of the TRL benchmark: TRL's real ``GRPOTrainer`` (GRPOavg, GDPO) or
-``SpardGRPOTrainer`` against a real ``spard serve``, trained in two halves with a checkpoint
-saved and resumed in between, evaluated on held-out prompts.
+``SpardGRPOTrainer`` against a real ``spard serve`` (SAW, SPARD, the ablations, the placebo),
+trained in two halves with a checkpoint saved and resumed in between, evaluated on the
+held-out prompts.
 
-``python -m benchmarks.trl_lm.train --arm spard --seed 0 --policy DIR --out DIR
---spard-url URL`` writes ``run.json`` into ``--out``; the benchmark's ``__main__`` runs these
-as parallel processes.
+``python -m benchmarks.trl_lm.train --arm spard --seed 0 --policy DIR --work DIR --result
+FILE --spard-url URL`` trains in ``--work`` and writes the result to ``--result`` atomically
+when the run ends; the benchmark's ``__main__`` runs these as parallel processes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import time
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,11 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from benchmarks.trl_lm import tasks
+from benchmarks.trl_lm import protocol, tasks
+from benchmarks.trl_lm.placebo import PlaceboMixin
+from benchmarks.trl_lm.protocol import ARMS, Settings
 from spard.client import SpardClient
 from spard.trainer_adapters.trl import STATE_FILE, SpardGRPOTrainer
-
-ARMS = ("grpo_avg", "gdpo", "spard")
-EVAL_SAMPLES = 2  # completions per held-out prompt
 
 
 class TimedTrainer(GRPOTrainer):  # type: ignore[misc]
@@ -70,17 +71,24 @@ class TimedSpardTrainer(SpardGRPOTrainer, TimedTrainer):  # type: ignore[misc]
         return output
 
 
+class TimedPlaceboTrainer(PlaceboMixin, TimedSpardTrainer):  # type: ignore[misc]
+    """The placebo, timed as SPARD is (its own recomputation counted as SPARD's work)."""
+
+
 class Probe(TrainerCallback):  # type: ignore[misc]
     """Times each optimizer step, evaluates on held-out prompts every ``every`` steps, and
     stops the first half at ``stop_at`` (the checkpoint is saved there)."""
 
-    def __init__(self, evaluate: Any, every: int, stop_at: int | None, log: dict[str, Any]):
+    def __init__(
+        self, evaluate: Any, every: int, stop_at: int | None, log: dict[str, Any], steps: int
+    ):
         self.evaluate, self.every, self.stop_at, self.log = evaluate, every, stop_at, log
+        self.steps = steps
         self._started = 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step == 0:
-            self.log["evals"].append({"step": 0, **self.evaluate(kwargs["model"])})
+            self._evaluate(0, kwargs["model"])
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._started = time.perf_counter()
@@ -89,18 +97,24 @@ class Probe(TrainerCallback):  # type: ignore[misc]
         self.log["step_seconds"].append(time.perf_counter() - self._started)
         # The benchmark's progress bars read this.
         (Path(args.output_dir) / "progress").write_text(str(state.global_step))
-        if state.global_step % self.every == 0:
-            self.log["evals"].append({"step": state.global_step, **self.evaluate(kwargs["model"])})
+        if state.global_step % self.every == 0 or state.global_step == self.steps:
+            self._evaluate(state.global_step, kwargs["model"])
         if state.global_step == self.stop_at:
             control.should_save = True
             control.should_training_stop = True
 
+    def _evaluate(self, step: int, model: Any) -> None:
+        start = time.perf_counter()
+        scores = self.evaluate(model)
+        self.log["evals"].append({"step": step, **scores, "seconds": time.perf_counter() - start})
 
-def make_evaluator(tokenizer: Any, prompts: list[tasks.Prompt], seed: int) -> Any:
-    """Held-out evaluation: ``EVAL_SAMPLES`` sampled completions per prompt (the training
-    temperature), scored without the judge's noise; the training RNG is left as it was."""
-    texts = [prompt["prompt"] for prompt in prompts for _ in range(EVAL_SAMPLES)]
-    repeated = [prompt for prompt in prompts for _ in range(EVAL_SAMPLES)]
+
+def make_evaluator(tokenizer: Any, prompts: list[tasks.Prompt], samples: int, seed: int) -> Any:
+    """Held-out evaluation: ``samples`` sampled completions per prompt (the training
+    temperature), scored without the judge's noise; the same sampling seed for every arm of a
+    seed; the training RNG is left as it was."""
+    texts = [prompt["prompt"] for prompt in prompts for _ in range(samples)]
+    repeated = [prompt for prompt in prompts for _ in range(samples)]
 
     def evaluate(model: Any) -> dict[str, Any]:
         saved = torch.random.get_rng_state()
@@ -123,34 +137,35 @@ def make_evaluator(tokenizer: Any, prompts: list[tasks.Prompt], seed: int) -> An
         )
         model.train(was_training)
         torch.random.set_rng_state(saved)
-        scores = tasks.held_out_scores(completions, repeated)
-        return {"scores": scores, "mean": float(np.mean(list(scores.values())))}
+        scored = tasks.held_out_scores(completions, repeated)
+        return {**scored, "mean": float(np.mean(list(scored["scores"].values())))}
 
     return evaluate
 
 
-def grpo_config(arm: str, seed: int, out: Path, steps: int, save_at: int) -> GRPOConfig:
+def grpo_config(arm: str, seed: int, out: Path, settings: Settings) -> GRPOConfig:
     """The trainer settings, the same for every arm but the aggregation."""
     return GRPOConfig(
         output_dir=str(out),
-        per_device_train_batch_size=32,
-        gradient_accumulation_steps=2,
-        steps_per_generation=2,  # one generation batch of 8 prompts x 8 per optimizer step
-        num_generations=8,
-        max_completion_length=tasks.MAX_COMPLETION_TOKENS,
-        temperature=1.0,
+        per_device_train_batch_size=settings.per_device_train_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        steps_per_generation=settings.steps_per_generation,
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_completion_tokens,
+        temperature=settings.temperature,
         top_k=0,
-        learning_rate=5e-4,
+        learning_rate=settings.learning_rate,
         beta=0.0,
-        max_steps=steps,
+        max_steps=settings.steps,
         save_strategy="steps",
-        save_steps=save_at,
+        save_steps=settings.steps // 2,
+        save_only_model=False,
         logging_steps=5,
         report_to="tensorboard",
         seed=seed,
         data_seed=seed,
         reward_weights=[1.0] * len(tasks.OBJECTIVES),
-        multi_objective_aggregation="normalize_then_sum" if arm == "gdpo" else "sum_then_normalize",
+        multi_objective_aggregation=ARMS[arm].aggregation,
         use_cpu=True,
         disable_tqdm=True,
     )
@@ -165,75 +180,103 @@ def load_tokenizer(policy: Path) -> PreTrainedTokenizerFast:
 
 
 def make_trainer(
-    arm: str, seed: int, policy: Path, out: Path, steps: int, spard_url: str | None, run_id: str
+    arm: str,
+    seed: int,
+    policy: Path,
+    out: Path,
+    settings: Settings,
+    spard_url: str | None,
+    run_id: str,
 ) -> TimedTrainer:
-    """A fresh trainer of ``arm`` (the same data, data order and settings for every arm)."""
+    """A fresh trainer of ``arm`` (the same data, data order and settings for every arm; the
+    reward functions differ only in the judge's scale, see :data:`protocol.ARMS`)."""
+    spec = ARMS[arm]
     tokenizer = load_tokenizer(policy)
     model = AutoModelForCausalLM.from_pretrained(policy)
-    train = Dataset.from_list(tasks.make_prompts(steps * 10, seed))
+    train = Dataset.from_list(tasks.make_prompts(settings.steps * 10, seed))
     options: dict[str, Any] = {
         "model": model,
-        "reward_funcs": tasks.reward_functions(tasks.JUDGE_NOISE, seed),
-        "args": grpo_config(arm, seed, out, steps, steps // 2),
+        "reward_funcs": tasks.reward_functions(settings.judge_noise, seed, spec.judge_scale),
+        "args": grpo_config(arm, seed, out, settings),
         "train_dataset": train,
         "processing_class": tokenizer,
     }
-    if arm == "spard":
-        client = SpardClient(spard_url) if spard_url else SpardClient.local()
-        return TimedSpardTrainer(**options, spard_client=client, spard_run_id=run_id)
-    return TimedTrainer(**options)
+    if spec.trainer == "trl":
+        return TimedTrainer(**options)
+    client = SpardClient(spard_url) if spard_url else SpardClient.local()
+    spard = {
+        "spard_client": client,
+        "spard_run_id": run_id,
+        "spard_strategy": spec.strategy,
+        "spard_config": dict(spec.config),
+    }
+    if spec.trainer == "placebo":
+        placebo = protocol.placebo_calibration()
+        return TimedPlaceboTrainer(**options, **spard, placebo=placebo, placebo_seed=seed)
+    return TimedSpardTrainer(**options, **spard)
 
 
 def run(
-    arm: str, seed: int, policy: Path, out: Path, steps: int, spard_url: str | None
+    arm: str, seed: int, policy: Path, out: Path, settings: Settings, spard_url: str | None
 ) -> dict[str, Any]:
-    """Train ``arm`` for ``steps`` steps in two halves (checkpoint, new trainer, resume)."""
+    """Train ``arm`` for ``settings.steps`` steps in two halves (checkpoint, new trainer,
+    resume), evaluating on the held-out prompts every ``settings.eval_every`` steps."""
     torch.set_num_threads(1)
+    steps = settings.steps
     tokenizer = load_tokenizer(policy)
-    held_out = tasks.make_prompts(tasks.HELD_OUT_PROMPTS, 10_000 + seed, evaluation=True)
-    evaluate = make_evaluator(tokenizer, held_out, seed)
-    every = max(1, steps // 10)
+    held_out = tasks.held_out_prompts()
+    evaluate = make_evaluator(tokenizer, held_out, settings.eval_samples, 10_000 + seed)
     log: dict[str, Any] = {"evals": [], "step_seconds": []}
-    run_id = f"trl-lm-{os.getpid()}-seed{seed}"
+    run_id = f"trl-lm-{arm}-seed{seed}-{os.getpid()}"
     timings: defaultdict[str, float] = defaultdict(float)
     start = time.perf_counter()
-    first = make_trainer(arm, seed, policy, out, steps, spard_url, run_id)
-    first.add_callback(Probe(evaluate, every, steps // 2, log))
+    first = make_trainer(arm, seed, policy, out, settings, spard_url, run_id)
+    first.add_callback(Probe(evaluate, settings.eval_every, steps // 2, log, steps))
     first.train()
+    spard_arm = isinstance(first, SpardGRPOTrainer)
     for name, seconds in first.timings.items():
         timings[name] += seconds
     checkpoint = out / f"checkpoint-{steps // 2}"
     resumed: dict[str, Any] = {"checkpoint": checkpoint.name}
     history: list[dict[str, Any]] = []
-    if arm == "spard":
+    placebo_history: list[dict[str, Any]] = list(getattr(first, "placebo_history", []))
+    timings["spard"] += getattr(first, "placebo_seconds", 0.0)
+    if spard_arm:
         history = first.spard_client.history(first.spard_run_id)
         # The service forgets the run: only the checkpoint can bring the curriculum back.
         first.spard_client.delete_run(first.spard_run_id)
         first.spard_client.close()
-    second = make_trainer(arm, seed, policy, out, steps, spard_url, run_id)
-    second.add_callback(Probe(evaluate, every, None, log))
-    if arm == "spard":
+    second = make_trainer(arm, seed, policy, out, settings, spard_url, run_id)
+    second.add_callback(Probe(evaluate, settings.eval_every, None, log, steps))
+    if spard_arm:
         second.add_callback(ResumeCheck(second, checkpoint, resumed))
     second.train(resume_from_checkpoint=str(checkpoint))
     for name, seconds in second.timings.items():
         timings[name] += seconds
+    timings["spard"] += getattr(second, "placebo_seconds", 0.0)
+    placebo_history += getattr(second, "placebo_history", [])
     result: dict[str, Any] = {
         "arm": arm,
         "seed": seed,
         "steps": steps,
+        "settings": asdict(settings),
         "seconds": time.perf_counter() - start,
         "step_seconds": log["step_seconds"],
         "timings": dict(timings),
         "evals": log["evals"],
         "resume": resumed,
     }
-    if arm == "spard":
+    if spard_arm:
         resumed_at = history[-1]["step"] if history else -1
         later = second.spard_client.history(second.spard_run_id, after=resumed_at)
         # The weights and the spread of the data weights per step (the stats stay in the service).
         fields = ("step", "reward_weights", "sample_weights")
         result["history"] = [{key: entry[key] for key in fields} for entry in history + later]
+        second.spard_client.delete_run(second.spard_run_id)
         second.spard_client.close()
+    if placebo_history:  # the weights the placebo applied (the service's are the fixed prior)
+        result["engine_history"] = result.pop("history", [])
+        result["history"] = placebo_history
     return result
 
 
@@ -250,17 +293,30 @@ class ResumeCheck(TrainerCallback):  # type: ignore[misc]
         self.record["last_step"] = live.get("last_step")
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` so that it either holds all of ``text`` or does not exist."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arm", choices=ARMS, required=True)
+    parser.add_argument("--arm", choices=sorted(ARMS), required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--policy", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--work", type=Path, required=True, help="checkpoints, logs")
+    parser.add_argument("--result", type=Path, required=True, help="the result's JSON file")
+    parser.add_argument("--settings", default="{}", help="JSON of protocol.Settings fields")
+    parser.add_argument("--protocol-hash", default="")
     parser.add_argument("--spard-url", default=None)
     args = parser.parse_args()
-    result = run(args.arm, args.seed, args.policy, args.out, args.steps, args.spard_url)
-    (args.out / "run.json").write_text(json.dumps(result) + "\n")
+    settings = Settings(**json.loads(args.settings))
+    result = run(args.arm, args.seed, args.policy, args.work, settings, args.spard_url)
+    result["protocol_hash"] = args.protocol_hash
+    result["code_commit"] = os.environ.get("TRL_LM_COMMIT", "")
+    write_atomically(args.result, json.dumps(result) + "\n")
 
 
 if __name__ == "__main__":
