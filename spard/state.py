@@ -182,14 +182,19 @@ class _StateModel(BaseModel):
             _require_length("recent.reward_weights", entry.reward_weights, num_objectives)
             _require_length("recent.zero_signal", entry.zero_signal, len(entry.sample_weights))
         _require_simplex("state.prior_weights", self.prior_weights)
-        _require_simplex("state.reward_weights", self.reward_weights)
         untrained = np.asarray(self.prior_weights) == 0.0
-        if (np.asarray(self.reward_weights)[untrained] != 0.0).any():
-            raise InputError(
-                "state.reward_weights must be 0 where state.prior_weights is 0 (an objective "
-                "with prior weight 0 is never trained on)",
-                field="state.reward_weights",
-            )
+        # The kept steps' weights are handed back on replay: the same rules as the current.
+        weight_lists = [("state.reward_weights", self.reward_weights)] + [
+            ("state.recent.reward_weights", entry.reward_weights) for entry in self.recent
+        ]
+        for field, weights in weight_lists:
+            _require_simplex(field, weights)
+            if (np.asarray(weights)[untrained] != 0.0).any():
+                raise InputError(
+                    f"{field} must be 0 where state.prior_weights is 0 (an objective with "
+                    "prior weight 0 is never trained on)",
+                    field=field,
+                )
         tracks = ObjectiveTracks(
             observations=np.array(self.observations, dtype=np.int64),
             level=_array(self.level),

@@ -25,6 +25,7 @@ from trl_setup import (
 )
 
 from spard.client import SpardClient
+from spard.trainer_adapters._hf import distinct_names
 from spard.trainer_adapters.trl import SpardGRPOTrainer
 
 pytestmark = pytest.mark.slow
@@ -56,6 +57,11 @@ def _logged(trainer) -> list[dict[str, float]]:
     ]
 
 
+def _sometimes_inf(completions: list[str], **_: Any) -> list[float]:
+    """An unbounded reward: +inf for completions with a digit (TRL zeroes their groups)."""
+    return [math.inf if any(c.isdigit() for c in text) else 0.5 for text in completions]
+
+
 @pytest.mark.parametrize(
     ("rewards", "config"),
     [
@@ -70,18 +76,24 @@ def _logged(trainer) -> list[dict[str, float]]:
         ),
         ([length_score], {"scale_rewards": "none"}),
         ([has_vowel, has_vowel, length_score], {"reward_weights": [1.0, 2.0, 1.0]}),
+        (REWARDS, {"gradient_accumulation_steps": 2, "steps_per_generation": 1}),
+        ([has_vowel, _sometimes_inf], {}),
     ],
-    ids=["default", "none", "batch", "zero-negative", "nts", "nts-weights", "one", "twice"],
+    ids=[
+        *("default", "none", "batch", "zero-negative", "nts", "nts-weights", "one", "twice"),
+        *("accumulate", "inf"),
+    ],
 )
 def test_static_is_trls_grpo_bit_for_bit(tmp_path, rewards, config):
     plain, plain_advantages = _train(GRPOTrainer, tmp_path / "plain", rewards, **config)
     spard, spard_advantages = _train(
         SpardGRPOTrainer, tmp_path / "spard", rewards, {"spard_strategy": "static"}, **config
     )
-    assert spard.spard_client.get_run(spard.spard_run_id).steps_applied == 3  # tracked
+    assert len(spard_advantages) == len(plain_advantages) >= 3  # one per generation batch
+    tracked = spard.spard_client.get_run(spard.spard_run_id).steps_applied
+    assert tracked == len(spard_advantages)
     assert torch.equal(spard.reward_weights, plain.reward_weights)
     assert spard.multi_objective_aggregation == plain.multi_objective_aggregation
-    assert len(spard_advantages) == len(plain_advantages) == 3
     for ours, theirs in zip(spard_advantages, plain_advantages, strict=True):
         assert torch.equal(ours, theirs)
     # What TRL logs (reward, rewards/<name>/mean, loss, ...) is equal; SPARD logs more.
@@ -187,6 +199,20 @@ def test_normalize_then_sum_runs_the_strategys_decoupled_variant(tmp_path):
     assert make("static", {}).multi_objective_aggregation == "normalize_then_sum"
     assert make("spard", {}).spard.advantage_rule == "decoupled_floor"
     assert make("spard_gdpo", {}).spard.advantage_rule == "decoupled"
+    with pytest.raises(ValueError, match="advantage_mode='sum', a summed rule"):
+        make("spard", {"preset": "paper"})  # the paper's preset sums, explicitly
     for summed in ("sum", "scaled"):  # asked for explicitly: refused, never silently changed
         with pytest.raises(ValueError, match=f"advantage_mode='{summed}', a summed rule"):
             make("spard", {"advantage_mode": summed})
+
+
+def test_objective_names_are_the_engines_and_distinct():
+    names = ["", "Cafe\u0301", "Caf\u00e9", "a", "a_2", "a"]
+    assert distinct_names(names) == ["reward_0", "Caf\u00e9", "Caf\u00e9_2", "a", "a_2", "a_3"]
+
+
+def test_a_reused_run_of_other_objectives_is_refused(tmp_path):
+    client = SpardClient.local()
+    client.create_run(["other", "names", "here"], run_id="taken")
+    with pytest.raises(ValueError, match="has objectives"):
+        _train(SpardGRPOTrainer, tmp_path, spard={"spard_client": client, "spard_run_id": "taken"})

@@ -1,8 +1,12 @@
 """Objectives with prior weight 0 (TRL's ``reward_weights`` entry 0: logged, not trained on):
-every rule keeps their weight at 0, nothing the engine returns depends on their scores, they
-are still tracked, and a run holding one stores, exports and imports like any other."""
+every rule keeps their weight at 0, nothing the engine returns depends on their scores' values
+(whether a rollout was scored at all still counts under the decoupled rules, as TRL counts a
+rollout scored by any reward), they are still tracked, and a run holding one stores, exports
+and imports like any other."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -82,11 +86,19 @@ async def test_the_service_stores_exports_and_imports_a_run_with_one(client):
         assert answer.json()["reward_weights"]["logged"] == 0.0
     exported = (await client.get("/v1/runs/z/state")).json()
     assert exported["prior_weights"][0] == 0.0
-    copy = {"run_id": "z2", "objectives": OBJECTIVES, "prior_weights": PRIOR}
-    assert (await client.post("/v1/runs", json=copy)).status_code == 201
+    twin = {"run_id": "z2", "objectives": OBJECTIVES, "prior_weights": PRIOR}
+    assert (await client.post("/v1/runs", json=twin)).status_code == 201
     assert (await client.put("/v1/runs/z2/state", json=exported)).status_code == 200
     assert (await client.get("/v1/runs/z2/state")).json() == exported
-    exported["reward_weights"] = [0.2, 0.4, 0.4]
-    refused = await client.put("/v1/runs/z2/state", json=exported)
-    assert refused.status_code == 422
-    assert refused.json()["field"] == "state.reward_weights"
+    for field, change in (
+        ("state.reward_weights", lambda state: state.update(reward_weights=[0.2, 0.4, 0.4])),
+        (
+            "state.recent.reward_weights",
+            lambda state: state["recent"][-1].update(reward_weights=[0.2, 0.4, 0.4]),
+        ),
+    ):
+        broken = copy.deepcopy(exported)
+        change(broken)
+        refused = await client.put("/v1/runs/z2/state", json=broken)
+        assert refused.status_code == 422
+        assert refused.json()["field"] == field

@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 import numpy as np
 from accelerate.utils import broadcast_object_list
 
-from spard.client import SpardClient, StepOutcome
-from spard.config import SpardConfig
+from spard.client import RunInfo, SpardClient, StepOutcome
+from spard.config import SpardConfig, config_from_overrides
+from spard.names import is_allowed_name, normal_name
 from spard.strategies import StrategyRules
 from spard.trainer_adapters._settings import get_or_create_run
 
@@ -48,11 +49,17 @@ _Result = TypeVar("_Result")
 
 
 def distinct_names(names: Sequence[str]) -> list[str]:
-    """The reward functions' names as objective names: a repeated name gets ``_2``, ``_3``...
-    (the first free one), since one reward function may be passed twice."""
-    taken = set(names)
+    """The reward functions' names as objective names: NFC-normalised as the engine knows
+    them, ``reward_<i>`` for a name the engine cannot hold (TRL names a reward model built from
+    a config ``""``), and a repeated name gets ``_2``, ``_3``... (the first free one), since
+    one reward function may be passed twice."""
+    normal = [
+        normal_name(name) if is_allowed_name(name) else f"reward_{index}"
+        for index, name in enumerate(names)
+    ]
+    taken = set(normal)
     distinct: list[str] = []
-    for name in names:
+    for name in normal:
         candidate, count = name, 1
         while candidate in distinct or (count > 1 and candidate in taken):
             count += 1
@@ -63,11 +70,13 @@ def distinct_names(names: Sequence[str]) -> list[str]:
 
 def decoupled_config(strategy: str, config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with the decoupled variant of the strategy's advantage rule, for a trainer
-    that asks for normalise-then-sum; an explicit summed ``advantage_mode`` is refused."""
-    rule = SpardConfig.model_validate({"strategy": strategy, **config}).resolved_advantage_mode
+    that asks for normalise-then-sum; a summed ``advantage_mode`` set explicitly (or by a
+    preset) is refused."""
+    resolved = config_from_overrides(config, strategy=strategy)
+    rule = resolved.resolved_advantage_mode
     if rule == DECOUPLED_VARIANT[rule]:
         return config
-    if config.get("advantage_mode", "auto") != "auto":
+    if resolved.advantage_mode != "auto":
         raise ValueError(
             f"the trainer normalises each reward before summing (GDPO), but spard_config sets "
             f"advantage_mode={rule!r}, a summed rule; drop advantage_mode (the run then uses "
@@ -97,6 +106,9 @@ class SpardLink:
         self.signs = np.where(self.user_weights < 0.0, -1.0, 1.0)
         self.run_id = ""
         self.rules = StrategyRules("fixed", "none", "sum")
+        # The index of the next training generation batch: the step number sent (TRL's
+        # global_step is not one: several generation batches can share an optimizer step).
+        self.next_step = 0
         self._scales = np.ones(len(self.objectives))
 
     @property
@@ -114,7 +126,7 @@ class SpardLink:
         if decoupled:
             config = decoupled_config(strategy, config)
 
-        def create_or_reuse() -> tuple[str, StrategyRules]:
+        def create_or_reuse() -> tuple[str, StrategyRules, int]:
             info = get_or_create_run(
                 self.client,
                 run_id,
@@ -126,9 +138,11 @@ class SpardLink:
                     run_id=run_id,
                 ),
             )
-            return info.run_id, SpardConfig.model_validate(info.config).rules
+            self._check_reused(info)
+            next_step = 0 if info.last_step is None else info.last_step + 1
+            return info.run_id, SpardConfig.model_validate(info.config).rules, next_step
 
-        self.run_id, self.rules = self._on_main(create_or_reuse)
+        self.run_id, self.rules, self.next_step = self._on_main(create_or_reuse)
         if decoupled and self.advantage_rule not in ("decoupled", "decoupled_floor"):
             raise ValueError(
                 f"run {self.run_id!r} sums its rewards (advantage rule "
@@ -152,12 +166,17 @@ class SpardLink:
         """Whether the run weights prompts (else every data weight is 1)."""
         return self.rules.data_weights != "none"
 
-    def step(self, rewards: Any, num_generations: int, step: int) -> StepOutcome | None:
-        """Send the gathered rewards ``(N*G, K)`` of one generation batch as step ``step``
-        (the main process calls the service); every rank gets the same outcome. None when
-        no reward in the batch has a value (every reward function returned None): there is
-        nothing to learn from, so no step is applied and the weights are held."""
+    def step(self, rewards: Any, num_generations: int) -> StepOutcome | None:
+        """Send the gathered rewards ``(N*G, K)`` of one training generation batch as the
+        next step (the main process calls the service); every rank gets the same outcome.
+        None when no reward in the batch has a value (every reward function returned None):
+        there is nothing to learn from, so no step is applied and the weights are held. An
+        infinite reward is a missing score (the trainer's own sum would turn its group's
+        advantages to 0)."""
+        step = self.next_step
+        self.next_step += 1
         scores = rewards.detach().float().cpu().numpy() * self.signs
+        scores[np.isinf(scores)] = np.nan
         if not np.isfinite(scores).any():
             return None
 
@@ -232,6 +251,23 @@ class SpardLink:
             with open(path, encoding="utf-8") as handle:
                 saved = json.load(handle)
             self.client.import_state(self.run_id, saved["state"])
+            last = saved["state"]["last_step"]
+            self.next_step = 0 if last is None else last + 1
+
+    def _check_reused(self, info: RunInfo) -> None:
+        """Refuse a run of other objectives; warn when its prior is not the trainer's."""
+        if info.objectives != self.objectives:
+            raise ValueError(
+                f"run {info.run_id!r} has objectives {info.objectives}, the trainer's reward "
+                f"functions are {self.objectives}; use another run id"
+            )
+        magnitudes = np.abs(self.user_weights)
+        if not np.allclose(info.prior_weights, magnitudes / magnitudes.sum(), atol=1e-9):
+            print(
+                f"SPARD: run {info.run_id!r} keeps its prior weights "
+                f"{info.prior_weights.tolist()}, not the trainer's reward_weights",
+                flush=True,
+            )
 
     def _on_main(self, work: Callable[[], _Result]) -> _Result:
         """``work()`` on the main process, its result broadcast to every rank. An error there

@@ -48,6 +48,8 @@ class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
 
     reward_weights: torch.Tensor
     scale_rewards: str
+    kl_in_reward: bool
+    advantage_estimator: str
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -58,6 +60,7 @@ class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         self.spard.open(settings.run_id, settings.strategy, settings.config, decoupled)
         if self.spard.advantage_rule == "decoupled":
             self.scale_rewards = "gdpo"
+        _refuse_ignored_settings(self)
 
     def _compute_advantages(
         self, samples: Any, rewards_per_func: torch.Tensor, batch_encoded_inputs: Any
@@ -72,7 +75,7 @@ class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
                 "SPARD needs num_generations rollouts per prompt; ms-swift's multi-turn "
                 "request-aware mode (a varying number per prompt) is not supported"
             )
-        outcome = self.spard.step(rewards_per_func, self.num_generations, self.state.global_step)
+        outcome = self.spard.step(rewards_per_func, self.num_generations)
         if outcome is None:  # no reward at all: no step, the weights held, ms-swift's advantages
             held: torch.Tensor = super()._compute_advantages(
                 samples, rewards_per_func, batch_encoded_inputs
@@ -104,6 +107,27 @@ class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
         self.spard.load(resume_from_checkpoint)
+
+
+def _refuse_ignored_settings(trainer: SpardSwiftGRPOTrainer) -> None:
+    """Refuse ms-swift settings the run's advantage rule would drop without a word: its
+    ``gdpo`` has no KL term (ms-swift itself switches ``kl_in_reward`` off for it, in a check
+    that ran before the plugin chose gdpo), and the engine's advantages (``decoupled_floor``)
+    are GRPO's, without KL or another estimator."""
+    rule = trainer.spard.advantage_rule
+    if rule == "decoupled" and trainer.kl_in_reward:
+        raise ValueError(
+            "SPARD's run uses ms-swift's scale_rewards=gdpo, which has no KL term: turn "
+            "--kl_in_reward off, or use a summed strategy"
+        )
+    if trainer.spard.engine_advantages and (
+        trainer.kl_in_reward or trainer.advantage_estimator != "grpo"
+    ):
+        raise ValueError(
+            f"SPARD's run computes its advantages itself (rule {rule!r}), as GRPO's without a "
+            "KL term: --advantage_estimator must be grpo and --kl_in_reward off; or choose a "
+            'summed rule (SPARD_CONFIG=\'{"advantage_mode": "sum"}\') that ms-swift computes'
+        )
 
 
 def install() -> None:

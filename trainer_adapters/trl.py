@@ -108,7 +108,7 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         if not self.model.training:
             self._spard_outcome = None
             return rewards_per_func
-        outcome = self.spard.step(rewards_per_func, self.num_generations, self.state.global_step)
+        outcome = self.spard.step(rewards_per_func, self.num_generations)
         self._spard_outcome = outcome
         if outcome is None:  # no reward at all (TRL has warned): weights held, advantages 0
             return rewards_per_func
