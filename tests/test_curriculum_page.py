@@ -57,6 +57,16 @@ async def test_list_runs_is_the_tenants_own_newest_first(store_kind, request):
         ]
         assert (await http.get("/v1/runs")).status_code == 401
         assert len((await http.get("/v1/runs?limit=1", headers=a)).json()["runs"]) == 1
+        # The tenant filter comes before the limit: a run of beta's created last (the newest
+        # of all, in Redis's index of active runs too) does not take alpha's one place.
+        body = {"run_id": "b2", "objectives": ["x", "y"]}
+        assert (await http.post("/v1/runs", json=body, headers=b)).status_code == 201
+        first = (await http.get("/v1/runs?limit=1", headers=a)).json()["runs"]
+        assert len(first) == 1
+        # Redis orders its index by each run's latest write only to within a few seconds.
+        assert first[0]["run_id"] in ({"a1"} if store_kind == "memory" else {"a1", "a2"})
+        first = (await http.get("/v1/runs?limit=1", headers=b)).json()["runs"]
+        assert [run["run_id"] for run in first] == ["b2"]
 
 
 @pytest.mark.anyio
