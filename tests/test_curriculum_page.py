@@ -196,6 +196,11 @@ def test_the_page_plots_a_run_as_its_steps_arrive(browser, redis_service, tmp_pa
     levels = {name: stats["level"] for name, stats in last["stats"].items()}
     assert None not in levels.values()
     assert plotted(browser, "level") == pytest.approx(levels)
+    # The charts follow the window's width.
+    width = "return document.querySelector('#chart-weights canvas').getBoundingClientRect().width"
+    before = browser.execute_script(width)
+    browser.set_window_size(2000, 1000)
+    wait_for(lambda: browser.execute_script(width) > before + 200)
     # The run list follows the selected run's steps as the header does.
     assert "step 11," in text_of(browser, "#runs li[data-run-id='live-run'] small")
     assert "last step 11" in browser.find_element("id", "run-meta").text
