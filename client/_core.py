@@ -83,6 +83,30 @@ def _path(response: httpx.Response) -> str:
         return "the path"
 
 
+def _excerpt(response: httpx.Response, limit: int = 200) -> str:
+    """The start of a body, on one line: enough to recognise a page, not the page."""
+    text = " ".join(response.text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _not_a_service(
+    response: httpx.Response, detail: str | None = None, field_name: str | None = None
+) -> SpardServiceError:
+    """The error for an answer no SPARD service gives (a 404 of a path it does not have, or
+    a body that is not JSON): base_url names some other host or path."""
+    if detail is None:
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        detail = f"{kind}, not JSON: {_excerpt(response) or '(empty)'}"
+    status = response.status_code
+    what = "not found" if status == 404 else f"answered {status}"
+    return SpardServiceError(
+        status,
+        f"{_path(response)} {what} ({detail}): not a path of a SPARD service; "
+        "base_url should be the service's root, such as 'http://127.0.0.1:8000'",
+        field_name,
+    )
+
+
 def idempotency() -> dict[str, str]:
     # One key per logical call, reused by its retries: the service applies it at most once.
     return {IDEMPOTENCY_HEADER: secrets.token_hex(16)}
@@ -124,18 +148,22 @@ class ClientCore:
                 body = orjson.loads(response.content)
                 detail, field_name = str(body.get("detail")), body.get("field")
             except (orjson.JSONDecodeError, AttributeError):
-                detail, field_name = response.text[:500] or response.reason_phrase, None
+                if response.status_code not in RETRY_STATUSES:
+                    # Every error of the service is JSON; an HTML 404, 405 or 501 is another
+                    # host's (a web server, a proxy's own page, the /docs page).
+                    raise _not_a_service(response) from None
+                detail, field_name = _excerpt(response) or response.reason_phrase, None
             if response.status_code == 404 and field_name != "run_id":
                 # Every "no such run" of the service names run_id; any other 404 is a path
                 # the service does not have: base_url is not a SPARD service's root.
-                raise SpardServiceError(
-                    404,
-                    f"{_path(response)} not found ({detail}): not a path of a SPARD service; "
-                    "base_url should be the service's root, such as 'http://127.0.0.1:8000'",
-                    field_name,
-                )
+                raise _not_a_service(response, detail, field_name)
             raise error_for_status(response.status_code, detail, field_name)
-        return None if response.status_code in (204, 304) else orjson.loads(response.content)
+        if response.status_code in (204, 304):
+            return None
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise _not_a_service(response) from None
 
     def remember_weights(
         self, run_id: str, objectives: list[str], reward_weights: np.ndarray[Any, Any]

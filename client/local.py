@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 LOCAL_URL = "http://spard.local"  # the base URL of a local client (nothing is resolved)
 _INSTALL_HINT = (
     "local mode runs the SPARD service in this process and needs its extra: "
-    "pip install 'spard[service]'"
+    "pip install '.[service]' in a clone of spard"
 )
 
 

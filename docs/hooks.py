@@ -40,9 +40,18 @@ def _lay_out() -> None:
 _lay_out()
 
 # Site pages whose whole text is a file of the repository (a snippet): its links are written
-# relative to that file, not to the page.
+# relative to that file, not to the page. Every other page's origin is its own file in docs/.
 INCLUDED = {"index.md": "README.md", "efficacy.md": "benchmarks/efficacy/README.md"}
 LINK = re.compile(r"(\]\()([^)\s#]+)([^)]*\))")
+
+
+def _origin(file: File) -> str:
+    """The repository file whose text (and whose folder, for its links) a page has: its
+    own file (in docs/, or a repository file published by on_files), or the included one."""
+    own = Path(file.abs_src_path or "").resolve()
+    return INCLUDED.get(file.src_uri) or (
+        own.relative_to(ROOT).as_posix() if own.is_relative_to(ROOT) else ""
+    )
 
 
 def _targets(origin: str) -> dict[str, str]:
@@ -66,31 +75,42 @@ def _site_path(path: str) -> str:
 
 
 def on_files(files: Files, config: Any) -> Files:
-    """Publish the repository files that the included pages link to (images, the benchmark
-    READMEs, example scripts): the site would otherwise answer 404 for them."""
-    for origin in INCLUDED.values():
+    """Publish the repository files outside docs/ that a page links to (images, the
+    benchmark READMEs, example scripts), and those that a published page links to in turn:
+    the site would otherwise answer 404 for them."""
+    pending = [f for f in files if f.src_uri.endswith(".md")]
+    while pending:
+        origin = _origin(pending.pop())
+        if not origin or not (ROOT / origin).is_file():
+            continue
         for path in _targets(origin).values():
             site = _site_path(path)
             if path.startswith("docs/") or site in INCLUDED or files.get_file_from_path(site):
                 continue
-            files.append(File(path, str(ROOT), config["site_dir"], config["use_directory_urls"]))
+            new = File(path, str(ROOT), config["site_dir"], config["use_directory_urls"])
+            files.append(new)
+            if path.endswith(".md"):
+                pending.append(new)
     return files
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
-    """An included page: its origin's text (the snippet, included here rather than by
-    pymdownx.snippets, which runs after this hook), links rewritten from the origin's folder
-    to the page's."""
-    origin = INCLUDED.get(page.file.src_uri)
-    if origin is None:
+    """Every page's links rewritten from its origin's folder to the page's; an included page
+    gets its origin's text first (here rather than by pymdownx.snippets, which runs after
+    this hook)."""
+    page_path = page.file.src_uri
+    origin = _origin(page.file)
+    if not origin or not (ROOT / origin).is_file():
         return markdown
     targets = _targets(origin)
-    markdown = (ROOT / origin).read_text(encoding="utf-8")
+    if page_path in INCLUDED:
+        markdown = (ROOT / origin).read_text(encoding="utf-8")
 
     def rewrite(match: re.Match[str]) -> str:
         path = targets.get(match.group(2))
         if path is None:
             return match.group(0)
-        return match.group(1) + _site_path(path) + match.group(3)
+        here = posixpath.dirname(page_path) or "."
+        return match.group(1) + posixpath.relpath(_site_path(path), here) + match.group(3)
 
     return LINK.sub(rewrite, markdown)

@@ -3,7 +3,7 @@
 # by one plugin file instead of their fork's --dynaopt_* flags:
 #   --dynaopt_enabled / --dynaopt_weight_enabled / --dynaopt_data_enabled -> the spard strategy
 #   --dynaopt_every_steps 4                        -> SPARD_CONFIG='{"update_every": 4}'
-# Needs: pip install 'spard[swift]' (ms-swift 4.6) and a SPARD service (spard serve), or no
+# Needs: pip install '.[swift]' from a clone of spard (ms-swift 4.6) and a SPARD service (spard serve), or no
 # SPARD_URL for the in-process engine (one node only: each node would keep its own curriculum).
 set -euo pipefail
 

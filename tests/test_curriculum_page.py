@@ -25,6 +25,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 CHARTS = ["weights", "sample-weights", "zero-signal", "level", "progress", "reliability"]
 OBJECTIVES = ["correctness", "format", "brevity"]
+# An objective name that is HTML: the page must show it as text, never parse it.
+EVIL = "<img src=x onerror=window.__xss=1>"
 
 
 def scores(step: int) -> np.ndarray[Any, Any]:
@@ -55,6 +57,16 @@ async def test_list_runs_is_the_tenants_own_newest_first(store_kind, request):
         ]
         assert (await http.get("/v1/runs")).status_code == 401
         assert len((await http.get("/v1/runs?limit=1", headers=a)).json()["runs"]) == 1
+        # The tenant filter comes before the limit: a run of beta's created last (the newest
+        # of all, in Redis's index of active runs too) does not take alpha's one place.
+        body = {"run_id": "b2", "objectives": ["x", "y"]}
+        assert (await http.post("/v1/runs", json=body, headers=b)).status_code == 201
+        first = (await http.get("/v1/runs?limit=1", headers=a)).json()["runs"]
+        assert len(first) == 1
+        # Redis orders its index by each run's latest write only to within a few seconds.
+        assert first[0]["run_id"] in ({"a1"} if store_kind == "memory" else {"a1", "a2"})
+        first = (await http.get("/v1/runs?limit=1", headers=b)).json()["runs"]
+        assert [run["run_id"] for run in first] == ["b2"]
 
 
 @pytest.mark.anyio
@@ -114,6 +126,20 @@ def points(driver: Any, chart: str) -> int:
     return int(driver.execute_script(script, f"chart-{chart}"))
 
 
+def plotted(driver: Any, chart: str) -> dict[str, float | None]:
+    """Each series' last value as the chart holds it (uPlot's data, read back by the page)."""
+    script = "const c = document.getElementById(arguments[0]); return c ? c.dataset.last : null"
+    text = driver.execute_script(script, f"chart-{chart}")
+    return dict(json.loads(text)) if text else {}
+
+
+def text_of(driver: Any, selector: str) -> str:
+    script = (
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.textContent).join('|')"
+    )
+    return str(driver.execute_script(script, selector))
+
+
 def listed_runs(driver: Any) -> list[str]:
     script = "return Array.from(document.querySelectorAll('#runs li'), li => li.dataset.runId)"
     return list(driver.execute_script(script))
@@ -152,13 +178,32 @@ def test_the_page_plots_a_run_as_its_steps_arrive(browser, redis_service, tmp_pa
     run = client.create_run(OBJECTIVES, run_id="live-run", config={"warmup": 2})
     for step in range(3):
         client.step(run.run_id, scores(step), step=step)
-    browser.get(server.url + "/")
+    browser.get(server.url + "/#run=%E0%A4%A")  # a malformed escape: no run named, no error
     wait_for(lambda: listed_runs(browser) == ["live-run"])
+    wait_for(lambda: browser.find_element("id", "run-title").text == "live-run")
     wait_for(lambda: all(points(browser, chart) == 3 for chart in CHARTS))
     for step in range(3, 12):  # while the page is open: it follows
         client.step(run.run_id, scores(step), step=step)
         time.sleep(0.2)
     wait_for(lambda: all(points(browser, chart) == 12 for chart in CHARTS))
+    # What the charts hold is the run's history: the last step's values, not just a count.
+    last = client.history(run.run_id)[-1]
+    assert last["step"] == 11
+    assert plotted(browser, "weights") == pytest.approx(last["reward_weights"])
+    counts = last["sample_weights"]
+    zero_signal = counts["zero_signal"] / counts["prompts"]
+    assert plotted(browser, "zero-signal") == pytest.approx({"zero-signal": zero_signal})
+    levels = {name: stats["level"] for name, stats in last["stats"].items()}
+    assert None not in levels.values()
+    assert plotted(browser, "level") == pytest.approx(levels)
+    # The charts follow the window's width.
+    width = "return document.querySelector('#chart-weights canvas').getBoundingClientRect().width"
+    before = browser.execute_script(width)
+    browser.set_window_size(2000, 1000)
+    wait_for(lambda: browser.execute_script(width) > before + 200)
+    # The run list follows the selected run's steps as the header does.
+    assert "step 11," in text_of(browser, "#runs li[data-run-id='live-run'] small")
+    assert "last step 11" in browser.find_element("id", "run-meta").text
     # Each chart drew: a canvas with a legend entry per series.
     legend = browser.find_elements("css selector", "#chart-weights .u-legend .u-label")
     assert [label.text for label in legend] == ["step", *OBJECTIVES]
@@ -169,6 +214,27 @@ def test_the_page_plots_a_run_as_its_steps_arrive(browser, redis_service, tmp_pa
     origin = urlsplit(server.url).netloc
     outside = {url for url in requested_urls(browser) if urlsplit(url).netloc != origin}
     assert not {url for url in outside if not url.startswith("data:")}
+    # A name that is HTML shows as text in the header and the legend, and runs nothing.
+    client.create_run([EVIL, "plain"], run_id="html-name")
+    client.step("html-name", np.random.default_rng(0).random((8, 4, 2)), step=0)
+    browser.get(server.url + "/#run=html-name")
+    browser.refresh()  # a new fragment alone would not load the page again
+    wait_for(lambda: browser.find_element("id", "run-title").text == "html-name")
+    wait_for(lambda: points(browser, "weights") == 1)
+    time.sleep(0.5)  # an injected <img src=x> would have failed to load by now
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert browser.execute_script("return typeof window.__xss") == "undefined"
+    assert EVIL in browser.find_element("id", "run-meta").text
+    assert text_of(browser, "#chart-weights .u-legend .u-label").split("|") == [
+        "step",
+        EVIL,
+        "plain",
+    ]
+    assert "html-name" in listed_runs(browser)
+    # A key typed in for a service without auth: told so, not that a key is needed.
+    browser.find_element("id", "api-key").send_keys("some-key\n")
+    wait_for(lambda: "runs without auth" in browser.find_element("id", "status").text)
+    assert "needs an API key" not in browser.find_element("id", "status").text
     client.close()
 
 
@@ -183,7 +249,7 @@ def test_a_tenant_sees_only_its_own_runs(browser, redis_service):
         client.step(run_id, scores(0), step=0)
     browser.get(server.url + "/")
     # No key: the API refuses, the page says why and lists nothing.
-    wait_for(lambda: "API key" in browser.find_element("id", "status").text)
+    wait_for(lambda: "needs an API key" in browser.find_element("id", "status").text)
     assert listed_runs(browser) == []
     for key, expected in [("key-alpha", ["alpha-run"]), ("key-beta", ["beta-two", "beta-run"])]:
         field = browser.find_element("id", "api-key")
@@ -192,10 +258,20 @@ def test_a_tenant_sees_only_its_own_runs(browser, redis_service):
         wait_for(lambda expected=expected: listed_runs(browser) == expected)
         wait_for(lambda expected=expected: points(browser, "weights") == 1)
         assert browser.find_element("id", "run-title").text == expected[0]
-    # The other tenant's run, asked for by name, is not found for this key either.
+    # The other tenant's run, asked for by name on a fresh load with beta's key: the page
+    # neither lists nor asks for it, and the history it would read is a 404 for this key.
+    requested_urls(browser)  # drains the log: what follows is this load's requests only
     browser.get(server.url + "/#run=alpha-run")
-    time.sleep(1.5)
-    assert "alpha-run" not in listed_runs(browser)
-    assert browser.find_element("id", "run-title").text != "alpha-run"
+    browser.refresh()  # a new fragment alone would not load the page again
+    wait_for(lambda: listed_runs(browser) == ["beta-two", "beta-run"])
+    wait_for(lambda: points(browser, "weights") == 1)
+    assert browser.find_element("id", "run-title").text == "beta-two"
+    assert "alpha-run" not in browser.find_element("tag name", "body").text
+    assert not [url for url in requested_urls(browser) if "alpha-run" in url]
+    fetch = """const done = arguments[arguments.length - 1];
+        const key = sessionStorage.getItem("spard-api-key");
+        fetch("/v1/runs/alpha-run/history?limit=1000", {headers: {authorization: "Bearer " + key}})
+          .then(r => done([key, r.status]), e => done(String(e)));"""
+    assert browser.execute_async_script(fetch) == ["key-beta", 404]
     alpha.close()
     beta.close()

@@ -1,5 +1,6 @@
-"""The documentation site (#26): built strictly, its home page (the README) and the efficacy
-page link only to files the site has, it loads nothing from an outside host (no Google
+"""The documentation site (#26): built strictly (a link to a missing file fails it), every
+page's links and images resolve on the site (the README as the home page, the efficacy page,
+docs pages linking to files outside docs/), it loads nothing from an outside host (no Google
 Fonts), and it does not publish its own build hook."""
 
 from __future__ import annotations
@@ -37,20 +38,42 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("page", ["index.html", "efficacy/index.html"])
-def test_included_pages_link_only_to_what_the_site_has(site, page):
-    text = (site / page).read_text()
-    folder = posixpath.dirname(page)
-    targets = re.findall(r'(?:href|src)="([^"#]+)', text)
-    assert any(target.endswith(".png") for target in targets)  # the results figures
-    broken = []
-    for target in targets:
-        if re.match(r"[a-z]+:", target):
+def local_targets(site: Path, page: Path) -> list[tuple[str, Path]]:
+    """Each link and image of a built page that stays on the site, and the file it names
+    (``/x`` from the site's root, as the 404 page writes them)."""
+    folder = posixpath.dirname(page.relative_to(site).as_posix())
+    found = []
+    for target in re.findall(r'(?:href|src)="([^"#?]*)', page.read_text()):
+        if not target or re.match(r"[a-z]+:", target) or target.startswith("//"):
             continue
-        path = site / posixpath.normpath(posixpath.join(folder, target))
-        if not (path.is_file() or (path / "index.html").is_file()):
-            broken.append(target)
+        base = "" if target.startswith("/") else folder
+        found.append((target, site / posixpath.normpath(posixpath.join(base, target.lstrip("/")))))
+    return found
+
+
+def test_every_page_links_only_to_what_the_site_has(site):
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) > 10
+    broken = [
+        (page.relative_to(site).as_posix(), target)
+        for page in pages
+        for target, path in local_targets(site, page)
+        if not (path.is_file() or (path / "index.html").is_file())
+    ]
     assert not broken
+
+
+@pytest.mark.parametrize(
+    ("page", "target"),
+    [
+        ("index.html", ".png"),  # the README's results figure
+        ("efficacy/index.html", ".png"),
+        ("service/index.html", "deploy/grafana/dashboard.png"),  # a file outside docs/
+        ("paper-faithfulness/index.html", "efficacy/"),  # a link to an included page
+    ],
+)
+def test_links_out_of_docs_are_published(site, page, target):
+    assert any(link.endswith(target) for link, _ in local_targets(site, site / page))
 
 
 def test_the_site_loads_nothing_from_an_outside_host_and_hides_its_hook(site):

@@ -45,7 +45,13 @@ def test_readme_python_blocks_run(server):
 @pytest.mark.slow  # the CLI in subprocesses, matplotlib among them
 def test_readme_shell_blocks_after_the_quick_start_run(server, tmp_path):
     """Pasted in order into one shell, as a newcomer would after ``make serve``: the
-    environment is this one (a superset of .venv-serve), the port the test server's."""
+    environment is this one (a superset of .venv-serve), the port the test server's.
+
+    Known limits: the blocks run in the test's environment, not in ``.venv-serve`` as the
+    README says (``source .venv-serve/bin/activate`` is dropped), and ``pip install -e
+    '.[plot]'`` is replaced by ``true`` (matplotlib is in the dev extra): a missing package in
+    .venv-serve, or that install line failing there, would not be caught here. Building that
+    venv in this test would cost a fresh install per run."""
     text = README.read_text().split("## Quick start", 1)[1].split("## Use with TRL", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)[1:]  # after make serve
     script = "set -e\n" + "\n".join(blocks)

@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import matplotlib  # noqa: F401
     except ImportError:
         raise SystemExit(
-            "spard bench: the plots need matplotlib: pip install 'spard[bench]'"
+            "spard bench: the plots need matplotlib: pip install '.[bench]' in a clone of spard"
         ) from None
     families = _pick(args.families, FAMILIES, QUICK_FAMILIES if args.quick else FAMILIES, "family")
     suite_names = [arm.name for arm in SUITE_ARMS]

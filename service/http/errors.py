@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import spard
+from spard.errors import did_you_mean
 from spard.service.http.metrics import STORE_ERRORS
 from spard.service.protocol.errors import (
     ErrorDocument,
@@ -70,7 +71,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return _response(error_document(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         if first.get("type") == "json_invalid":
@@ -83,6 +84,8 @@ def install_error_handlers(app: FastAPI) -> None:
             ]
             field = ".".join(location) or None
         message = f"{field}: {first['msg']}" if field else str(first["msg"])
+        if first.get("type") == "extra_forbidden" and len(first["loc"]) == 2 and field:
+            message += did_you_mean(field, _body_fields(request))  # a top-level body key
         details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
         return error_response(422, message, field, errors=details)
 
@@ -93,6 +96,15 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return error_response(exc.status_code, str(exc.detail), field, headers=headers)
+
+
+def _body_fields(request: Request) -> list[str]:
+    """The top-level keys of the matched route's body model (none if it has no model)."""
+    route = request.scope.get("route")
+    body = getattr(route, "body_field", None)
+    model = getattr(getattr(body, "field_info", None), "annotation", None)
+    fields = getattr(model, "model_fields", None)
+    return list(fields) if isinstance(fields, dict) else []
 
 
 def _allowed_methods(request: Request) -> list[str]:

@@ -183,7 +183,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         from spard.service.settings import Settings, describe_error
     except ImportError:
         raise spard.InputError(
-            "the service needs its extra: pip install 'spard[service]'", field="serve"
+            "the service needs its extra: pip install '.[service]' in a clone of spard",
+            field="serve",
         ) from None
     try:
         settings = Settings()
@@ -250,7 +251,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         from spard.efficacy.run import main as bench_main
     except ImportError as exc:
         raise spard.InputError(
-            f"the benchmark needs torch and the bench extra: pip install 'spard[bench]' ({exc})",
+            "the benchmark needs torch and the bench extra: pip install '.[bench]' in a clone "
+            f"of spard ({exc})",
             field="bench",
         ) from None
     status: int = bench_main(args.bench_args)

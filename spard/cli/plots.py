@@ -22,7 +22,7 @@ def require_matplotlib() -> Any:
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError(
-            "plotting needs matplotlib: pip install 'spard[plot]'", field="plot"
+            "plotting needs matplotlib: pip install '.[plot]' in a clone of spard", field="plot"
         ) from None
     return plt
 

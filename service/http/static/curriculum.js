@@ -11,6 +11,9 @@
   const COLOURS = ["#2f6fdb", "#d9480f", "#2b8a3e", "#9c36b5", "#c2255c", "#0b7285",
     "#e67700", "#5c940d", "#364fc7", "#862e9c"];
   const KEY = "spard-api-key";
+  // The step axis: whole steps only (uPlot's default increments include 0.2, 0.5, ...).
+  const STEP_INCRS = [];
+  for (let scale = 1; scale <= 1e9; scale *= 10) STEP_INCRS.push(scale, 2 * scale, 5 * scale);
 
   // Each chart: a title, a note, and how an entry gives its series (names per run).
   const CHARTS = [
@@ -62,19 +65,37 @@
     try {
       const body = await api("/v1/runs?limit=200");
       state.runs = body.runs;
+      // A list read before the selected run's latest steps were polled must not step it back.
+      const shown = state.view && state.runs.find((r) => r.run_id === state.view.run.run_id);
+      if (shown && state.view.after !== null &&
+          (shown.last_step === null || shown.last_step < state.view.after)) {
+        shown.last_step = state.view.after;
+      }
       setStatus(state.runs.length ? "" : "no runs yet: create one with POST /v1/runs");
     } catch (error) {
       state.runs = [];
-      setStatus(error.status === 401
-        ? "this service needs an API key: " + error.message : "cannot list runs: " + error.message);
+      // "Needs a key" only when none was sent; a refused key's answer says why on its own
+      // (unknown key, or a service that runs without auth).
+      const keyless = error.status === 401 && !sessionStorage.getItem(KEY);
+      setStatus(keyless ? "this service needs an API key: " + error.message
+        : "cannot list runs: " + error.message);
       if (error.status === 401) $("api-key").focus();
     }
     renderRuns();
-    const wanted = decodeURIComponent(location.hash.replace(/^#run=/, ""));
+    const wanted = wantedRun();
     const ids = state.runs.map((r) => r.run_id);
     const next = ids.includes(state.selected) ? state.selected
       : ids.includes(wanted) ? wanted : ids[0] || null;
     if (next !== state.selected) select(next);
+  }
+
+  // The run named in the address (#run=...); a malformed escape (%E0%A4%A) names none.
+  function wantedRun() {
+    try {
+      return decodeURIComponent(location.hash.replace(/^#run=/, ""));
+    } catch (error) {
+      return null;
+    }
   }
 
   function renderRuns() {
@@ -118,9 +139,20 @@
       config.warmup + " · pawa_mode " + config.pawa_mode;
   }
 
+  function chartWidth() {
+    return Math.max(400, Math.floor(($("charts").clientWidth - 12) / 2) - 14);
+  }
+
+  function resize() {
+    const width = chartWidth();
+    for (const chart of state.view ? state.view.charts : []) {
+      chart.plot.setSize({ width: width, height: chart.plot.height });
+    }
+  }
+
   function makeView(run) {
     const view = { run: run, after: null, steps: [], charts: [] };
-    const width = Math.max(400, Math.floor(($("charts").clientWidth - 12) / 2) - 14);
+    const width = chartWidth();
     for (const spec of CHARTS) {
       const box = document.createElement("div");
       box.className = "chart";
@@ -137,7 +169,8 @@
         width: width,
         height: 220,
         scales: spec.range ? { x: { time: false }, y: { range: spec.range } } : { x: { time: false } },
-        axes: [{ label: "step" }, {}],
+        axes: [{ label: "step", incrs: STEP_INCRS, values: (u, ticks) => ticks.map(String) },
+          {}],
         series: [{ label: "step" }].concat(series.map(([name], i) => ({
           label: name, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: true,
           points: { show: false },
@@ -181,12 +214,22 @@
       }
       chart.plot.setData(chart.data);
       chart.box.dataset.points = String(chart.data[0].length);
+      // What the chart holds now, read back from uPlot: each series' last value, by name.
+      const plotted = chart.plot.data;
+      const end = plotted[0].length - 1;
+      chart.box.dataset.last = JSON.stringify(Object.fromEntries(
+        chart.series.map(([name], i) => [name, plotted[i + 1][end]])));
     }
     view.after = entries[entries.length - 1].step;
     const last = entries[entries.length - 1];
     $("run-meta").textContent = describe(view.run) + " · last step " + last.step;
-    // The list refreshes every few seconds; the selected run's entry follows its steps now.
+    // The list refreshes every few seconds; the selected run's entry follows its steps now
+    // (the list's own entry: a refresh replaced the objects the view was made from).
     view.run.last_step = last.step;
+    const listed = state.runs.find((r) => r.run_id === view.run.run_id);
+    if (listed && (listed.last_step === null || listed.last_step < last.step)) {
+      listed.last_step = last.step;
+    }
     renderRuns();
   }
 
@@ -199,6 +242,11 @@
       state.selected = null;
       select(null);
       loadRuns();
+    });
+    let resizing = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizing);
+      resizing = setTimeout(resize, 100);
     });
     loadRuns();
     setInterval(poll, POLL_MS);
