@@ -7,7 +7,7 @@ contract and the code can be read side by side.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -39,15 +39,10 @@ from spard.strategies import (
 
 Strategy = StrategyName
 PawaMode = UtilityMode
-# "auto" or a registry's name (see spard.strategies: mypy reads str).
-if TYPE_CHECKING:
-    AdvantageMode = str
-    RewardRuleOption = str
-    DataRuleOption = str
-else:
-    AdvantageMode = Literal[("auto", *ADVANTAGE_RULES)]
-    RewardRuleOption = Literal[("auto", *REWARD_RULES)]
-    DataRuleOption = Literal[("auto", *DATA_RULES)]
+# "auto" (the strategy's) or a rule's name.
+AdvantageMode = Literal["auto", AdvantageRule]
+RewardRuleOption = Literal["auto", RewardRule]
+DataRuleOption = Literal["auto", DataRule]
 
 # The largest step index (and count) every store keeps exactly: Redis sorted-set scores and
 # JSON numbers in most clients are doubles.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from spard.advantages import Decoupled, Summed
 from spard.pawa import Pawa
@@ -29,33 +29,35 @@ from spard.saw import Saw
 if TYPE_CHECKING:
     from spard.config import SpardConfig
 
-REWARD_RULES: dict[str, Callable[[SpardConfig], RewardRuleObject]] = {
+# The rule names, written once: mypy checks every use, and the registries below must hold
+# exactly these (checked at import), so a new rule is one class, its name here and one line.
+RewardRule = Literal["fixed", "pawa", "saw"]
+DataRule = Literal["none", "radr", "radr_mass"]
+AdvantageRule = Literal["sum", "decoupled", "scaled", "decoupled_floor"]
+
+REWARD_RULES: dict[RewardRule, Callable[[SpardConfig], RewardRuleObject]] = {
     "fixed": lambda c: FixedWeights(),
     "pawa": lambda c: Pawa(c.step_size, c.prior_strength, c.prior_mix, c.warmup, c.update_every),
     "saw": lambda c: Saw(c.saw_offsets),
 }
-DATA_RULES: dict[str, Callable[[SpardConfig], DataRuleObject]] = {
+DATA_RULES: dict[DataRule, Callable[[SpardConfig], DataRuleObject]] = {
     "none": lambda c: NoDataWeights(),
     "radr": lambda c: Radr(c.data_weight_power, c.data_weight_min, c.data_weight_max),
     "radr_mass": lambda c: Radr(c.data_weight_power, c.data_weight_min, c.data_weight_max, True),
 }
-ADVANTAGE_RULES: dict[str, Callable[[SpardConfig], AdvantageRuleObject]] = {
+ADVANTAGE_RULES: dict[AdvantageRule, Callable[[SpardConfig], AdvantageRuleObject]] = {
     "sum": lambda c: Summed(c.missing_scores, c.scale_rewards, c.advantage_eps),
     "decoupled": lambda c: Decoupled(c.advantage_eps),
     "scaled": lambda c: Summed(c.missing_scores, c.scale_rewards, c.advantage_eps, True),
     "decoupled_floor": lambda c: Decoupled(c.advantage_eps, True),
 }
-
-# The names a config may give; mypy reads them as str, pydantic as the registries' keys (so the
-# config's JSON schema lists them, and a new registry line needs no other edit).
-if TYPE_CHECKING:
-    RewardRule = str
-    DataRule = str
-    AdvantageRule = str
-else:
-    RewardRule = Literal[tuple(REWARD_RULES)]
-    DataRule = Literal[tuple(DATA_RULES)]
-    AdvantageRule = Literal[tuple(ADVANTAGE_RULES)]
+for _names, _registry in (
+    (RewardRule, REWARD_RULES),
+    (DataRule, DATA_RULES),
+    (AdvantageRule, ADVANTAGE_RULES),
+):
+    if get_args(_names) != tuple(_registry):
+        raise RuntimeError(f"rule names {get_args(_names)} and registry {tuple(_registry)} differ")
 StrategyName = Literal[
     "spard", "pawa", "radr", "static", "saw", "gdpo", "spard_gdpo", "pawa_gdpo", "radr_gdpo"
 ]
