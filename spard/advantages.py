@@ -6,11 +6,19 @@ All follow TRL's conventions: Bessel-corrected standard deviations and a 1e-4 fl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
 import numpy as np
 
-from spard.config import SpardConfig
 from spard.scores import BatchStatistics
 from spard.types import BoolArray, FloatArray
+
+if TYPE_CHECKING:
+    from spard.config import SpardConfig
+
+MissingScores = Literal["renormalise", "zero"]
+ScaleRewards = Literal["group", "batch", "none"]
 
 
 def compute_advantages(
@@ -20,27 +28,61 @@ def compute_advantages(
     config: SpardConfig,
     objective_scales: FloatArray | None = None,
 ) -> FloatArray:
-    """(N, G) advantages of a batch, each prompt's row scaled by its data weight.
+    """(N, G) advantages of a batch by ``config``'s advantage rule (see the rules below)."""
+    rule = config.build().advantages
+    return rule.update(batch, reward_weights, sample_weights, objective_scales)
 
-    ``objective_scales`` (K,) are the running dispersion scales ``s_k`` the ``scaled`` and
-    ``decoupled_floor`` rules divide by (NaN or 0 where an objective never dispersed; treated
-    as 1 and as no floor). Rollouts without any valid score, and groups with fewer than two
-    scored rollouts, get 0.
+
+@dataclass(frozen=True)
+class Summed:
+    """Advantage rules ``sum`` (GRPO on the weighted sum) and, with ``scaled``, ``scaled``
+    (each objective divided by its running scale ``s_k`` before the sum).
+
+    ``missing_scores`` and ``scale_rewards`` as the config's fields; ``eps`` the std floor.
+    Rollouts without any valid score, and groups with fewer than two, get 0.
     """
-    rule = config.resolved_advantage_mode
-    if rule in ("decoupled", "decoupled_floor"):
+
+    missing_scores: MissingScores
+    scale_rewards: ScaleRewards
+    eps: float
+    scaled: bool = False
+
+    def update(
+        self,
+        batch: BatchStatistics,
+        reward_weights: FloatArray,
+        sample_weights: FloatArray,
+        scales: FloatArray | None,
+    ) -> FloatArray:
+        """(N, G) advantages, each prompt's row scaled by its ``(N,)`` data weight."""
+        weights = reward_weights
+        if self.scaled:  # no scale yet (NaN or 0): the objective is left as it is
+            weights = reward_weights / _usable_scales(scales, weights.size, 1.0)
+        return _summed(batch, weights, self) * sample_weights[:, None]
+
+
+@dataclass(frozen=True)
+class Decoupled:
+    """Advantage rules ``decoupled`` (GDPO) and, with ``floored``, ``decoupled_floor`` (each
+    group's std floored at its objective's running scale ``s_k``). ``eps`` the std floor."""
+
+    eps: float
+    floored: bool = False
+
+    def update(
+        self,
+        batch: BatchStatistics,
+        reward_weights: FloatArray,
+        sample_weights: FloatArray,
+        scales: FloatArray | None,
+    ) -> FloatArray:
+        """(N, G) advantages, each prompt's row scaled by its ``(N,)`` data weight."""
         floors = (
-            _usable_scales(objective_scales, reward_weights.size, missing=0.0)
-            if rule == "decoupled_floor"
+            _usable_scales(scales, reward_weights.size, missing=0.0)
+            if self.floored
             else np.zeros(reward_weights.size)
         )
-        advantages = _decoupled(batch, reward_weights, floors, config.advantage_eps)
-    else:
-        weights = reward_weights
-        if rule == "scaled":
-            weights = reward_weights / _usable_scales(objective_scales, weights.size, 1.0)
-        advantages = _summed(batch, weights, config)
-    return advantages * sample_weights[:, None]
+        return _decoupled(batch, reward_weights, floors, self.eps) * sample_weights[:, None]
 
 
 def _usable_scales(scales: FloatArray | None, count: int, missing: float) -> FloatArray:
@@ -50,14 +92,14 @@ def _usable_scales(scales: FloatArray | None, count: int, missing: float) -> Flo
     return np.where(np.isfinite(scales) & (scales > 0.0), scales, missing)
 
 
-def _summed(batch: BatchStatistics, reward_weights: FloatArray, config: SpardConfig) -> FloatArray:
+def _summed(batch: BatchStatistics, reward_weights: FloatArray, rule: Summed) -> FloatArray:
     weighted_sum = batch.filled @ reward_weights
     if batch.all_valid:
         rewards, scored = weighted_sum / reward_weights.sum(), np.ones(weighted_sum.shape, bool)
     else:
         present_weight = batch.valid_float @ reward_weights
         scored = present_weight > 0.0
-        if config.missing_scores == "zero":
+        if rule.missing_scores == "zero":
             # TRL's and verl's nansum: a missing score adds 0 to the rollout's reward.
             rewards = np.where(scored, weighted_sum / reward_weights.sum(), 0.0)
         else:
@@ -65,10 +107,10 @@ def _summed(batch: BatchStatistics, reward_weights: FloatArray, config: SpardCon
             with np.errstate(invalid="ignore", divide="ignore"):
                 rewards = np.where(scored, weighted_sum / present_weight, 0.0)
     centred, group_std, usable = _centre_in_groups(rewards, scored)
-    if config.scale_rewards == "group":
-        centred = centred / (group_std[:, None] + config.advantage_eps)
-    elif config.scale_rewards == "batch":
-        centred = centred / (_batch_std(rewards, usable) + config.advantage_eps)
+    if rule.scale_rewards == "group":
+        centred = centred / (group_std[:, None] + rule.eps)
+    elif rule.scale_rewards == "batch":
+        centred = centred / (_batch_std(rewards, usable) + rule.eps)
     return np.where(usable, centred, 0.0)
 
 

@@ -18,10 +18,16 @@ from pydantic import (
     model_validator,
 )
 
+from spard.advantages import MissingScores, ScaleRewards
 from spard.errors import InputError, did_you_mean
 from spard.names import normal_name
+from spard.progress import Progress, UtilityMode
+from spard.rules import RuleChain
 from spard.strategies import (
+    ADVANTAGE_RULES,
+    DATA_RULES,
     PRESETS,
+    REWARD_RULES,
     STRATEGIES,
     STRATEGY_TABLE,
     AdvantageRule,
@@ -32,12 +38,11 @@ from spard.strategies import (
 )
 
 Strategy = StrategyName
-PawaMode = Literal["gain", "absolute", "lag"]
-AdvantageMode = Literal["auto", "sum", "decoupled", "scaled", "decoupled_floor"]
-MissingScores = Literal["renormalise", "zero"]
-RewardRuleOption = Literal["auto", "fixed", "pawa", "saw"]
-DataRuleOption = Literal["auto", "none", "radr", "radr_mass"]
-ScaleRewards = Literal["group", "batch", "none"]
+PawaMode = UtilityMode
+# "auto" (the strategy's) or a rule's name.
+AdvantageMode = Literal["auto", AdvantageRule]
+RewardRuleOption = Literal["auto", RewardRule]
+DataRuleOption = Literal["auto", DataRule]
 
 # The largest step index (and count) every store keeps exactly: Redis sorted-set scores and
 # JSON numbers in most clients are doubles.
@@ -68,10 +73,11 @@ class SpardConfig(BaseModel):
         "spard", description="a row of spard.strategies.STRATEGY_TABLE: " + " | ".join(STRATEGIES)
     )
     reward_rule: RewardRuleOption = Field(
-        "auto", description="reward-weight rule: fixed | pawa | saw; auto: the strategy's"
+        "auto",
+        description=f"reward-weight rule: {' | '.join(REWARD_RULES)}; auto: the strategy's",
     )
     data_rule: DataRuleOption = Field(
-        "auto", description="data-weight rule: none | radr | radr_mass; auto: the strategy's"
+        "auto", description=f"data-weight rule: {' | '.join(DATA_RULES)}; auto: the strategy's"
     )
     # Chosen by the efficacy suite's leave-one-family-out selection (benchmarks/efficacy/
     # README.md): every lag configuration beat every gain one, in two versions of the suite.
@@ -155,6 +161,27 @@ class SpardConfig(BaseModel):
             row.advantages if self.advantage_mode == "auto" else self.advantage_mode
         )
         return StrategyRules(reward, data, advantage)
+
+    def build(self) -> RuleChain:
+        """The strategy as rule objects, each built by its registry from these fields."""
+        rules = self.rules
+        progress = Progress(
+            level_decay=self.level_decay,
+            progress_decay=self.progress_decay,
+            scale_decay=self.scale_decay,
+            window=self.gain_window,
+            eps_rel=self.eps_rel,
+            eps=self.eps,
+            utility_mode=self.pawa_mode,
+            utility_clip=self.utility_clip,
+            warmup=self.warmup,
+        )
+        return RuleChain(
+            progress,
+            REWARD_RULES[rules.reward_weights](self),
+            DATA_RULES[rules.data_weights](self),
+            ADVANTAGE_RULES[rules.advantages](self),
+        )
 
     @property
     def resolved_advantage_mode(self) -> AdvantageRule:

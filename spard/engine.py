@@ -8,14 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from spard.advantages import compute_advantages
 from spard.config import MAX_STEP, SpardConfig
 from spard.errors import InputError, StepConflictError, StepOrderError
 from spard.names import normal_name
-from spard.pawa import exponentiated_gradient_step, utility
-from spard.progress import ObjectiveTracks, absorb_batch
-from spard.radr import data_weights, prompt_importance
-from spard.saw import saw_weights
+from spard.rules import StepOutput
 from spard.scores import BatchStatistics, batch_statistics, parse_scores, scores_digest
 from spard.state import AppliedStep, ObjectiveStats, State, validate_objectives
 from spard.types import BoolArray, FloatArray
@@ -74,12 +70,13 @@ def init(
     config = config if config is not None else SpardConfig()
     names = validate_objectives(objectives, config)
     prior = _prior_weights(prior_weights, names)
+    strategy = config.build()
     return State(
         objectives=names,
         config=config,
         prior_weights=prior,
-        reward_weights=prior.copy(),
-        tracks=ObjectiveTracks.empty(len(names), config.gain_window),
+        reward_weights=strategy.reward.init(prior),
+        tracks=strategy.progress.init(len(names)),
     )
 
 
@@ -119,56 +116,33 @@ def step(
         return _replay(state, index, digest, batch_scores, return_advantages), state
 
     batch = batch_statistics(batch_scores)
-    config = state.config
-    rules = config.rules
-    tracks = absorb_batch(state.tracks, batch, config)
-    if rules.reward_weights == "saw":
-        offsets = np.array([config.saw_offsets.get(name, 0.0) for name in state.objectives])
-        reward_weights = saw_weights(batch, offsets, state.prior_weights)
-    else:
-        reward_weights = state.reward_weights
-    sample_weights, zero_signal = _sample_weights(batch, tracks, reward_weights, config)
-
-    noise = tracks.noise()
-    reliability = tracks.reliability(noise, config)
-    eligible = batch.present & (tracks.observations >= config.warmup)
-    utilities = utility(reliability, eligible, config)
-    steps_applied = state.steps_applied + 1
-    next_weights = reward_weights
-    if (
-        rules.reward_weights == "pawa"
-        and steps_applied >= config.warmup
-        and steps_applied % config.update_every == 0
-    ):
-        next_weights = exponentiated_gradient_step(
-            reward_weights, state.prior_weights, utilities, config
-        )
-
-    stats = _objective_stats(state.objectives, batch, tracks, noise, reliability, utilities)
+    out = state.config.build().update(
+        state.reward_weights,
+        state.tracks,
+        batch,
+        state.prior_weights,
+        state.objectives,
+        state.steps_applied,
+    )
+    stats = _objective_stats(state.objectives, batch, out)
     applied = AppliedStep(
-        index, digest, reward_weights, sample_weights, zero_signal, stats, request_id=request
+        index,
+        digest,
+        out.reward_weights,
+        out.sample_weights,
+        out.zero_signal,
+        stats,
+        request_id=request,
     )
     new_state = replace(
         state,
-        reward_weights=next_weights,
-        tracks=tracks,
-        steps_applied=steps_applied,
+        reward_weights=out.next_weights,  # the reward rule's state
+        tracks=out.tracks,
+        steps_applied=state.steps_applied + 1,
         last_step=index,
-        recent=_kept_steps((*state.recent, applied), config),
+        recent=_kept_steps((*state.recent, applied), state.config),
     )
     return _result(state, applied, batch, return_advantages, replayed=False), new_state
-
-
-def _sample_weights(
-    batch: BatchStatistics, tracks: ObjectiveTracks, reward_weights: FloatArray, config: SpardConfig
-) -> tuple[FloatArray, BoolArray]:
-    """The data weights of a batch and its zero-signal prompts, given the tracks after it."""
-    scored = batch.valid_counts > 0 if config.rules.data_weights == "radr_mass" else None
-    importance = prompt_importance(batch.dispersion, tracks.scale, reward_weights, scored)
-    sample_weights, zero_signal = data_weights(importance, config)
-    if config.rules.data_weights == "none":
-        sample_weights = np.ones_like(sample_weights)
-    return sample_weights, zero_signal
 
 
 def _step_index(state: State, step: int | None) -> int:
@@ -249,8 +223,9 @@ def _replay(
     compact = applied.sample_weights.size == 0  # see _kept_steps: only ever the newest step
     batch = batch_statistics(scores) if return_advantages or compact else None
     if compact and batch is not None:
-        sample_weights, zero_signal = _sample_weights(
-            batch, state.tracks, applied.reward_weights, state.config
+        data_rule = state.config.build().data
+        sample_weights, zero_signal = data_rule.update(
+            batch, state.tracks.scale, applied.reward_weights
         )
         applied = replace(applied, sample_weights=sample_weights, zero_signal=zero_signal)
     return _result(state, applied, batch, return_advantages, replayed=True)
@@ -266,11 +241,10 @@ def _result(
 ) -> StepResult:
     advantages = None
     if return_advantages and batch is not None:
-        advantages = compute_advantages(
+        advantages = state.config.build().advantages.update(
             batch,
             applied.reward_weights,
             applied.sample_weights,
-            state.config,
             _scales_of(applied.stats, state.objectives),
         )
     return StepResult(
@@ -292,21 +266,17 @@ def _scales_of(stats: ObjectiveStats, objectives: tuple[str, ...]) -> FloatArray
 
 
 def _objective_stats(
-    objectives: tuple[str, ...],
-    batch: BatchStatistics,
-    tracks: ObjectiveTracks,
-    noise: FloatArray,
-    reliability: FloatArray,
-    utilities: FloatArray,
+    objectives: tuple[str, ...], batch: BatchStatistics, out: StepOutput
 ) -> ObjectiveStats:
+    tracks, signals = out.tracks, out.signals
     columns = {
         "mean": batch.objective_means,
         "level": tracks.level,
         "progress": tracks.progress,
-        "noise": noise,
-        "reliability": reliability,
+        "noise": signals.noise,
+        "reliability": signals.reliability,
         "scale": tracks.scale,
-        "utility": utilities,
+        "utility": signals.utilities,
     }
     # One (7, K) array and one tolist: NaN -> None on plain floats (x != x is NaN's test)
     # costs a fraction of np.isnan per entry, and this runs on every step.

@@ -1,5 +1,7 @@
 """Per-objective learning-progress statistics: level, progress, MAD noise, scale, reliability.
 
+:class:`Progress` is the transform every strategy runs first: it owns the statistics'
+parameters, ``init`` gives empty :class:`ObjectiveTracks`, ``update`` folds a batch into them.
 Pure functions over plain arrays of shape ``(K,)`` (and the ``(K, W)`` gains window), so the
 state stays plain data and every update is a new value.
 """
@@ -7,14 +9,15 @@ state stays plain data and every update is a new value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from spard.config import SpardConfig
 from spard.scores import BatchStatistics
-from spard.types import FloatArray, IntArray
+from spard.types import BoolArray, FloatArray, IntArray
 
 MAD_TO_SIGMA = 1.4826
+UtilityMode = Literal["gain", "absolute", "lag"]
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,13 @@ class ObjectiveTracks:
         spread = _row_medians(np.abs(self.gains - centre[:, None]), counts)
         return np.where(counts > 0, MAD_TO_SIGMA * spread, 0.0)
 
-    def reliability(self, noise: FloatArray, config: SpardConfig) -> FloatArray:
+    def reliability(self, noise: FloatArray, eps_rel: float, eps: float) -> FloatArray:
         """(K,) z_k = g_k / (sigma_k + eps_rel * s_k + eps): progress signal-to-noise.
 
         ``noise`` is :meth:`noise` of these tracks, passed in because callers report it too.
         """
         scale = np.where(np.isnan(self.scale), 0.0, self.scale)
-        reliability: FloatArray = self.progress / (noise + config.eps_rel * scale + config.eps)
+        reliability: FloatArray = self.progress / (noise + eps_rel * scale + eps)
         return reliability
 
 
@@ -73,9 +76,13 @@ def _row_medians(rows: FloatArray, counts: IntArray) -> FloatArray:
 
 
 def absorb_batch(
-    tracks: ObjectiveTracks, batch: BatchStatistics, config: SpardConfig
+    tracks: ObjectiveTracks, batch: BatchStatistics, decays: tuple[float, float, float]
 ) -> ObjectiveTracks:
-    """Fold one batch into the tracks. Objectives absent from the batch are held unchanged."""
+    """Fold one batch into the tracks. Objectives absent from the batch are held unchanged.
+
+    ``decays`` are ``(b_mu, b_g, b_s)``: the EMA decays of the level, progress and scale.
+    """
+    level_decay, progress_decay, scale_decay = decays
     batch_means = batch.objective_means
     present = ~np.isnan(batch_means)
     first = present & (tracks.observations == 0)
@@ -87,13 +94,13 @@ def absorb_batch(
         batch_means,
         np.where(
             seen_before,
-            config.level_decay * tracks.level + (1.0 - config.level_decay) * batch_means,
+            level_decay * tracks.level + (1.0 - level_decay) * batch_means,
             tracks.level,
         ),
     )
     progress = np.where(
         seen_before,
-        config.progress_decay * tracks.progress + (1.0 - config.progress_decay) * gain,
+        progress_decay * tracks.progress + (1.0 - progress_decay) * gain,
         tracks.progress,
     )
     gains = tracks.gains.copy()
@@ -107,7 +114,7 @@ def absorb_batch(
         batch_scale,
         np.where(
             has_scale,
-            config.scale_decay * tracks.scale + (1.0 - config.scale_decay) * batch_scale,
+            scale_decay * tracks.scale + (1.0 - scale_decay) * batch_scale,
             tracks.scale,
         ),
     )
@@ -118,3 +125,60 @@ def absorb_batch(
         gains=gains,
         scale=scale,
     )
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the tracks after a batch say about each objective; every array is ``(K,)``."""
+
+    noise: FloatArray  # sigma_k, MAD of the recent gains
+    reliability: FloatArray  # z_k, progress signal-to-noise
+    utilities: FloatArray  # u_k, what PAWA climbs (reported for every strategy)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The shared first transform of every strategy: the statistics of algorithm.md.
+
+    Its parameters are the EMA decays ``b_mu, b_g, b_s``, the window ``W``, the noise floors
+    ``eps_rel, eps``, and the utility's ``mode`` and clip ``c`` with the ``warmup`` before an
+    objective counts. Its state is the :class:`ObjectiveTracks`.
+    """
+
+    level_decay: float
+    progress_decay: float
+    scale_decay: float
+    window: int
+    eps_rel: float
+    eps: float
+    utility_mode: UtilityMode
+    utility_clip: float
+    warmup: int
+
+    def init(self, num_objectives: int) -> ObjectiveTracks:
+        """Tracks of ``num_objectives`` objectives never observed."""
+        return ObjectiveTracks.empty(num_objectives, self.window)
+
+    def update(self, tracks: ObjectiveTracks, batch: BatchStatistics) -> ObjectiveTracks:
+        """The tracks with ``batch`` folded in."""
+        decays = (self.level_decay, self.progress_decay, self.scale_decay)
+        return absorb_batch(tracks, batch, decays)
+
+    def signals(self, tracks: ObjectiveTracks, batch: BatchStatistics) -> Signals:
+        """Noise, reliability and utilities of ``tracks`` (the tracks after ``batch``)."""
+        noise = tracks.noise()
+        reliability = tracks.reliability(noise, self.eps_rel, self.eps)
+        eligible = batch.present & (tracks.observations >= self.warmup)
+        return Signals(noise, reliability, self.utility(reliability, eligible))
+
+    def utility(self, reliability: FloatArray, eligible: BoolArray) -> FloatArray:
+        """(K,) u_k from the reliability z_k by the mode; 0 where not ``eligible``.
+
+        ``gain``: clip(z); ``absolute``: |clip(z)|; ``lag``: -clip(z).
+        """
+        clipped = np.clip(reliability, -self.utility_clip, self.utility_clip)
+        if self.utility_mode == "absolute":
+            clipped = np.abs(clipped)
+        elif self.utility_mode == "lag":
+            clipped = -clipped
+        return np.where(eligible, clipped, 0.0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from spard.config import SpardConfig
+from spard.scores import BatchStatistics
 from spard.types import BoolArray, FloatArray
 
 
@@ -37,8 +39,11 @@ def prompt_importance(
     return normalised
 
 
-def data_weights(importance: FloatArray, config: SpardConfig) -> tuple[FloatArray, BoolArray]:
-    """Temper, normalise and clip ``(N,)`` importances into data weights.
+def data_weights(
+    importance: FloatArray, power: float, minimum: float, maximum: float
+) -> tuple[FloatArray, BoolArray]:
+    """Temper (``v ** power``), normalise and clip (to ``[minimum, maximum]``) ``(N,)``
+    importances into data weights.
 
     Returns ``(sample_weights, zero_signal)``: prompts with ``v_i = 0`` get weight 0 and are
     flagged zero-signal; the others have mean weight exactly 1.
@@ -48,11 +53,44 @@ def data_weights(importance: FloatArray, config: SpardConfig) -> tuple[FloatArra
     weights = np.zeros_like(importance)
     if not informative.any():
         return weights, zero_signal
-    if config.data_weight_power == 0.0:
-        tempered = np.ones(int(informative.sum()))
-    else:
-        tempered = importance[informative] ** config.data_weight_power
+    values = importance[informative]
+    tempered = np.ones(values.size) if power == 0.0 else values**power
     tempered = tempered / tempered.mean()
-    tempered = np.clip(tempered, config.data_weight_min, config.data_weight_max)
+    tempered = np.clip(tempered, minimum, maximum)
     weights[informative] = tempered / tempered.mean()
     return weights, zero_signal
+
+
+@dataclass(frozen=True)
+class NoDataWeights:
+    """Data rule ``none``: every prompt weighs 1; zero-signal prompts are still reported."""
+
+    def update(
+        self, batch: BatchStatistics, scale: FloatArray, reward_weights: FloatArray
+    ) -> tuple[FloatArray, BoolArray]:
+        """``(ones, zero_signal)``, both ``(N,)``: a prompt has no signal when RADR's
+        importance ``v_i`` is 0."""
+        importance = prompt_importance(batch.dispersion, scale, reward_weights)
+        return np.ones_like(importance), importance <= 0.0
+
+
+@dataclass(frozen=True)
+class Radr:
+    """Data rule ``radr`` (``by_mass``: ``radr_mass``): RADR's data weights.
+
+    ``power`` gamma tempers the importances, ``minimum`` and ``maximum`` (d_min, d_max) clip
+    them; ``by_mass`` divides each prompt's importance by the weight mass it was scored on.
+    """
+
+    power: float
+    minimum: float
+    maximum: float
+    by_mass: bool = False
+
+    def update(
+        self, batch: BatchStatistics, scale: FloatArray, reward_weights: FloatArray
+    ) -> tuple[FloatArray, BoolArray]:
+        """``(sample_weights, zero_signal)``, both ``(N,)``."""
+        scored = batch.valid_counts > 0 if self.by_mass else None
+        importance = prompt_importance(batch.dispersion, scale, reward_weights, scored)
+        return data_weights(importance, self.power, self.minimum, self.maximum)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import numpy as np
 
+from spard.rules import StepInputs
 from spard.scores import BatchStatistics
 from spard.types import FloatArray
 
@@ -36,3 +40,24 @@ def saw_weights(
         return prior_weights.copy()
     weights: FloatArray = coefficient / total
     return weights
+
+
+@dataclass(frozen=True)
+class Saw:
+    """Reward rule ``saw``: each batch's coefficient-of-variation weights, no memory.
+
+    ``offsets`` map objective names to the shift added before the CV (0 for the others).
+    Its state is the last batch's weights (what the state's ``reward_weights`` holds).
+    """
+
+    offsets: Mapping[str, float] = field(default_factory=dict)
+
+    def init(self, prior_weights: FloatArray) -> FloatArray:
+        """The prior weights, until a batch is seen."""
+        return prior_weights.copy()
+
+    def update(self, weights: FloatArray, inputs: StepInputs) -> tuple[FloatArray, FloatArray]:
+        """This batch's weights, in force now and kept as the state."""
+        shifts = np.array([self.offsets.get(name, 0.0) for name in inputs.objectives])
+        current = saw_weights(inputs.batch, shifts, inputs.prior_weights)
+        return current, current

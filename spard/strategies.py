@@ -1,21 +1,63 @@
 """Strategies as rows of one table: a reward-weight rule, a data-weight rule, an advantage rule.
 
-Every named strategy (``spard``, ``gdpo``, ...) is a :class:`StrategyRules` row; the engine
-reads the three rules and never the name, so "SPARD over decoupled advantages" is a row (or
-three config fields), not a branch. ``SpardConfig.reward_rule`` / ``data_rule`` /
-``advantage_mode`` override a row's rule when they are not ``auto``.
+Every named strategy (``spard``, ``gdpo``, ...) is a :class:`StrategyRules` row of rule names;
+``SpardConfig.build()`` looks each name up in its registry below and composes the rule objects
+into a :class:`spard.rules.RuleChain`, so "SPARD over decoupled advantages" is a row (or three
+config fields), not a branch. ``SpardConfig.reward_rule`` / ``data_rule`` / ``advantage_mode``
+override a row's rule when they are not ``auto``. A registry line maps a rule's name to the
+rule object built from the config's fields: a new rule is its class and one line here (the
+config's choices of rule names are read from these registries).
 
 Presets are named sets of config overrides (``SpardConfig.from_preset``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from spard.advantages import Decoupled, Summed
+from spard.pawa import Pawa
+from spard.radr import NoDataWeights, Radr
+from spard.rules import AdvantageRule as AdvantageRuleObject
+from spard.rules import DataRule as DataRuleObject
+from spard.rules import FixedWeights
+from spard.rules import RewardRule as RewardRuleObject
+from spard.saw import Saw
+
+if TYPE_CHECKING:
+    from spard.config import SpardConfig
+
+# The rule names, written once: mypy checks every use, and the registries below must hold
+# exactly these (checked at import), so a new rule is one class, its name here and one line.
 RewardRule = Literal["fixed", "pawa", "saw"]
 DataRule = Literal["none", "radr", "radr_mass"]
 AdvantageRule = Literal["sum", "decoupled", "scaled", "decoupled_floor"]
+
+REWARD_RULES: dict[RewardRule, Callable[[SpardConfig], RewardRuleObject]] = {
+    "fixed": lambda c: FixedWeights(),
+    "pawa": lambda c: Pawa(c.step_size, c.prior_strength, c.prior_mix, c.warmup, c.update_every),
+    "saw": lambda c: Saw(c.saw_offsets),
+}
+DATA_RULES: dict[DataRule, Callable[[SpardConfig], DataRuleObject]] = {
+    "none": lambda c: NoDataWeights(),
+    "radr": lambda c: Radr(c.data_weight_power, c.data_weight_min, c.data_weight_max),
+    "radr_mass": lambda c: Radr(c.data_weight_power, c.data_weight_min, c.data_weight_max, True),
+}
+ADVANTAGE_RULES: dict[AdvantageRule, Callable[[SpardConfig], AdvantageRuleObject]] = {
+    "sum": lambda c: Summed(c.missing_scores, c.scale_rewards, c.advantage_eps),
+    "decoupled": lambda c: Decoupled(c.advantage_eps),
+    "scaled": lambda c: Summed(c.missing_scores, c.scale_rewards, c.advantage_eps, True),
+    "decoupled_floor": lambda c: Decoupled(c.advantage_eps, True),
+}
+for _names, _registry in (
+    (RewardRule, REWARD_RULES),
+    (DataRule, DATA_RULES),
+    (AdvantageRule, ADVANTAGE_RULES),
+):
+    if get_args(_names) != tuple(_registry):
+        raise RuntimeError(f"rule names {get_args(_names)} and registry {tuple(_registry)} differ")
 StrategyName = Literal[
     "spard", "pawa", "radr", "static", "saw", "gdpo", "spard_gdpo", "pawa_gdpo", "radr_gdpo"
 ]
