@@ -14,26 +14,23 @@ pytest.importorskip("trl", reason="the trl extra is not installed")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_the_smoke_run_trains_resumes_and_reports(tmp_path):
-    out, cache = tmp_path / "out", tmp_path / "cache"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.trl_lm",
-            "--smoke",
-            "--out",
-            str(out),
-            "--cache",
-            str(cache),
-        ],
+def _smoke(out: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    """The benchmark's 5-step SPARD arm, as ``--smoke`` runs it."""
+    command = [sys.executable, "-m", "benchmarks.trl_lm", "--smoke", "--out", str(out)]
+    return subprocess.run(
+        [*command, "--cache", str(cache)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
+
+
+@pytest.mark.slow
+def test_the_smoke_run_trains_resumes_and_reports(tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    done = _smoke(out, cache)
     assert done.returncode == 0, done.stderr[-3000:]
     (result,) = (out / "runs").glob("spard-seed0-*.json")  # named by the protocol's hash
     run = json.loads(result.read_text())
@@ -51,22 +48,6 @@ def test_the_smoke_run_trains_resumes_and_reports(tmp_path):
     assert (out / "weights.png").stat().st_size > 0
     assert list((out / "work" / "spard-seed0" / "runs").rglob("events.out.tfevents.*"))
     # A rerun finds the run finished and only re-writes the report.
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.trl_lm",
-            "--smoke",
-            "--out",
-            str(out),
-            "--cache",
-            str(cache),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    again = _smoke(out, cache)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(result.read_text()) == run
