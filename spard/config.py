@@ -122,6 +122,15 @@ class SpardConfig(BaseModel):
         1e-4, gt=0.0, le=1.0, description="std floor of advantages, as TRL"
     )
 
+    # tau of GD2PO's scripts (train_gd2po_snr.sh: TAU defaults to 0.8); their code clamps it to
+    # [0, 1], where we refuse it instead.
+    gd2po_threshold: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="GD2PO snr: tau, the agreement ratio below which a "
+        "rollout whose objectives disagree in sign is dropped",
+    )
     saw_offsets: dict[str, Annotated[float, Field(ge=-1e12, le=1e12)]] = Field(
         default_factory=dict, description="SAW: per-objective shift added before the CV"
     )

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args
 
-from spard.advantages import Decoupled, Summed
+from spard.advantages import Decoupled, GroupDecoupled, Summed
+from spard.gd2po import ConsensusFiltered
 from spard.pawa import Pawa
 from spard.radr import NoDataWeights, Radr
 from spard.rules import AdvantageRule as AdvantageRuleObject
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
 # exactly these (checked at import), so a new rule is one class, its name here and one entry.
 RewardRule = Literal["fixed", "pawa", "saw"]
 DataRule = Literal["none", "radr", "radr_mass"]
-AdvantageRule = Literal["sum", "decoupled", "scaled", "decoupled_floor"]
+AdvantageRule = Literal[
+    "sum", "decoupled", "scaled", "decoupled_floor", "gd2po_hard", "gd2po_snr", "mo_grpo"
+]
 # TRL's ``multi_objective_aggregation`` values (ms-swift: ``scale_rewards`` group / gdpo).
 TrainerAggregation = Literal["sum_then_normalize", "normalize_then_sum"]
 
@@ -120,6 +123,21 @@ ADVANTAGE_RULES: Mapping[AdvantageRule, AdvantageEntry] = MappingProxyType(
             lambda c: Decoupled(c.advantage_eps, True),
             "GDPO with each group's std floored at s_k",
         ),
+        "gd2po_hard": AdvantageEntry(
+            lambda c: ConsensusFiltered(),
+            "GD2PO hard: GDPO without the rollouts whose objectives disagree in sign, each "
+            "prompt scaled by the share of its rollouts kept, before the whitening",
+        ),
+        "gd2po_snr": AdvantageEntry(
+            lambda c: ConsensusFiltered(c.gd2po_threshold),
+            "GD2PO snr: as gd2po_hard, dropping a disagreeing rollout only when its agreement "
+            "ratio is below gd2po_threshold",
+        ),
+        "mo_grpo": AdvantageEntry(
+            lambda c: GroupDecoupled(c.advantage_eps),
+            "MO-GRPO (our reading): per-objective group z-scores, weighted, then normalised in "
+            "their group",
+        ),
     }
 )
 for _names, _registry in (
@@ -148,7 +166,18 @@ def describe_rules(registry: Mapping[Any, RuleEntry[Any] | AdvantageEntry]) -> s
 
 
 StrategyName = Literal[
-    "spard", "pawa", "radr", "static", "saw", "gdpo", "spard_gdpo", "pawa_gdpo", "radr_gdpo"
+    "spard",
+    "pawa",
+    "radr",
+    "static",
+    "saw",
+    "gdpo",
+    "spard_gdpo",
+    "pawa_gdpo",
+    "radr_gdpo",
+    "gd2po_hard",
+    "gd2po_snr",
+    "mo_grpo",
 ]
 
 
@@ -186,6 +215,10 @@ STRATEGY_TABLE: Mapping[StrategyName, StrategyRules] = MappingProxyType(
         "static": StrategyRules("fixed", "none", "sum"),  # GRPOavg
         "saw": StrategyRules("saw", "none", "sum"),
         "gdpo": StrategyRules("fixed", "none", "decoupled"),
+        # The field's methods, each as its authors run it (docs/field-methods.md).
+        "gd2po_hard": StrategyRules("fixed", "none", "gd2po_hard"),
+        "gd2po_snr": StrategyRules("fixed", "none", "gd2po_snr"),
+        "mo_grpo": StrategyRules("fixed", "none", "mo_grpo"),
     }
 )
 STRATEGIES: tuple[StrategyName, ...] = tuple(STRATEGY_TABLE)
