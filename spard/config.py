@@ -131,6 +131,13 @@ class SpardConfig(BaseModel):
         description="GD2PO snr: tau, the agreement ratio below which a "
         "rollout whose objectives disagree in sign is dropped",
     )
+    # Theirs is unbounded; a bound keeps the state's size (and the hypervolume's cost) bounded.
+    drw_buffer_max: int = Field(
+        128,
+        ge=2,
+        le=4096,
+        description="DRW: most performance points its buffer keeps (the reference and the newest)",
+    )
     saw_offsets: dict[str, Annotated[float, Field(ge=-1e12, le=1e12)]] = Field(
         default_factory=dict, description="SAW: per-objective shift added before the CV"
     )
@@ -198,11 +205,13 @@ class SpardConfig(BaseModel):
             utility_clip=self.utility_clip,
             warmup=self.warmup,
         )
+        advantage = ADVANTAGE_RULES[rules.advantages]
         return RuleChain(
             progress,
             REWARD_RULES[rules.reward_weights].build(self),
             DATA_RULES[rules.data_weights].build(self),
-            ADVANTAGE_RULES[rules.advantages].build(self),
+            advantage.build(self),
+            None if advantage.reward_scale is None else advantage.reward_scale(self),
         )
 
     @property

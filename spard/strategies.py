@@ -21,12 +21,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args
 
 from spard.advantages import Decoupled, GroupDecoupled, Summed
+from spard.drw import VERL_GRPO_EPS, HypervolumeScale
 from spard.gd2po import ConsensusFiltered
 from spard.pawa import Pawa
 from spard.radr import NoDataWeights, Radr
 from spard.rules import AdvantageRule as AdvantageRuleObject
 from spard.rules import DataRule as DataRuleObject
-from spard.rules import FixedWeights
+from spard.rules import FixedWeights, RewardScale
 from spard.rules import RewardRule as RewardRuleObject
 from spard.saw import Saw
 
@@ -38,7 +39,14 @@ if TYPE_CHECKING:
 RewardRule = Literal["fixed", "pawa", "saw"]
 DataRule = Literal["none", "radr", "radr_mass"]
 AdvantageRule = Literal[
-    "sum", "decoupled", "scaled", "decoupled_floor", "gd2po_hard", "gd2po_snr", "mo_grpo"
+    "sum",
+    "decoupled",
+    "scaled",
+    "decoupled_floor",
+    "gd2po_hard",
+    "gd2po_snr",
+    "mo_grpo",
+    "drw",
 ]
 # TRL's ``multi_objective_aggregation`` values (ms-swift: ``scale_rewards`` group / gdpo).
 TrainerAggregation = Literal["sum_then_normalize", "normalize_then_sum"]
@@ -64,7 +72,8 @@ class AdvantageEntry:
     engine's advantages. ``weights_over_scales``: those weights are the reward weights divided
     by the objectives' running scales ``s_k``. ``decoupled_variant``: the rule a trainer
     configured for normalise-then-sum (GDPO) runs instead; None: this rule itself (it already
-    normalises each objective on its own).
+    normalises each objective on its own). ``reward_scale``: builds the rule that scales every
+    reward of a batch before this one sees it (DRW's meta reward), for the rules that take one.
     """
 
     build: Callable[[SpardConfig], AdvantageRuleObject]
@@ -72,6 +81,7 @@ class AdvantageEntry:
     trainer_aggregation: TrainerAggregation | None = None
     weights_over_scales: bool = False
     decoupled_variant: AdvantageRule | None = None
+    reward_scale: Callable[[SpardConfig], RewardScale] | None = None
 
 
 REWARD_RULES: Mapping[RewardRule, RuleEntry[RewardRuleObject]] = MappingProxyType(
@@ -138,6 +148,12 @@ ADVANTAGE_RULES: Mapping[AdvantageRule, AdvantageEntry] = MappingProxyType(
             "MO-GRPO (our reading): per-objective group z-scores, weighted, then normalised in "
             "their group",
         ),
+        "drw": AdvantageEntry(
+            lambda c: Summed(c.missing_scores, c.scale_rewards, VERL_GRPO_EPS),
+            "DRW hypervolume: GRPO on the weighted sum times the meta reward 0.5 + 1.5 tanh(c), "
+            "c the hypervolume the batch's mean scores add to a buffer of earlier ones",
+            reward_scale=lambda c: HypervolumeScale(c.drw_buffer_max),
+        ),
     }
 )
 for _names, _registry in (
@@ -178,6 +194,7 @@ StrategyName = Literal[
     "gd2po_hard",
     "gd2po_snr",
     "mo_grpo",
+    "drw",
 ]
 
 
@@ -219,6 +236,7 @@ STRATEGY_TABLE: Mapping[StrategyName, StrategyRules] = MappingProxyType(
         "gd2po_hard": StrategyRules("fixed", "none", "gd2po_hard"),
         "gd2po_snr": StrategyRules("fixed", "none", "gd2po_snr"),
         "mo_grpo": StrategyRules("fixed", "none", "mo_grpo"),
+        "drw": StrategyRules("fixed", "none", "drw"),
     }
 )
 STRATEGIES: tuple[StrategyName, ...] = tuple(STRATEGY_TABLE)
