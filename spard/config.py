@@ -124,7 +124,7 @@ class SpardConfig(BaseModel):
 
     # tau of GD2PO's scripts (train_gd2po_snr.sh: TAU defaults to 0.8); their code clamps it to
     # [0, 1], where we refuse it instead.
-    gd2po_threshold: float = Field(
+    agreement_threshold: float = Field(
         0.8,
         ge=0.0,
         le=1.0,

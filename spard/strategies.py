@@ -139,9 +139,9 @@ ADVANTAGE_RULES: Mapping[AdvantageRule, AdvantageEntry] = MappingProxyType(
             "prompt scaled by the share of its rollouts kept, before the whitening",
         ),
         "gd2po_snr": AdvantageEntry(
-            lambda c: ConsensusFiltered(c.gd2po_threshold),
+            lambda c: ConsensusFiltered(c.agreement_threshold),
             "GD2PO snr: as gd2po_hard, dropping a disagreeing rollout only when its agreement "
-            "ratio is below gd2po_threshold",
+            "ratio is below agreement_threshold",
         ),
         "mo_grpo": AdvantageEntry(
             lambda c: GroupDecoupled(c.advantage_eps),

@@ -146,7 +146,7 @@ def test_gd2po_hard_is_the_authors_filter(seed, weights):
 def test_gd2po_snr_is_the_authors_ratio_filter(seed, weights, threshold):
     scores = random_batch(seed)
     expected = loop_gd2po(scores, weights, threshold)
-    got = engine_advantages("gd2po_snr", scores, weights, gd2po_threshold=threshold)
+    got = engine_advantages("gd2po_snr", scores, weights, agreement_threshold=threshold)
     np.testing.assert_allclose(got, expected, atol=1e-9)
 
 
@@ -163,7 +163,7 @@ def test_gd2po_snr_at_threshold_one_filters_every_conflict_as_hard_does():
     for seed in range(5):
         scores = random_batch(seed)
         hard = engine_advantages("gd2po_hard", scores, WEIGHTS[0])
-        snr = engine_advantages("gd2po_snr", scores, WEIGHTS[0], gd2po_threshold=1.0)
+        snr = engine_advantages("gd2po_snr", scores, WEIGHTS[0], agreement_threshold=1.0)
         np.testing.assert_allclose(snr, hard, atol=1e-12)
 
 
@@ -199,10 +199,10 @@ def test_the_field_methods_are_engine_only_and_already_decoupled():
         assert decoupled_variant(STRATEGY_TABLE[name].advantages) == name
 
 
-def test_gd2po_threshold_is_validated_by_name():
+def test_agreement_threshold_is_validated_by_name():
     with pytest.raises(spard.InputError) as refused:
-        spard.config.config_from_overrides({"gd2po_threshold": 1.5})
-    assert refused.value.field == "config.gd2po_threshold"
+        spard.config.config_from_overrides({"agreement_threshold": 1.5})
+    assert refused.value.field == "config.agreement_threshold"
 
 
 @pytest.mark.parametrize("strategy", FIELD_METHODS)
