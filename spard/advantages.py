@@ -117,15 +117,23 @@ def group_z_scores(batch: BatchStatistics, eps: float) -> FloatArray:
     """(N, G, K) each score's z-score in its group and objective, ``(x - mean) / (std + eps)``
     with the Bessel-corrected std over the group's valid scores; 0 where the score is missing
     or the group has fewer than two valid ones."""
+    centred, group_std = _group_spread(batch)
+    divisor = np.where(batch.valid_counts >= 2, group_std + eps, np.inf)
+    z_scores: FloatArray = centred / divisor[:, None, :]
+    return z_scores
+
+
+def _group_spread(batch: BatchStatistics) -> tuple[FloatArray, FloatArray]:
+    """``(centred, group_std)``: the ``(N, G, K)`` scores minus their group's mean (0 where
+    missing) and the ``(N, K)`` Bessel-corrected std over the valid ones (0 under two)."""
     counts = batch.valid_counts
     centred = batch.filled - batch.group_means[:, None, :]
     if not batch.all_valid:
         centred *= batch.valid_float
     with np.errstate(invalid="ignore", divide="ignore"):
         variance = np.einsum("ngk,ngk->nk", centred, centred) / (counts - 1)
-    divisor = np.where(counts >= 2, np.sqrt(variance) + eps, np.inf)
-    z_scores: FloatArray = centred / divisor[:, None, :]
-    return z_scores
+    group_std: FloatArray = np.where(counts >= 2, np.sqrt(variance), 0.0)
+    return centred, group_std
 
 
 def _usable_scales(scales: FloatArray | None, count: int, missing: float) -> FloatArray:
@@ -163,13 +171,7 @@ def _decoupled(
     # As TRL's normalize_then_sum: per-objective group z-scores, weighted nansum, batch
     # whitening. With floors (decoupled_floor), a group's std is never taken below its
     # objective's typical spread, so a near-constant group's noise is not blown up to unit size.
-    counts = batch.valid_counts
-    centred = batch.filled - batch.group_means[:, None, :]
-    if not batch.all_valid:
-        centred *= batch.valid_float
-    with np.errstate(invalid="ignore", divide="ignore"):
-        variance = np.einsum("ngk,ngk->nk", centred, centred) / (counts - 1)
-    group_std = np.where(counts >= 2, np.sqrt(variance), 0.0)
+    centred, group_std = _group_spread(batch)
     divisor = np.maximum(group_std, std_floors[None, :]) + eps
     combined = np.einsum("ngk,nk->ng", centred, reward_weights / divisor)
     scored: BoolArray = np.any(batch.valid, axis=2)
