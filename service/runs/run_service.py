@@ -29,6 +29,7 @@ from spard.service.protocol.errors import (
     ServiceUnavailableError,
 )
 from spard.service.protocol.streaming import StreamingConfig
+from spard.service.runs.idempotency import step_once
 from spard.service.runs.importing import checked_import
 from spard.service.runs.records import (
     created_at_of,
@@ -219,7 +220,7 @@ class RunService:
                 loaded = await self._load(key)
                 continue
             try:
-                result, state = spard.step(
+                result, state = step_once(
                     loaded.state,
                     scores,
                     step,
