@@ -217,9 +217,10 @@ class RedisStore:
 
     async def load_weights(self, key: RunKey) -> CurrentWeights | RunAbsent:
         found = await self._fields(key, ["etag", "weights"])
-        return (
-            found if isinstance(found, RunAbsent) else CurrentWeights(found[0].decode(), found[1])
-        )
+        if isinstance(found, RunAbsent):
+            return found
+        etag, weights = found
+        return CurrentWeights(etag.decode(), weights)
 
     async def _fields(self, key: RunKey, names: list[str]) -> list[bytes] | RunAbsent:
         """Fields of a run's hash in one round trip (the first one is always set in a run).
