@@ -16,7 +16,7 @@ import orjson
 
 from spard.engine import StepResult
 from spard.service.runs.assembly import AssembledBatch
-from spard.service.runs.store.base import RunMeta, RunRecord
+from spard.service.runs.store import RunMeta, RunRecord
 from spard.state import State
 from spard.types import BoolArray, FloatArray
 
