@@ -71,9 +71,10 @@ class AdvantageEntry:
     hands it, with this aggregation; None: only the engine can, so the adapters apply the
     engine's advantages. ``weights_over_scales``: those weights are the reward weights divided
     by the objectives' running scales ``s_k``. ``decoupled_variant``: the rule a trainer
-    configured for normalise-then-sum (GDPO) runs instead; None: this rule itself (it already
-    normalises each objective on its own). ``reward_scale``: builds the rule that scales every
-    reward of a batch before this one sees it (DRW's meta reward), for the rules that take one.
+    configured for normalise-then-sum (GDPO) runs instead (the rule itself when it already
+    normalises each objective on its own); None: there is none, and such a trainer is refused.
+    ``reward_scale``: builds the rule that scales every reward of a batch before this one sees
+    it (DRW's meta reward), for the rules that take one.
     """
 
     build: Callable[[SpardConfig], AdvantageRuleObject]
@@ -121,6 +122,7 @@ ADVANTAGE_RULES: Mapping[AdvantageRule, AdvantageEntry] = MappingProxyType(
             lambda c: Decoupled(c.advantage_eps),
             "GDPO: per-objective group z-scores, weighted, batch-whitened",
             trainer_aggregation="normalize_then_sum",
+            decoupled_variant="decoupled",
         ),
         "scaled": AdvantageEntry(
             lambda c: Summed(c.missing_scores, c.scale_rewards, c.advantage_eps, True),
@@ -132,21 +134,25 @@ ADVANTAGE_RULES: Mapping[AdvantageRule, AdvantageEntry] = MappingProxyType(
         "decoupled_floor": AdvantageEntry(
             lambda c: Decoupled(c.advantage_eps, True),
             "GDPO with each group's std floored at s_k",
+            decoupled_variant="decoupled_floor",
         ),
         "gd2po_hard": AdvantageEntry(
             lambda c: ConsensusFiltered(),
             "GD2PO hard: GDPO without the rollouts whose objectives disagree in sign, each "
             "prompt scaled by the share of its rollouts kept, before the whitening",
+            decoupled_variant="gd2po_hard",
         ),
         "gd2po_snr": AdvantageEntry(
             lambda c: ConsensusFiltered(c.agreement_threshold),
             "GD2PO snr: as gd2po_hard, dropping a disagreeing rollout only when its agreement "
             "ratio is below agreement_threshold",
+            decoupled_variant="gd2po_snr",
         ),
         "mo_grpo": AdvantageEntry(
             lambda c: GroupDecoupled(c.advantage_eps),
             "MO-GRPO (our reading): per-objective group z-scores, weighted, then normalised in "
             "their group",
+            decoupled_variant="mo_grpo",
         ),
         "drw": AdvantageEntry(
             lambda c: Summed(c.missing_scores, c.scale_rewards, VERL_GRPO_EPS),
@@ -165,10 +171,10 @@ for _names, _registry in (
         raise RuntimeError(f"rule names {get_args(_names)} and registry {tuple(_registry)} differ")
 
 
-def decoupled_variant(rule: AdvantageRule) -> AdvantageRule:
-    """The rule a trainer configured for normalise-then-sum runs in place of ``rule``."""
-    variant = ADVANTAGE_RULES[rule].decoupled_variant
-    return rule if variant is None else variant
+def decoupled_variant(rule: AdvantageRule) -> AdvantageRule | None:
+    """The rule a trainer configured for normalise-then-sum runs in place of ``rule``; None
+    when there is none."""
+    return ADVANTAGE_RULES[rule].decoupled_variant
 
 
 def is_decoupled(rule: AdvantageRule) -> bool:

@@ -192,11 +192,13 @@ def test_edge_cases_give_zero_not_nan():
         np.testing.assert_array_equal(engine_advantages(strategy, constant, [0.5, 0.5]), 0.0)
 
 
-def test_the_field_methods_are_engine_only_and_already_decoupled():
-    for name in FIELD_METHODS:
+def test_the_field_methods_are_engine_only_and_their_decoupled_variants_declared():
+    for name in (*FIELD_METHODS, "drw"):
         entry = ADVANTAGE_RULES[STRATEGY_TABLE[name].advantages]
         assert entry.trainer_aggregation is None  # the adapters apply the engine's advantages
+    for name in FIELD_METHODS:  # each already normalises every objective on its own
         assert decoupled_variant(STRATEGY_TABLE[name].advantages) == name
+    assert decoupled_variant("drw") is None  # a summed rule with no GDPO counterpart
 
 
 def test_agreement_threshold_is_validated_by_name():

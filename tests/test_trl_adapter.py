@@ -233,3 +233,19 @@ def test_a_rule_trl_cannot_compute_trains_on_the_engines_advantages(tmp_path, mo
         expected = torch.tensor(outcome.advantages.reshape(-1), dtype=final.dtype)
         assert torch.equal(final, expected)
         assert final.abs().sum() > 0
+
+
+@pytest.mark.parametrize("strategy", ["gd2po_hard", "gd2po_snr", "mo_grpo", "drw"])
+def test_the_fields_methods_train_on_the_engines_advantages(tmp_path, strategy):
+    client = SpardClient.local()
+    outcomes = []
+    original_step = client.step
+    client.step = lambda *a, **k: outcomes.append(original_step(*a, **k)) or outcomes[-1]
+    trainer = make_trainer(tmp_path, client, strategy=strategy, max_steps=2)
+    assert trainer.spard.engine_advantages
+    finals = record_advantages(trainer)
+    trainer.train()
+    assert len(outcomes) == len(finals) == 2
+    for outcome, final in zip(outcomes, finals, strict=True):
+        expected = torch.tensor(outcome.advantages.reshape(-1), dtype=final.dtype)
+        assert torch.equal(final, expected)

@@ -62,12 +62,18 @@ def distinct_names(names: Sequence[str]) -> list[str]:
 def decoupled_config(strategy: str, config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with the decoupled variant of the strategy's advantage rule, for a trainer
     that asks for normalise-then-sum; a summed ``advantage_mode`` set explicitly (or by a
-    preset) is refused."""
+    preset), and a rule without a decoupled variant (``drw``), are refused."""
     resolved = config_from_overrides(config, strategy=strategy)
     rule = resolved.resolved_advantage_mode
     variant = decoupled_variant(rule)
     if rule == variant:
         return config
+    if variant is None:
+        raise ValueError(
+            f"the trainer normalises each reward before summing (GDPO), but the run's advantage "
+            f"rule {rule!r} has no decoupled variant; use the trainer's summed setting (the "
+            "engine's advantages are applied)"
+        )
     if resolved.advantage_mode != "auto":
         raise ValueError(
             f"the trainer normalises each reward before summing (GDPO), but spard_config sets "
