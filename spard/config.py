@@ -133,10 +133,11 @@ class SpardConfig(BaseModel):
     )
     # Theirs is unbounded; a bound keeps the state's size (and the hypervolume's cost) bounded.
     drw_buffer_max: int = Field(
-        128,
+        64,
         ge=2,
         le=4096,
-        description="DRW: most performance points its buffer keeps (the reference and the newest)",
+        description="DRW: most performance points its buffer keeps (the reference and the "
+        "newest); fewer with many objectives, where the hypervolume would cost too much",
     )
     saw_offsets: dict[str, Annotated[float, Field(ge=-1e12, le=1e12)]] = Field(
         default_factory=dict, description="SAW: per-objective shift added before the CV"

@@ -19,6 +19,12 @@ import numpy as np
 from spard.rules import StepInputs
 from spard.types import FloatArray
 
+# The recursive slicing of M points in K objectives costs up to about M^K / (K-2)! steps when
+# the points do not dominate one another (measured here: 0.6 s for 64 points in 4, 0.7 s for 15
+# in 8): the buffer is kept below what this many allow, whatever drw_buffer_max says (at most
+# about 0.1 s per step).
+MAX_SLICES = 100_000
+
 # verl's GRPO std floor (compute_grpo_outcome_advantage's epsilon): the advantage rule `drw`
 # uses it, since the meta reward's only effect under group normalisation is through it.
 VERL_GRPO_EPS = 1e-6
@@ -59,7 +65,8 @@ def meta_reward(buffer: list[tuple[float, ...]], point: tuple[float, ...]) -> tu
 class HypervolumeScale:
     """Reward-scale rule of the advantage rule ``drw``. Its state is the buffer ``(M, K)`` of
     performance points (the first the reference), at most ``capacity`` kept (the reference and
-    the newest; theirs is unbounded)."""
+    the newest; theirs is unbounded), fewer when many objectives would make the hypervolume
+    too costly (:func:`affordable_points`)."""
 
     capacity: int
 
@@ -79,7 +86,16 @@ class HypervolumeScale:
         scale, contribution = meta_reward(rows, tuple(point[trained].tolist()))
         if contribution > 0.0:
             kept = np.concatenate([buffer, point[None, :]])
-            if kept.shape[0] > self.capacity:
-                kept = np.concatenate([kept[:1], kept[kept.shape[0] - self.capacity + 1 :]])
+            capacity = min(self.capacity, affordable_points(int(trained.sum())))
+            if kept.shape[0] > capacity:
+                kept = np.concatenate([kept[:1], kept[kept.shape[0] - capacity + 1 :]])
             buffer = kept
         return scale, buffer
+
+
+def affordable_points(objectives: int) -> int:
+    """The most points (at least 2) whose hypervolume in ``objectives`` dimensions costs about
+    :data:`MAX_SLICES` steps, ``M^K / (K-2)! <= MAX_SLICES``."""
+    dimensions = max(objectives, 1)
+    budget = MAX_SLICES * math.factorial(max(dimensions - 2, 0))
+    return max(2, int(budget ** (1.0 / dimensions)))

@@ -172,3 +172,16 @@ async def test_drw_steps_through_the_service_and_its_state_imports(client):
     refused = await client.put("/v1/runs/drw/state", json=broken)
     assert refused.status_code == 422
     assert refused.json()["field"].startswith("state.reward_scale_state")
+
+
+def test_many_objectives_keep_a_smaller_buffer_so_a_step_stays_cheap():
+    from spard.drw import affordable_points
+
+    assert affordable_points(2) > affordable_points(4) > affordable_points(8) >= 2
+    names = [f"o{k}" for k in range(6)]
+    state = spard.init(names, spard.SpardConfig(strategy="drw"))
+    for t in range(3 * affordable_points(6)):  # each batch best so far on one objective
+        scores = np.full((2, 3, 6), 0.01 * t)
+        scores[:, :, t % 6] += t
+        _, state = spard.step(state, scores)
+    assert state.reward_scale_state.shape[0] == affordable_points(6)
