@@ -143,6 +143,12 @@ def test_the_buffer_round_trips_and_is_validated_by_name():
         assert refused.value.field.startswith(field)
 
 
+def test_drw_buffer_max_is_validated_by_name():
+    with pytest.raises(spard.InputError) as refused:
+        spard.config.config_from_overrides({"strategy": "drw", "drw_buffer_max": 1})
+    assert refused.value.field == "config.drw_buffer_max"
+
+
 def test_states_without_the_optional_keys_still_load():
     document = exported_drw_state()
     del document["reward_scale_state"]
