@@ -10,7 +10,6 @@ import time
 import httpx
 import numpy as np
 import pytest
-from servers import RedisServer, ServiceProcess, free_port
 
 import spard
 from spard.client import (
@@ -25,6 +24,7 @@ from spard.client import (
     SpardTimeoutError,
 )
 from spard.client.local import LocalTransport
+from tests.servers import RedisServer, ServiceProcess, free_port
 
 OBJECTIVES = ["correctness", "format"]
 API_KEY = "client-key"

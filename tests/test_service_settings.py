@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from conftest import service_client, service_settings
-from servers import RedisServer
 
 from spard.service import Settings
 from spard.service.settings import describe_error
+from tests.servers import RedisServer
 
 
 def test_api_keys_parse_from_pairs_or_json(monkeypatch):
