@@ -192,7 +192,6 @@ def _run_serve(args: argparse.Namespace) -> int:
         ) from None
     try:
         settings = Settings()
-        settings.check()
     except ValueError as exc:
         raise spard.InputError(describe_error(exc), field="settings") from None
     metrics_dir = None
