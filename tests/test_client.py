@@ -83,6 +83,15 @@ def test_lifecycle_returns_numpy_and_matches_the_engine(client):
         client.get_run(run.run_id)
 
 
+def test_every_json_body_goes_through_one_encoder_numpy_values_included(client):
+    """A JSON body (here a run's config) is encoded as the step's is: a numpy scalar is a
+    number, not a TypeError, and the config reads back as sent."""
+    config = {"step_size": np.float32(0.25), "warmup": np.int64(3)}
+    run = client.create_run(OBJECTIVES, config=config)
+    assert run.config["step_size"] == 0.25
+    assert run.config["warmup"] == 3
+
+
 def test_errors_have_one_type_per_class(client):
     run = client.create_run(OBJECTIVES, run_id="typed-errors")
     with pytest.raises(ConflictError):
