@@ -24,6 +24,7 @@ from spard.client.errors import (
 )
 from spard.client.models import CommitOutcome, RunInfo, StepOutcome
 from spard.scores import batch_statistics, parse_scores
+from spard.service.protocol.documents import CommitResponse, StepResponse
 from spard.service.protocol.wire import IDEMPOTENCY_HEADER
 
 Fallback = Literal["raise", "hold"]
@@ -133,7 +134,7 @@ class ClientCore:
         if self.fallback not in ("raise", "hold"):
             raise ValueError("fallback must be 'raise' or 'hold'")
 
-    def commit_outcome(self, run_id: str, data: dict[str, Any]) -> CommitOutcome:
+    def commit_outcome(self, run_id: str, data: CommitResponse) -> CommitOutcome:
         memo = self._runs.get(run_id)
         outcome = CommitOutcome.from_commit_json(data, memo.objectives if memo else None)
         self.remember_weights(run_id, outcome.objectives, outcome.reward_weights)
@@ -185,7 +186,7 @@ class ClientCore:
         self._runs[info.run_id] = _RunMemo(info.objectives, info.reward_weights, info.config)
         return info
 
-    def step_outcome(self, run_id: str, data: dict[str, Any]) -> StepOutcome:
+    def step_outcome(self, run_id: str, data: StepResponse) -> StepOutcome:
         memo = self._runs.get(run_id)
         outcome = StepOutcome.from_json(data, memo.objectives if memo else None)
         self.remember_weights(run_id, outcome.objectives, outcome.reward_weights)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from spard.service.runs.ledger import DEFAULT_MAX_OPEN_STEPS
+from spard.service.runs.store import DEFAULT_MAX_OPEN_STEPS
 
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOCAL_TENANT = "local"

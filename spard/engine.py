@@ -16,7 +16,6 @@ from spard.scores import BatchStatistics, batch_statistics, parse_scores, scores
 from spard.state import AppliedStep, ObjectiveStats, State, validate_objectives
 from spard.types import BoolArray, FloatArray
 
-MAX_REQUEST_ID = 128
 MIN_PRIOR_WEIGHT = 1e-9
 
 
@@ -86,7 +85,6 @@ def step(
     step: int | None = None,
     *,
     return_advantages: bool = False,
-    request_id: str | None = None,
 ) -> tuple[StepResult, State]:
     """Apply one batch of ``scores`` (N, G, K) as step ``step`` (default: the next one).
 
@@ -94,24 +92,11 @@ def step(
     steps only; then the new state absorbs this batch. Sending an applied step again returns
     its stored result and the unchanged state; an older step that is no longer kept raises
     :class:`StepOrderError`, an applied step with different scores :class:`StepConflictError`.
-
-    ``request_id`` (1-128 printable characters) makes a step without an index idempotent: it is
-    kept with the applied step, and a request with the same id, while that step is among the
-    last ``replay_window`` kept, replays it instead of applying the batch again.
+    (The service's Idempotency-Key replays build on this: :mod:`spard.service.runs.idempotency`.)
     """
-    request = None if request_id is None else validate_request_id(request_id)
     batch_scores = parse_scores(scores, len(state.objectives))
     digest = scores_digest(batch_scores)
-    earlier = state.applied_request(request) if request is not None else None
-    if earlier is not None:
-        if step is not None and _step_index(state, step) != earlier.step:
-            raise StepConflictError(
-                f"request_id {request!r} was applied as step {earlier.step}; this request "
-                f"names step {step}",
-                field="request_id",
-            )
-        return _replay(state, earlier.step, digest, batch_scores, return_advantages), state
-    index = _step_index(state, step)
+    index = step_index(state, step)
     if state.last_step is not None and index <= state.last_step:
         return _replay(state, index, digest, batch_scores, return_advantages), state
 
@@ -132,7 +117,6 @@ def step(
         out.sample_weights,
         out.zero_signal,
         stats,
-        request_id=request,
     )
     new_state = replace(
         state,
@@ -145,7 +129,9 @@ def step(
     return _result(state, applied, batch, return_advantages, replayed=False), new_state
 
 
-def _step_index(state: State, step: int | None) -> int:
+def step_index(state: State, step: int | None) -> int:
+    """The index ``step`` names: the next one when None; :class:`InputError` if it is not an
+    integer in [0, 2**53 - 1], or if no index can follow the last applied step."""
     if step is None:
         if state.last_step is not None and state.last_step >= MAX_STEP:
             # The next index would be one no store keeps exactly (nor the loader accepts).
@@ -186,21 +172,6 @@ def _kept_steps(recent: tuple[AppliedStep, ...], config: SpardConfig) -> tuple[A
     newest_first = np.cumsum(sizes[::-1])
     count = max(1, int(np.searchsorted(newest_first, config.replay_max_prompts, side="right")))
     return kept[-count:]
-
-
-def validate_request_id(request_id: Any, field: str = "request_id") -> str:
-    """``request_id`` if it is 1-128 printable characters; else :class:`InputError` naming
-    ``field``."""
-    if (
-        not isinstance(request_id, str)
-        or not 1 <= len(request_id) <= MAX_REQUEST_ID
-        or not request_id.isprintable()
-    ):
-        raise InputError(
-            f"{field} must be 1-{MAX_REQUEST_ID} printable characters; got {request_id!r}",
-            field=field,
-        )
-    return request_id
 
 
 def _replay(

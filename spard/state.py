@@ -62,10 +62,6 @@ class State:
         """The stored answer of an applied step, if it is still kept."""
         return next((entry for entry in self.recent if entry.step == step), None)
 
-    def applied_request(self, request_id: str) -> AppliedStep | None:
-        """The kept step applied for the request with this idempotency key, if any."""
-        return next((entry for entry in self.recent if entry.request_id == request_id), None)
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN as None) that :meth:`from_dict` turns back into this state."""
         document: dict[str, Any] = orjson.loads(self.to_json())

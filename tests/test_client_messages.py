@@ -28,6 +28,16 @@ def test_infinite_scores_are_named_before_anything_is_sent():
     assert caught.value.field == "scores"
 
 
+def test_boolean_scores_are_refused_before_anything_is_sent():
+    # The rule of the engine and the service (spard.scores): a reward of True is no number.
+    client = SpardClient("http://127.0.0.1:9", retries=0)
+    scores = batch(0).tolist()
+    scores[1][2][1] = True
+    with pytest.raises(InvalidRequestError, match="not true/false") as caught:
+        client.step("any", scores)
+    assert caught.value.field == "scores"
+
+
 def test_a_base_url_ending_in_v1_is_refused_with_the_fix():
     with pytest.raises(ValueError, match=re.escape("use 'http://127.0.0.1:8000'")):
         SpardClient("http://127.0.0.1:8000/v1/")

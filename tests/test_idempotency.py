@@ -1,5 +1,5 @@
 """Exactly once under retries: a step without an index, or a create, sent again with the same
-Idempotency-Key is answered from the first attempt, in the engine, on both stores, through a
+Idempotency-Key is answered from the first attempt, in the run layer, on both stores, through a
 paused Redis and through the SDK when a response is lost."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from conftest import service_client, service_settings
 import spard
 from spard.client import SpardClient
 from spard.service.protocol.wire import IDEMPOTENCY_HEADER, encode_step
+from spard.service.runs.idempotency import step_once
 from tests.servers import ServiceProcess
 
 pytestmark = pytest.mark.anyio
@@ -24,27 +25,31 @@ def batch(t: int) -> list:
     return (np.round(np.random.default_rng(t).random((6, 4, 2)) * 4) / 4).tolist()
 
 
-def test_engine_replays_a_request_id_instead_of_applying_again():
+def step(state, scores, step=None, *, request_id):
+    return step_once(state, scores, step, return_advantages=False, request_id=request_id)
+
+
+def test_the_run_layer_replays_a_request_id_instead_of_applying_again():
     state = spard.init(OBJECTIVES)
-    first, state = spard.step(state, batch(0), request_id="req-0")
-    again, same = spard.step(state, batch(0), request_id="req-0")
+    first, state = step(state, batch(0), request_id="req-0")
+    again, same = step(state, batch(0), request_id="req-0")
     assert same is state
     assert (first.step, again.step, again.replayed) == (0, 0, True)
     np.testing.assert_array_equal(first.sample_weights, again.sample_weights)
-    second, state = spard.step(state, batch(1), request_id="req-1")
+    second, state = step(state, batch(1), request_id="req-1")
     assert second.step == 1
     with pytest.raises(spard.StepConflictError) as caught:
-        spard.step(state, batch(5), request_id="req-0")
+        step(state, batch(5), request_id="req-0")
     assert caught.value.field == "scores"
     with pytest.raises(spard.StepConflictError) as caught:
-        spard.step(state, batch(0), step=4, request_id="req-0")
+        step(state, batch(0), step=4, request_id="req-0")
     assert caught.value.field == "request_id"
     # The key travels with the state, so a replica that loads it replays too.
     restored = spard.State.from_dict(state.to_dict())
-    assert spard.step(restored, batch(1), request_id="req-1")[0].replayed
+    assert step(restored, batch(1), request_id="req-1")[0].replayed
     for bad in ("", "x" * 129, "tab\there"):
         with pytest.raises(spard.InputError) as caught:
-            spard.step(state, batch(2), request_id=bad)
+            step(state, batch(2), request_id=bad)
         assert caught.value.field == "request_id"
 
 

@@ -26,7 +26,7 @@ def replicas(store_kind, request):
     shared = make_store(settings)
     # Two replicas: on Redis two stores over one server, in memory two services over one store.
     other = make_store(settings) if store_kind == "redis" else shared
-    return RunService(shared), RunService(other)
+    return (RunService(shared), shared), (RunService(other), other)
 
 
 def observations(step, objectives, group_size):
@@ -46,16 +46,16 @@ def observations(step, objectives, group_size):
 async def test_a_replica_with_stale_metadata_commits_with_the_new_runs(
     store_kind, request, objectives
 ):
-    first, second = replicas(store_kind, request)
+    (first, first_store), (second, second_store) = replicas(store_kind, request)
     config = spard.SpardConfig()
     await first.create(KEY, ["a", "b"], config, None, StreamingConfig(group_size=8))
-    stale = ObservationService(first)
+    stale = ObservationService(first_store, first)
     await stale.observe(KEY, observations(0, ["a", "b"], 8))
     await stale.commit(KEY, 0, return_advantages=False)  # the first replica caches the run
 
     await second.delete(KEY)
     await second.create(KEY, objectives, config, None, StreamingConfig(group_size=2))
-    await ObservationService(second).observe(KEY, observations(0, objectives, 2))
+    await ObservationService(second_store, second).observe(KEY, observations(0, objectives, 2))
 
     commit = await stale.commit(KEY, 0, return_advantages=True)
     assert commit.result.objectives == tuple(objectives)
@@ -64,11 +64,11 @@ async def test_a_replica_with_stale_metadata_commits_with_the_new_runs(
         spard.init(objectives, config), commit.batch.scores, step=0, return_advantages=True
     )
     np.testing.assert_array_equal(commit.result.advantages, expected.advantages)
-    summary = (await first.store.load_summary(KEY)).decode()
+    summary = (await first_store.load_summary(KEY)).decode()
     assert '"group_size":2' in summary
-    await first.store.close()
-    if second.store is not first.store:
-        await second.store.close()
+    await first_store.close()
+    if second_store is not first_store:
+        await second_store.close()
 
 
 def batch(t, objectives):
@@ -76,7 +76,7 @@ def batch(t, objectives):
 
 
 async def test_a_replica_that_cached_a_deleted_run_steps_the_recreated_one(store_kind, request):
-    first, second = replicas(store_kind, request)
+    (first, first_store), (second, second_store) = replicas(store_kind, request)
     config = spard.SpardConfig()
     await first.create(KEY, ["a", "b", "c"], config, None, StreamingConfig())
     await first.step(KEY, 0, batch(0, "abc"), False)  # the first replica caches K = 3
@@ -89,9 +89,9 @@ async def test_a_replica_that_cached_a_deleted_run_steps_the_recreated_one(store
         assert not result.replayed
     with pytest.raises(spard.InputError):  # still refused when the stored run refuses it
         await first.step(KEY, 2, batch(2, "abc"), False)
-    await first.store.close()
-    if second.store is not first.store:
-        await second.store.close()
+    await first_store.close()
+    if second_store is not first_store:
+        await second_store.close()
 
 
 class _RecreatingStore:
@@ -120,10 +120,10 @@ class _RecreatingStore:
 async def test_a_commit_racing_delete_and_create_applies_nothing_to_the_new_run(
     store_kind, request, open_before
 ):
-    first, second = replicas(store_kind, request)
+    (first, first_store), (second, second_store) = replicas(store_kind, request)
     await first.create(KEY, ["a", "b"], spard.SpardConfig(), None, StreamingConfig())
-    racing = RunService(_RecreatingStore(first.store, second, ["a", "b"]))
-    stale = ObservationService(racing)
+    racing_store = _RecreatingStore(first_store, second, ["a", "b"])
+    stale = ObservationService(racing_store, RunService(racing_store))
     await stale.observe(KEY, observations(0, ["a", "b"], 2))
     if open_before:  # an open earlier step: sealed after the race, by the old incarnation
         await stale.observe(KEY, observations(1, ["a", "b"], 2))
@@ -133,11 +133,11 @@ async def test_a_commit_racing_delete_and_create_applies_nothing_to_the_new_run(
     assert orjson.loads(await second.summary(KEY))["last_step"] is None
 
     # The new run's own step 0 commits normally.
-    fresh = ObservationService(second)
+    fresh = ObservationService(second_store, second)
     await fresh.observe(KEY, observations(0, ["a", "b"], 2))
     commit = await fresh.commit(KEY, 0, return_advantages=False)
     assert commit.result.step == 0
     assert not commit.result.replayed
-    await first.store.close()
-    if second.store is not first.store:
-        await second.store.close()
+    await first_store.close()
+    if second_store is not first_store:
+        await second_store.close()

@@ -18,7 +18,7 @@ from spard.service.http.app import make_store
 from spard.service.http.metrics import _RunCollector
 from spard.service.protocol.streaming import StreamingConfig
 from spard.service.runs.run_service import RunService
-from spard.service.runs.store import RunKey
+from spard.service.runs.store import RecentRun, RunKey
 from spard.service.runs.store.memory import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -95,13 +95,15 @@ async def test_importing_a_good_state_repairs_a_run_that_no_longer_loads(store_k
 
 def test_metrics_skip_what_one_run_cannot_report():
     summaries = [
-        (
+        RecentRun(
             RunKey("t", "nulls"),
             b'{"last_step": null, "reward_weights": {"a": null}, "stats": null}',
         ),
-        (RunKey("t", "garbage"), b"not json"),
-        (RunKey("t", "list"), b"[1, 2]"),
-        (RunKey("t", "good"), b'{"last_step": 3, "reward_weights": {"a": 1.0}, "stats": {}}'),
+        RecentRun(RunKey("t", "garbage"), b"not json"),
+        RecentRun(RunKey("t", "list"), b"[1, 2]"),
+        RecentRun(
+            RunKey("t", "good"), b'{"last_step": 3, "reward_weights": {"a": 1.0}, "stats": {}}'
+        ),
     ]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RunCollector(summaries))

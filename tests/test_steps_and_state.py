@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 import spard
+from spard.service.runs.idempotency import step_once
 
 
 def batch(seed: int, shape=(3, 4, 2)) -> np.ndarray:
@@ -107,7 +108,7 @@ def test_state_json_holds_every_field_with_nan_as_null(strategy):
         scores[t % 4, :, 2] = np.nan  # NaN statistics, and gaps in the gains window
         if t < 3:
             scores[:, :, 1] = np.nan
-        _, state = spard.step(state, scores, request_id=f"r{t}")
+        _, state = step_once(state, scores, None, return_advantages=False, request_id=f"r{t}")
     document = orjson.loads(state.to_json())
     tracks = state.tracks
     expected = {

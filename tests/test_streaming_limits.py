@@ -40,7 +40,7 @@ async def test_committing_after_many_uncommittable_steps_is_linear(store_kind, r
     settings = service_settings(store_kind, redis)
     store = _CountingStore(make_store(settings))
     runs = RunService(store)
-    observations = ObservationService(runs)
+    observations = ObservationService(store, runs)
     key = RunKey(tenant="t", run_id="linear")
     await runs.create(key, OBJECTIVES, spard.SpardConfig(), None, StreamingConfig())
     # One rollout per group in steps 0..n-1: never committable (GRPO needs 2 per group).

@@ -14,6 +14,7 @@ from spard.service.http.middleware import RequestGateMiddleware, TimingMiddlewar
 from spard.service.http.routes import observations, ops, runs, steps
 from spard.service.http.routes.docs import install_docs
 from spard.service.http.routes.page import install_page
+from spard.service.runs.legacy import upgrade_legacy_run
 from spard.service.runs.observation_service import ObservationService
 from spard.service.runs.run_service import RunOptions, RunService
 from spard.service.runs.store import Store, StoreOptions
@@ -28,8 +29,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = make_store(settings)
         options = RunOptions(settings.step_retention, settings.max_open_steps, settings.max_scores)
-        app.state.runs = RunService(store, options, PrometheusEvents())
-        app.state.observations = ObservationService(app.state.runs)
+        runs = RunService(store, options, PrometheusEvents())
+        # Each part is given the store (see http/dependencies.py): none reaches into another.
+        app.state.store = store
+        app.state.runs = runs
+        app.state.observations = ObservationService(store, runs)
         try:
             yield
         finally:
@@ -65,6 +69,7 @@ def make_store(settings: Settings) -> Store:
         return RedisStore(
             settings.redis_url,
             options,
+            upgrade=upgrade_legacy_run,
             cluster=settings.redis_cluster,
             timeout_s=settings.redis_timeout_s,
             key_prefix=settings.key_prefix,

@@ -13,8 +13,9 @@ from fastapi import Depends, Header, Path, Request
 from spard.service.http.auth import tenant_for
 from spard.service.protocol.schemas import RUN_ID_PATTERN
 from spard.service.protocol.wire import IDEMPOTENCY_HEADER, request_id_from_header
+from spard.service.runs.observation_service import ObservationService
 from spard.service.runs.run_service import RunService
-from spard.service.runs.store import RunKey
+from spard.service.runs.store import RunKey, Store
 from spard.service.settings import Settings
 
 
@@ -22,6 +23,18 @@ async def get_runs(request: Request) -> RunService:
     """The run service of this app."""
     runs: RunService = request.app.state.runs
     return runs
+
+
+async def get_observations(request: Request) -> ObservationService:
+    """The observation service of this app."""
+    observations: ObservationService = request.app.state.observations
+    return observations
+
+
+async def get_store(request: Request) -> Store:
+    """The run store of this app (for what concerns the store itself: readiness, metrics)."""
+    store: Store = request.app.state.store
+    return store
 
 
 async def get_settings(request: Request) -> Settings:
@@ -39,6 +52,8 @@ async def run_key(
 
 
 Runs = Annotated[RunService, Depends(get_runs)]
+Observations = Annotated[ObservationService, Depends(get_observations)]
+RunStore = Annotated[Store, Depends(get_store)]
 CurrentSettings = Annotated[Settings, Depends(get_settings)]
 Tenant = Annotated[str, Depends(tenant_for)]
 Run = Annotated[RunKey, Depends(run_key)]

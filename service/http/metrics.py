@@ -26,7 +26,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from spard.service.protocol.errors import StoreUnavailableError
 from spard.service.runs.run_service import StepOutcomeName
-from spard.service.runs.store import RunKey, Store
+from spard.service.runs.store import RecentRun, Store
 from spard.service.settings import Settings
 
 REQUEST_LATENCY = Histogram(
@@ -54,7 +54,7 @@ SAMPLE_WEIGHT_STATS = ("min", "p10", "p50", "p90", "max")
 class _RunCollector:
     """Per-run gauges from summaries fetched just before the scrape."""
 
-    def __init__(self, summaries: list[tuple[RunKey, bytes]]) -> None:
+    def __init__(self, summaries: list[RecentRun]) -> None:
         self._summaries = summaries
 
     def collect(self) -> Iterator[Metric]:
@@ -75,16 +75,16 @@ class _RunCollector:
             "Share of the last step's prompts with no signal",
             labels=run_labels,
         )
-        for key, raw in self._summaries:
+        for run in self._summaries:
             try:
-                summary = orjson.loads(raw)
+                summary = orjson.loads(run.summary)
             except orjson.JSONDecodeError:
                 continue  # one unreadable run must not fail the scrape of every tenant
             if not isinstance(summary, dict):
                 continue
             stats = summary.get("stats")
             stats = stats if isinstance(stats, dict) else {}
-            ids = [key.tenant, key.run_id]
+            ids = [run.key.tenant, run.key.run_id]
             if _is_number(summary.get("last_step")):
                 last_step.add_metric(ids, summary["last_step"])
             for objective, weight in _numbers(summary.get("reward_weights")):

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from spard.engine import validate_request_id
 from spard.errors import InputError
 from spard.types import FloatArray
 
@@ -37,6 +37,22 @@ HEADER_SIZE = _HEADER.size  # 32
 # A request's idempotency key: a step or create sent again with the same key (any replica,
 # any body encoding) is answered from what the first one did, never applied twice.
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_REQUEST_ID = 128
+
+
+def validate_request_id(request_id: Any, field: str = "request_id") -> str:
+    """``request_id`` if it is 1-128 printable characters; else :class:`InputError` naming
+    ``field``."""
+    if (
+        not isinstance(request_id, str)
+        or not 1 <= len(request_id) <= MAX_REQUEST_ID
+        or not request_id.isprintable()
+    ):
+        raise InputError(
+            f"{field} must be 1-{MAX_REQUEST_ID} printable characters; got {request_id!r}",
+            field=field,
+        )
+    return request_id
 
 
 def request_id_from_header(value: str | None) -> str | None:

@@ -15,7 +15,7 @@ from spard.errors import InputError
 from spard.names import normal_name
 from spard.service.protocol.errors import PayloadTooLargeError
 from spard.service.protocol.streaming import GroupId, Observation, StreamingConfig
-from spard.service.runs.ledger import ObservationItem, ObserveOutcome
+from spard.service.runs.store import ObservationItem, ObserveOutcome, ObserveStatus
 from spard.types import FloatArray
 
 
@@ -23,7 +23,11 @@ def due_commits(config: StreamingConfig, outcome: ObserveOutcome) -> list[int]:
     """The steps a run's auto-commit rules close after ``outcome``, in order."""
     due = list(outcome.open_before) if config.commit_on_next_step else []
     threshold = config.commit_after_groups
-    if outcome.status == "ok" and threshold is not None and outcome.complete_groups >= threshold:
+    if (
+        outcome.status is ObserveStatus.OK
+        and threshold is not None
+        and outcome.complete_groups >= threshold
+    ):
         due.append(outcome.step)
     return due
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import spard
 from spard.service.protocol.errors import (
@@ -21,18 +22,24 @@ from spard.service.protocol.errors import (
 )
 from spard.service.protocol.streaming import Observation
 from spard.service.runs.assembly import AssembledBatch, assemble, due_commits, items_by_step
-from spard.service.runs.ledger import (
-    ObserveLimits,
-    ObserveOutcome,
+from spard.service.runs.observe_report import (
     ObserveReport,
-    SealedStep,
     batch_too_large,
     check_step_count,
     nothing_to_commit,
     too_many_open_steps,
 )
-from spard.service.runs.run_service import RunService
-from spard.service.runs.store import RunKey, RunMeta, RunRecreatedError
+from spard.service.runs.run_service import RunRecreatedError, RunService
+from spard.service.runs.store import (
+    ObserveLimits,
+    ObserveOutcome,
+    ObserveStatus,
+    RunAbsent,
+    RunKey,
+    RunMeta,
+    SealedStep,
+    Store,
+)
 
 
 @dataclass(frozen=True)
@@ -45,11 +52,12 @@ class Commit:
 
 
 class ObservationService:
-    """Observations and commits, on top of a :class:`RunService` (which applies the steps)."""
+    """Observations and commits over ``store`` (which holds them), on top of the
+    :class:`RunService` of the same store (which applies the steps)."""
 
-    def __init__(self, runs: RunService) -> None:
+    def __init__(self, store: Store, runs: RunService) -> None:
         self.runs = runs
-        self.store = runs.store
+        self._store = store
         self.retention = runs.options.step_retention
         self.max_open_steps = runs.options.max_open_steps
         self.max_scores = runs.options.max_scores
@@ -76,23 +84,23 @@ class ObservationService:
         )
         stored: list[int] = []  # the steps of this request stored so far
         for step, (positions, items) in by_step.items():
-            outcome = await self.store.observe(key, meta.incarnation, step, items, limits)
-            if outcome.status == "full" and meta.streaming.commit_on_next_step:
+            outcome = await self._store.observe(key, meta.incarnation, step, items, limits)
+            if _is_full(outcome) and meta.streaming.commit_on_next_step:
                 # The rule commits the open steps once a later one arrives: when they fill the
                 # run, commit them first to make room, rather than refuse the later step.
                 await self._auto_commit(key, meta, outcome, report)
-                outcome = await self.store.observe(key, meta.incarnation, step, items, limits)
-            if outcome.status == "missing":
-                raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
-            if outcome.status == "full":
+                outcome = await self._store.observe(key, meta.incarnation, step, items, limits)
+            if outcome is RunAbsent.MISSING:
+                raise _not_found(key)
+            if outcome is RunAbsent.RECREATED:
+                return False
+            if outcome.status is ObserveStatus.FULL:
                 raise TooManyOpenStepsError(too_many_open_steps(outcome.step, self.max_open_steps))
-            if outcome.status == "too_large":
+            if outcome.status is ObserveStatus.TOO_LARGE:
                 raise PayloadTooLargeError(
                     batch_too_large(outcome, len(meta.objectives), self.max_scores, stored),
                     field="observations",
                 )
-            if outcome.status == "reload":
-                return False
             report.add(outcome, positions)
             stored.append(step)
             await self._auto_commit(key, meta, outcome, report)
@@ -133,14 +141,13 @@ class ObservationService:
             ) from None
 
     async def _commit(self, key: RunKey, step: int, return_advantages: bool) -> Commit:
-        try:
-            meta = await self.runs.meta(key)
-            sealed = await self.store.seal(key, meta.incarnation, step, self.retention)
-        except RunRecreatedError:  # this replica cached the run's earlier incarnation
+        meta = await self.runs.meta(key)
+        sealed = await self._store.seal(key, meta.incarnation, step, self.retention)
+        if sealed is RunAbsent.RECREATED:  # this replica cached the run's earlier incarnation
             meta = await self.runs.meta(key, reload=True)
-            sealed = await self.store.seal(key, meta.incarnation, step, self.retention)
-        if sealed is None:
-            raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
+            sealed = await self._seal(key, meta, step)
+        if isinstance(sealed, RunAbsent):
+            raise _not_found(key)
         committed_before = []
         for earlier in sealed.open_before:  # ascending, so none of them has open steps left
             try:
@@ -164,9 +171,7 @@ class ObservationService:
         """Seal ``step`` (unless given its seal) and step the engine on what arrived; never
         looks at earlier steps, so committing n open steps costs n commits, not 2**n."""
         if sealed is None:
-            sealed = await self.store.seal(key, meta.incarnation, step, self.retention)
-            if sealed is None:
-                raise RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")
+            sealed = await self._seal(key, meta, step)
         if not sealed.observed:
             message = nothing_to_commit(step, sealed.last_step)
             raise StepNotCommittableError(message, field="step")
@@ -175,3 +180,21 @@ class ObservationService:
             key, step, batch.scores, return_advantages, incarnation=meta.incarnation
         )
         return result, batch
+
+    async def _seal(self, key: RunKey, meta: RunMeta, step: int) -> SealedStep:
+        """Seal ``step`` of the run's incarnation ``meta``: a run deleted and created again
+        meanwhile raises :class:`RunRecreatedError` (its observations belong to neither)."""
+        sealed = await self._store.seal(key, meta.incarnation, step, self.retention)
+        if sealed is RunAbsent.RECREATED:
+            raise RunRecreatedError(key.run_id)
+        if sealed is RunAbsent.MISSING:
+            raise _not_found(key)
+        return sealed
+
+
+def _is_full(outcome: ObserveOutcome | RunAbsent) -> TypeGuard[ObserveOutcome]:
+    return isinstance(outcome, ObserveOutcome) and outcome.status is ObserveStatus.FULL
+
+
+def _not_found(key: RunKey) -> RunNotFoundError:
+    return RunNotFoundError(f"run {key.run_id!r} not found", field="run_id")

@@ -29,8 +29,8 @@ from spard.service.protocol.errors import (
     ServiceUnavailableError,
 )
 from spard.service.protocol.streaming import StreamingConfig
+from spard.service.runs.idempotency import step_once
 from spard.service.runs.importing import checked_import
-from spard.service.runs.ledger import DEFAULT_MAX_OPEN_STEPS
 from spard.service.runs.records import (
     created_at_of,
     history_entry,
@@ -38,14 +38,15 @@ from spard.service.runs.records import (
     sample_weight_summary,
 )
 from spard.service.runs.store import (
+    DEFAULT_MAX_OPEN_STEPS,
     CurrentWeights,
     HistoryRecord,
+    RunAbsent,
     RunKey,
     RunMeta,
-    RunRecreatedError,
     Store,
     StoredRun,
-    WriteStatus,
+    WriteOutcome,
 )
 
 _MAX_ATTEMPTS = 16
@@ -57,6 +58,10 @@ StateJson = NewType("StateJson", bytes)
 """A run's engine state (``spard.State.to_json``), as stored."""
 
 StepOutcomeName = Literal["applied", "replayed", "rejected"]
+
+
+class RunRecreatedError(Exception):
+    """The run was deleted and created again since the caller read its metadata."""
 
 
 class RunEvents(Protocol):
@@ -105,7 +110,7 @@ class RunService:
     def __init__(
         self, store: Store, options: RunOptions | None = None, events: RunEvents | None = None
     ) -> None:
-        self.store = store
+        self._store = store
         self.options = options or RunOptions()
         self.events: RunEvents = events or NoEvents()
         self._cache: OrderedDict[RunKey, _Loaded] = OrderedDict()
@@ -129,7 +134,7 @@ class RunService:
         digest = None if request_id is None else _create_digest(state, streaming)
         meta = RunMeta(secrets.token_hex(12), state.objectives, streaming, request_id, digest)
         record = run_record(key.run_id, state, meta, created_at=now)
-        if not await self.store.create(key, record, meta):
+        if await self._store.create(key, record, meta) is WriteOutcome.EXISTS:
             if request_id is not None:
                 with contextlib.suppress(RunNotFoundError):
                     existing = await self.meta(key, reload=True)
@@ -154,23 +159,23 @@ class RunService:
 
     async def summary(self, key: RunKey) -> SummaryJson:
         """The run's summary document."""
-        summary = await self.store.load_summary(key)
-        if summary is None:
+        summary = await self._store.load_summary(key)
+        if isinstance(summary, RunAbsent):
             raise _not_found(key)
         return SummaryJson(summary)
 
     async def list_runs(self, tenant: str, limit: int) -> list[SummaryJson]:
         """Summaries of up to ``limit`` of ``tenant``'s runs, most recently written first."""
-        found = await self.store.recent_runs(0.0, limit, tenant)
+        found = await self._store.recent_runs(0.0, limit, tenant)
         # The store's order is its index's, which a Redis replica refreshes only every few
         # seconds per run: the summaries' own times order them exactly.
-        summaries = [SummaryJson(summary) for _, summary in found]
+        summaries = [SummaryJson(run.summary) for run in found]
         return sorted(summaries, key=lambda s: -float(orjson.loads(s)["updated_at"]))
 
     async def weights(self, key: RunKey) -> CurrentWeights:
         """The run's etag and weights document (a cheap read)."""
-        found = await self.store.load_weights(key)
-        if found is None:
+        found = await self._store.load_weights(key)
+        if isinstance(found, RunAbsent):
             raise _not_found(key)
         return found
 
@@ -215,7 +220,7 @@ class RunService:
                 loaded = await self._load(key)
                 continue
             try:
-                result, state = spard.step(
+                result, state = step_once(
                     loaded.state,
                     scores,
                     step,
@@ -241,13 +246,13 @@ class RunService:
             entry = HistoryRecord(
                 result.step, orjson.dumps(history_entry(result, weights, applied_at=time.time()))
             )
-            status = await self.store.commit(key, loaded.etag, record, entry)
-            if status is WriteStatus.APPLIED:
+            outcome = await self._store.commit(key, loaded.etag, record, entry)
+            if outcome is WriteOutcome.APPLIED:
                 size = len(record.state)
                 cached = replace(loaded, etag=record.etag, state=state, fresh=False, size=size)
                 self._remember(key, cached)
                 return result
-            if status is WriteStatus.MISSING:
+            if outcome is WriteOutcome.MISSING:
                 self._forget(key)
                 raise _not_found(key)
             # Read the run afresh, metadata included: the run may have been deleted and
@@ -259,8 +264,8 @@ class RunService:
 
     async def export_state(self, key: RunKey) -> StateJson:
         """The run's engine state as stored (``spard.State.to_json``)."""
-        stored = await self.store.load(key)
-        if stored is None:
+        stored = await self._store.load(key)
+        if isinstance(stored, RunAbsent):
             raise _not_found(key)
         return StateJson(stored.record.state)
 
@@ -270,8 +275,8 @@ class RunService:
         state = checked_import(data)
         # The stored state is not decoded: an import must also repair a run whose state no
         # longer loads (the metadata and creation time are all it needs).
-        stored = await self.store.load(key)
-        if stored is None:
+        stored = await self._store.load(key)
+        if isinstance(stored, RunAbsent):
             raise _not_found(key)
         meta = stored.meta
         if state.objectives != meta.objectives:
@@ -282,7 +287,7 @@ class RunService:
             )
         created_at = created_at_of(stored.record.summary)
         record = run_record(key.run_id, state, meta, created_at=created_at)
-        if not await self.store.replace(key, record):
+        if await self._store.replace(key, record) is WriteOutcome.MISSING:
             raise _not_found(key)
         self._remember(key, _Loaded(record.etag, state, created_at, False, meta, len(record.state)))
         return SummaryJson(record.summary)
@@ -290,19 +295,19 @@ class RunService:
     async def delete(self, key: RunKey) -> None:
         """Delete a run and its history."""
         self._forget(key)
-        if not await self.store.delete(key):
+        if await self._store.delete(key) is WriteOutcome.MISSING:
             raise _not_found(key)
 
     async def history(self, key: RunKey, after: int | None, limit: int) -> list[HistoryRecord]:
         """A page of history entries with step > ``after``."""
-        entries = await self.store.history(key, after, limit)
-        if entries is None:
+        entries = await self._store.history(key, after, limit)
+        if isinstance(entries, RunAbsent):
             raise _not_found(key)
         return entries
 
     async def _load(self, key: RunKey) -> _Loaded:
-        stored = await self.store.load(key)
-        if stored is None:
+        stored = await self._store.load(key)
+        if isinstance(stored, RunAbsent):
             self._forget(key)
             raise _not_found(key)
         loaded = _decode(stored)

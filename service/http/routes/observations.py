@@ -8,38 +8,27 @@ import orjson
 from fastapi import APIRouter, Header, Path, Request, Response
 
 from spard.config import MAX_STEP
-from spard.service.http.dependencies import Run, Runs
-from spard.service.protocol.errors import BadRequestError, PayloadTooLargeError
+from spard.service.http.dependencies import CurrentSettings, Observations, Run, Runs
+from spard.service.protocol.codec import read_json
+from spard.service.protocol.documents import CommitResponse, ObserveResponse, WeightsResponse
+from spard.service.protocol.errors import PayloadTooLargeError
 from spard.service.protocol.schemas import (
     ERROR_RESPONSES,
     CommitRequest,
-    CommitResponse,
     Observation,
     ObservationBatch,
-    ObserveResponse,
-    WeightsResponse,
+    error_statuses,
     inline_definitions,
 )
 from spard.service.protocol.streaming import parse_observations
-from spard.service.runs.observation_service import ObservationService
 from spard.service.runs.records import commit_payload
-from spard.service.settings import Settings
 
 router = APIRouter(prefix="/v1/runs", tags=["streaming"], responses=ERROR_RESPONSES)
 JSON = "application/json"
 
 
-def _service(request: Request) -> ObservationService:
-    service: ObservationService = request.app.state.observations
-    return service
-
-
 def _parse_observations(body: bytes, limit: int) -> list[Observation]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequestError(f"body is not valid JSON: {exc}", field="body") from None
-    observations = parse_observations(data)
+    observations = parse_observations(read_json(body))
     if len(observations) > limit:
         raise PayloadTooLargeError(
             f"observations: {len(observations)} in one request; the limit is {limit}",
@@ -66,33 +55,34 @@ def _parse_observations(body: bytes, limit: int) -> list[Observation]:
             },
         }
     },
-    responses={413: {"description": "too many observations in one request"}},
+    responses=error_statuses({413: "too many observations in one request"}),
 )
-async def post_observations(request: Request, run: Run) -> Response:
+async def post_observations(
+    request: Request, run: Run, observing: Observations, settings: CurrentSettings
+) -> Response:
     """Record scores as reward workers produce them: one observation, or
     ``{"observations": [...]}``. Idempotent per (step, group_id, rollout_index); a step
     already committed makes its observations ``late`` (reported, not stored)."""
-    settings: Settings = request.app.state.settings
     observations = _parse_observations(await request.body(), settings.max_observations)
-    report = await _service(request).observe(run, observations)
+    report = await observing.observe(run, observations)
     return Response(orjson.dumps(report.to_dict()), media_type=JSON)
 
 
 @router.post(
     "/{run_id}/steps/{step}/commit",
     response_model=CommitResponse,
-    responses={409: {"description": "nothing to commit, or the step conflicts"}},
+    responses=error_statuses({409: "nothing to commit, or the step conflicts"}),
 )
 async def commit_step(
-    request: Request,
     run: Run,
+    observing: Observations,
     step: Annotated[int, Path(ge=0, le=MAX_STEP, description="the step to close")],
     body: CommitRequest | None = None,
 ) -> Response:
     """Close a step and run the engine once on the observations that arrived (groups ordered
     by id). Sending it again, to any replica, returns the stored result (``replayed``)."""
     options = body or CommitRequest()
-    commit = await _service(request).commit(run, step, return_advantages=options.return_advantages)
+    commit = await observing.commit(run, step, return_advantages=options.return_advantages)
     payload = commit_payload(run.run_id, commit.result, commit.batch, commit.committed_before)
     return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON)
 

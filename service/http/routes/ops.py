@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import PlainTextResponse
 
 from spard.service.http.auth import metrics_scope
-from spard.service.http.dependencies import CurrentSettings, Runs
+from spard.service.http.dependencies import CurrentSettings, RunStore
 from spard.service.http.errors import error_response
 from spard.service.http.metrics import STORE_ERRORS, render_metrics
 from spard.service.protocol.errors import StoreUnavailableError
+from spard.service.protocol.schemas import error_statuses
 
 router = APIRouter(tags=["operations"])
 
@@ -22,11 +23,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "the store is unreachable"}})
-async def readyz(runs: Runs) -> Response:
+@router.get("/readyz", responses=error_statuses({503: "the store is unreachable"}))
+async def readyz(store: RunStore) -> Response:
     """The run store answers (readiness)."""
     try:
-        await runs.store.ping()
+        await store.ping()
     except StoreUnavailableError as exc:
         STORE_ERRORS.inc()
         return error_response(503, f"not ready: {exc}", None)
@@ -41,14 +42,16 @@ async def readyz(runs: Runs) -> Response:
             "description": "Prometheus text exposition format",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
-        401: {"description": "an API key that is not known"},
+        **error_statuses({401: "an API key that is not known"}),
     },
 )
 async def metrics(
-    runs: Runs, settings: CurrentSettings, tenants: Annotated[str | None, Depends(metrics_scope)]
+    store: RunStore,
+    settings: CurrentSettings,
+    tenants: Annotated[str | None, Depends(metrics_scope)],
 ) -> Response:
     """Prometheus exposition: request latency, step outcomes, store errors; per-run gauges
     (tenant, run, objective) only for the caller's tenant, or every tenant with
     ``SPARD_METRICS_KEY``, when auth is on."""
-    body, content_type = await render_metrics(runs.store, settings, tenants)
+    body, content_type = await render_metrics(store, settings, tenants)
     return Response(body, media_type=content_type)

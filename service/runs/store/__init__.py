@@ -1,33 +1,53 @@
 """Where run state lives: Redis for production, process memory for ``spard serve`` alone.
 
-:mod:`~spard.service.runs.store.base` is the interface, ``memory`` and ``redis`` implement it
-with the same semantics (the Redis one in Lua, one atomic round trip per write).
+:mod:`~spard.service.runs.store.types` holds every value and outcome, and
+:mod:`~spard.service.runs.store.base` the interface; ``memory`` and ``redis`` implement it with
+the same semantics (the Redis one in Lua, one atomic round trip per write). Nothing here
+imports the run layer above it.
 """
 
-from spard.service.runs.store.base import (
+from spard.service.runs.store.base import Store
+from spard.service.runs.store.types import (
+    DEFAULT_MAX_OPEN_STEPS,
     CurrentWeights,
     HistoryRecord,
+    LegacyRun,
+    LegacyUpgrade,
+    ObservationItem,
+    ObserveLimits,
+    ObserveOutcome,
+    ObserveStatus,
+    RecentRun,
+    RunAbsent,
     RunKey,
     RunMeta,
     RunRecord,
-    RunRecreatedError,
-    Store,
+    SealedStep,
     StoredRun,
     StoreOptions,
     StoreUnavailableError,
-    WriteStatus,
+    WriteOutcome,
 )
 
 __all__ = [
+    "DEFAULT_MAX_OPEN_STEPS",
     "CurrentWeights",
     "HistoryRecord",
+    "LegacyRun",
+    "LegacyUpgrade",
+    "ObservationItem",
+    "ObserveLimits",
+    "ObserveOutcome",
+    "ObserveStatus",
+    "RecentRun",
+    "RunAbsent",
     "RunKey",
     "RunMeta",
     "RunRecord",
-    "RunRecreatedError",
+    "SealedStep",
     "Store",
     "StoreOptions",
     "StoreUnavailableError",
     "StoredRun",
-    "WriteStatus",
+    "WriteOutcome",
 ]

@@ -10,23 +10,22 @@ import bisect
 import time
 from dataclasses import dataclass, field
 
-from spard.service.runs.ledger import (
-    ObservationItem,
-    ObservationLedger,
-    ObserveLimits,
-    ObserveOutcome,
-    SealedStep,
-)
-from spard.service.runs.store.base import (
+from spard.service.runs.store.ledger import ObservationLedger
+from spard.service.runs.store.types import (
     CurrentWeights,
     HistoryRecord,
+    ObservationItem,
+    ObserveLimits,
+    ObserveOutcome,
+    RecentRun,
+    RunAbsent,
     RunKey,
     RunMeta,
     RunRecord,
-    RunRecreatedError,
+    SealedStep,
     StoredRun,
     StoreOptions,
-    WriteStatus,
+    WriteOutcome,
 )
 
 
@@ -56,19 +55,21 @@ class MemoryStore:
             return None
         return run
 
-    async def create(self, key: RunKey, record: RunRecord, meta: RunMeta) -> bool:
+    async def create(self, key: RunKey, record: RunRecord, meta: RunMeta) -> WriteOutcome:
         if self._live(key) is not None:
-            return False
+            return WriteOutcome.EXISTS
         self._runs[key] = _Run(record, time.time(), meta)
-        return True
+        return WriteOutcome.APPLIED
 
-    async def load(self, key: RunKey) -> StoredRun | None:
+    async def load(self, key: RunKey) -> StoredRun | RunAbsent:
         run = self._live(key)
-        return None if run is None else StoredRun(run.record, run.meta)
+        return RunAbsent.MISSING if run is None else StoredRun(run.record, run.meta)
 
-    async def load_weights(self, key: RunKey) -> CurrentWeights | None:
+    async def load_weights(self, key: RunKey) -> CurrentWeights | RunAbsent:
         run = self._live(key)
-        return None if run is None else CurrentWeights(run.record.etag, run.record.weights)
+        if run is None:
+            return RunAbsent.MISSING
+        return CurrentWeights(run.record.etag, run.record.weights)
 
     async def observe(
         self,
@@ -77,77 +78,78 @@ class MemoryStore:
         step: int,
         items: list[ObservationItem],
         limits: ObserveLimits,
-    ) -> ObserveOutcome:
+    ) -> ObserveOutcome | RunAbsent:
         run = self._live(key)
         if run is None:
-            return ObserveOutcome("missing")
+            return RunAbsent.MISSING
         if run.meta.incarnation != incarnation:
-            return ObserveOutcome("reload")
+            return RunAbsent.RECREATED
         run.updated = time.time()
         return run.observations.observe(step, items, run.record.last_step, limits)
 
     async def seal(
         self, key: RunKey, incarnation: str, step: int, retention: int
-    ) -> SealedStep | None:
+    ) -> SealedStep | RunAbsent:
         run = self._live(key)
         if run is None:
-            return None
+            return RunAbsent.MISSING
         if run.meta.incarnation != incarnation:
-            raise RunRecreatedError(key.run_id)
+            return RunAbsent.RECREATED
         return run.observations.seal(step, run.record.last_step, retention)
 
-    async def load_summary(self, key: RunKey) -> bytes | None:
+    async def load_summary(self, key: RunKey) -> bytes | RunAbsent:
         run = self._live(key)
-        return None if run is None else run.record.summary
+        return RunAbsent.MISSING if run is None else run.record.summary
 
     async def commit(
         self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryRecord
-    ) -> WriteStatus:
+    ) -> WriteOutcome:
         run = self._live(key)
         if run is None:
-            return WriteStatus.MISSING
+            return WriteOutcome.MISSING
         if run.record.etag != expected_etag:
-            return WriteStatus.STALE
+            return WriteOutcome.STALE
         run.record, run.updated = record, time.time()
         if entry.step not in run.history:
             bisect.insort(run.history_steps, entry.step)
         run.history[entry.step] = entry.payload
         while len(run.history_steps) > self._history_retention:
             del run.history[run.history_steps.pop(0)]
-        return WriteStatus.APPLIED
+        return WriteOutcome.APPLIED
 
-    async def replace(self, key: RunKey, record: RunRecord) -> bool:
+    async def replace(self, key: RunKey, record: RunRecord) -> WriteOutcome:
         run = self._live(key)
         if run is None:
-            return False
+            return WriteOutcome.MISSING
         run.record, run.updated = record, time.time()
         run.observations.drop_after(record.last_step)
         keep_until = -1 if record.last_step is None else record.last_step
         for step in [s for s in run.history_steps if s > keep_until]:
             run.history_steps.remove(step)
             del run.history[step]
-        return True
+        return WriteOutcome.APPLIED
 
-    async def delete(self, key: RunKey) -> bool:
-        return self._runs.pop(key, None) is not None
+    async def delete(self, key: RunKey) -> WriteOutcome:
+        found = self._runs.pop(key, None) is not None
+        return WriteOutcome.APPLIED if found else WriteOutcome.MISSING
 
     async def history(
         self, key: RunKey, after: int | None, limit: int
-    ) -> list[HistoryRecord] | None:
+    ) -> list[HistoryRecord] | RunAbsent:
         run = self._live(key)
         if run is None:
-            return None
+            return RunAbsent.MISSING
         start = 0 if after is None else bisect.bisect_right(run.history_steps, after)
         steps = run.history_steps[start : start + limit]
         return [HistoryRecord(step, run.history[step]) for step in steps]
 
     async def recent_runs(
         self, since: float, limit: int, tenant: str | None = None
-    ) -> list[tuple[RunKey, bytes]]:
+    ) -> list[RecentRun]:
         keys = [k for k in list(self._runs) if tenant is None or k.tenant == tenant]
         live = [(k, r) for k in keys if (r := self._live(k)) and r.updated >= since]
         live.sort(key=lambda item: item[1].updated, reverse=True)
-        return [(key, run.record.summary) for key, run in live[:limit]]
+        return [RecentRun(key, run.record.summary) for key, run in live[:limit]]
 
     async def ping(self) -> None:
         return None

@@ -17,10 +17,8 @@ run's Cluster slot like the keys passed in.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -30,28 +28,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-import spard
 from spard.service.protocol.errors import StoreUnavailableError
-from spard.service.protocol.streaming import StreamingConfig
-from spard.service.runs.ledger import (
-    ObservationItem,
-    ObserveLimits,
-    ObserveOutcome,
-    SealedStep,
-    parse_observation_field,
-)
-from spard.service.runs.records import created_at_of, run_record
-from spard.service.runs.store.base import (
-    CurrentWeights,
-    HistoryRecord,
-    RunKey,
-    RunMeta,
-    RunRecord,
-    RunRecreatedError,
-    StoredRun,
-    StoreOptions,
-    WriteStatus,
-)
 from spard.service.runs.store.redis_scripts import (
     COMMIT,
     CREATE,
@@ -61,8 +38,29 @@ from spard.service.runs.store.redis_scripts import (
     SEAL,
     UPGRADE,
     CommitReply,
+    CreateReply,
     ObserveReply,
+    ReplaceReply,
     SealReply,
+)
+from spard.service.runs.store.types import (
+    CurrentWeights,
+    HistoryRecord,
+    LegacyRun,
+    LegacyUpgrade,
+    ObservationItem,
+    ObserveLimits,
+    ObserveOutcome,
+    ObserveStatus,
+    RecentRun,
+    RunAbsent,
+    RunKey,
+    RunMeta,
+    RunRecord,
+    SealedStep,
+    StoredRun,
+    StoreOptions,
+    WriteOutcome,
 )
 
 _UNAVAILABLE = (
@@ -83,6 +81,11 @@ _TRANSIENT_REPLIES = ("BUSY ", "NOREPLICAS ", "MISCONF ")
 _INDEX_EVERY_S = 5.0  # how often one replica refreshes a run's entry in the active index
 _UPGRADE_TRIES = 16
 _RUN_FIELDS = ["state", "summary", "etag", "last_step", "weights", "meta"]
+_COMMIT_OUTCOMES = {
+    CommitReply.MISSING: WriteOutcome.MISSING,
+    CommitReply.STALE: WriteOutcome.STALE,
+    CommitReply.APPLIED: WriteOutcome.APPLIED,
+}
 
 
 # What a Lua script takes as ARGV.
@@ -104,14 +107,28 @@ def _maybe_blob(reply: object) -> bytes | None:
     return None if reply is None else _blob(reply)
 
 
+def _observation_field(name: str) -> tuple[str, int] | None:
+    """``o|<group>|<rollout>`` -> (group, rollout); None for bookkeeping fields."""
+    if not name.startswith("o|"):
+        return None
+    group, _, rollout = name[2:].rpartition("|")
+    return group, int(rollout)
+
+
 class RedisStore:
-    """Run storage in Redis (standalone or Cluster), with the store's exactly-once writes."""
+    """Run storage in Redis (standalone or Cluster), with the store's exactly-once writes.
+
+    ``upgrade`` turns a run written by the first releases into this version's (see
+    :class:`~spard.service.runs.store.types.LegacyRun`); the store applies it where every read
+    starts, :meth:`_fields`.
+    """
 
     def __init__(
         self,
         url: str,
         options: StoreOptions | None = None,
         *,
+        upgrade: LegacyUpgrade,
         cluster: bool = False,
         timeout_s: float = 2.0,
         key_prefix: str = "spard",
@@ -146,6 +163,7 @@ class RedisStore:
         self._observe = self._client.register_script(OBSERVE)
         self._seal = self._client.register_script(SEAL)
         self._upgrade = self._client.register_script(UPGRADE)
+        self._upgrade_legacy = upgrade
         self._indexed: dict[RunKey, float] = {}
 
     def _keys(self, key: RunKey) -> list[str]:
@@ -172,69 +190,68 @@ class RedisStore:
         member = orjson.dumps([key.tenant, key.run_id])
         await self._client.zadd(self._active, {member: now})
 
-    async def create(self, key: RunKey, record: RunRecord, meta: RunMeta) -> bool:
+    async def create(self, key: RunKey, record: RunRecord, meta: RunMeta) -> WriteOutcome:
         now = time.time()
         args: ScriptArgs = [record.state, record.summary, record.etag, now, self._ttl]
         args += [_step_arg(record.last_step), record.weights, meta.to_json(), meta.incarnation]
         async with self._guard("create"):
-            created = await self._create(keys=self._keys(key), args=args)
-            if created:
-                self._indexed.pop(key, None)
-                await self._index(key, now)
-        return bool(created)
+            reply = CreateReply(await self._create(keys=self._keys(key), args=args))
+            if reply is CreateReply.EXISTS:
+                return WriteOutcome.EXISTS
+            self._indexed.pop(key, None)
+            await self._index(key, now)
+        return WriteOutcome.APPLIED
 
-    async def load(self, key: RunKey) -> StoredRun | None:
+    async def load(self, key: RunKey) -> StoredRun | RunAbsent:
+        found = await self._fields(key, _RUN_FIELDS)
+        if isinstance(found, RunAbsent):
+            return found
+        state, summary, etag, last_step, weights, meta = found
+        last = int(last_step)
+        record = RunRecord(state, summary, etag.decode(), None if last < 0 else last, weights)
+        return StoredRun(record, RunMeta.from_json(meta))
+
+    async def load_summary(self, key: RunKey) -> bytes | RunAbsent:
+        found = await self._fields(key, ["summary"])
+        return found if isinstance(found, RunAbsent) else found[0]
+
+    async def load_weights(self, key: RunKey) -> CurrentWeights | RunAbsent:
+        found = await self._fields(key, ["etag", "weights"])
+        if isinstance(found, RunAbsent):
+            return found
+        etag, weights = found
+        return CurrentWeights(etag.decode(), weights)
+
+    async def _fields(self, key: RunKey, names: list[str]) -> list[bytes] | RunAbsent:
+        """Fields of a run's hash in one round trip (the first one is always set in a run).
+        Every read starts here: a run written by an earlier version (no incarnation yet) is
+        upgraded first, once, whichever read finds it."""
         for _ in range(_UPGRADE_TRIES):
-            async with self._guard("load"):
-                fields = await self._client.hmget(self._keys(key)[0], _RUN_FIELDS)
-            state, summary, etag, last_step, weights, meta = map(_maybe_blob, fields)
-            if etag is None or state is None or summary is None:
-                return None
-            if meta is not None:
-                last = int(_blob(last_step))
-                record = RunRecord(
-                    state, summary, etag.decode(), None if last < 0 else last, _blob(weights)
-                )
-                return StoredRun(record, RunMeta.from_json(meta))
-            upgraded = await self._upgrade_legacy(key, state, summary, etag.decode())
-            if upgraded is not None:
-                return upgraded
-        raise StoreUnavailableError(f"run {key.run_id!r} changed during {_UPGRADE_TRIES} reads")
-
-    async def _upgrade_legacy(
-        self, key: RunKey, state_json: bytes, summary: bytes, etag: str
-    ) -> StoredRun | None:
-        """Give a run written by an earlier version (state, summary, etag, updated only) the
-        fields this one reads, derived from its state, keeping its etag so that writers holding
-        it are not disturbed; None if it changed or was upgraded meanwhile."""
-        state = spard.State.from_dict(orjson.loads(state_json))
-        meta = RunMeta(secrets.token_hex(12), state.objectives, StreamingConfig())
-        record = run_record(key.run_id, state, meta, created_at=created_at_of(summary), etag=etag)
-        args: ScriptArgs = [etag, record.summary, _step_arg(record.last_step), record.weights]
-        args += [meta.to_json(), meta.incarnation]
-        async with self._guard("upgrade"):
-            if not await self._upgrade(keys=self._keys(key)[:1], args=args):
-                return None
-        return StoredRun(replace(record, state=state_json), meta)
-
-    async def load_weights(self, key: RunKey) -> CurrentWeights | None:
-        found = await self._read(key, ["etag", "weights"])
-        return None if found is None else CurrentWeights(found[0].decode(), found[1])
-
-    async def _read(self, key: RunKey, names: list[str]) -> list[bytes] | None:
-        """Fields of a run's hash in one round trip (the first one must always be set); a run
-        written by an earlier version (no incarnation yet) is upgraded first. None: no run."""
-        for _ in range(2):
             async with self._guard("load"):
                 replies = await self._client.hmget(self._keys(key)[0], [*names, "incarnation"])
             *values, incarnation = map(_maybe_blob, replies)
             if values[0] is None:
-                return None
+                return RunAbsent.MISSING
             if incarnation is not None:
                 return [_blob(value) for value in values]
-            if await self.load(key) is None:  # upgrades it
-                return None
-        raise StoreUnavailableError(f"run {key.run_id!r} changed while it was upgraded")
+            await self._upgrade_run(key)
+        raise StoreUnavailableError(f"run {key.run_id!r} changed during {_UPGRADE_TRIES} reads")
+
+    async def _upgrade_run(self, key: RunKey) -> None:
+        """Give a run written by an earlier version (state, summary, etag, updated only) the
+        fields this one reads, keeping its etag so that writers holding it are not disturbed.
+        A run deleted, written or upgraded meanwhile is left as it is: the caller reads again."""
+        async with self._guard("upgrade"):
+            fields = await self._client.hmget(self._keys(key)[0], ["state", "summary", "etag"])
+        state, summary, etag = map(_maybe_blob, fields)
+        if state is None or summary is None or etag is None:
+            return
+        upgraded = self._upgrade_legacy(key, LegacyRun(state, summary, etag.decode()))
+        record, meta = upgraded.record, upgraded.meta
+        args: ScriptArgs = [etag, record.summary, _step_arg(record.last_step), record.weights]
+        args += [meta.to_json(), meta.incarnation]
+        async with self._guard("upgrade"):
+            await self._upgrade(keys=self._keys(key)[:1], args=args)
 
     async def observe(
         self,
@@ -243,7 +260,7 @@ class RedisStore:
         step: int,
         items: list[ObservationItem],
         limits: ObserveLimits,
-    ) -> ObserveOutcome:
+    ) -> ObserveOutcome | RunAbsent:
         args: ScriptArgs = [incarnation, step, limits.group_size, self._ttl]
         args += [limits.max_open_steps, limits.max_cells]
         for item in items:
@@ -252,20 +269,22 @@ class RedisStore:
             reply = await self._observe(keys=self._keys(key), args=args)
         status = ObserveReply(reply[0])
         if status is ObserveReply.MISSING:
-            return ObserveOutcome("missing")
+            return RunAbsent.MISSING
         if status is ObserveReply.RECREATED:
-            return ObserveOutcome("reload")
+            return RunAbsent.RECREATED
         if status is ObserveReply.LATE:
-            return ObserveOutcome("late", step=int(reply[1]))
+            return ObserveOutcome(ObserveStatus.LATE, step=int(reply[1]))
         if status is ObserveReply.FULL:
             open_steps = [int(s) for s in reply[2]]
-            return ObserveOutcome("full", step=int(reply[1]), open_before=open_steps)
+            return ObserveOutcome(ObserveStatus.FULL, step=int(reply[1]), open_before=open_steps)
         if status is ObserveReply.TOO_LARGE:
             groups, width = int(reply[2]), int(reply[3])
-            return ObserveOutcome("too_large", step=int(reply[1]), groups=groups, width=width)
+            return ObserveOutcome(
+                ObserveStatus.TOO_LARGE, step=int(reply[1]), groups=groups, width=width
+            )
         step, accepted, duplicates, complete, conflicts, overflow, open_before = reply[1:]
         return ObserveOutcome(
-            "ok",
+            ObserveStatus.OK,
             int(step),
             int(accepted),
             int(duplicates),
@@ -277,29 +296,25 @@ class RedisStore:
 
     async def seal(
         self, key: RunKey, incarnation: str, step: int, retention: int
-    ) -> SealedStep | None:
+    ) -> SealedStep | RunAbsent:
         async with self._guard("seal"):
             reply = await self._seal(keys=self._keys(key), args=[step, retention, incarnation])
         status = SealReply(reply[0])
         if status is SealReply.MISSING:
-            return None
+            return RunAbsent.MISSING
         if status is SealReply.RECREATED:
-            raise RunRecreatedError(key.run_id)
+            return RunAbsent.RECREATED
         last, fields, open_before = int(reply[1]), reply[2], reply[3]
         observed: dict[tuple[str, int], bytes] = {}
         for name, value in zip(fields[::2], fields[1::2], strict=True):
-            position = parse_observation_field(name.decode())
+            position = _observation_field(name.decode())
             if position is not None:
                 observed[position] = value
         return SealedStep(observed, None if last < 0 else last, [int(s) for s in open_before])
 
-    async def load_summary(self, key: RunKey) -> bytes | None:
-        found = await self._read(key, ["summary"])
-        return None if found is None else found[0]
-
     async def commit(
         self, key: RunKey, expected_etag: str, record: RunRecord, entry: HistoryRecord
-    ) -> WriteStatus:
+    ) -> WriteOutcome:
         now = time.time()
         args: ScriptArgs = [expected_etag, record.state, record.summary, record.etag, now]
         args += [entry.step]
@@ -309,37 +324,35 @@ class RedisStore:
             status = CommitReply(reply[0])
             if status is CommitReply.APPLIED:
                 await self._index(key, now)
-        if status is CommitReply.MISSING:
-            return WriteStatus.MISSING
-        if status is CommitReply.STALE:
-            return WriteStatus.STALE
-        return WriteStatus.APPLIED
+        return _COMMIT_OUTCOMES[status]
 
-    async def replace(self, key: RunKey, record: RunRecord) -> bool:
+    async def replace(self, key: RunKey, record: RunRecord) -> WriteOutcome:
         last_step = record.last_step
         drop_from = "-inf" if last_step is None else f"({last_step}"
         args: ScriptArgs = [record.state, record.summary, record.etag, time.time(), drop_from]
         args += [self._ttl]
         args += [_step_arg(last_step), record.weights]
         async with self._guard("replace"):
-            return bool(await self._replace(keys=self._keys(key), args=args))
+            reply = ReplaceReply(await self._replace(keys=self._keys(key), args=args))
+        return WriteOutcome.APPLIED if reply is ReplaceReply.REPLACED else WriteOutcome.MISSING
 
-    async def delete(self, key: RunKey) -> bool:
+    async def delete(self, key: RunKey) -> WriteOutcome:
         async with self._guard("delete"):
             removed = await self._delete(keys=self._keys(key))
             await self._client.zrem(self._active, orjson.dumps([key.tenant, key.run_id]))
         self._indexed.pop(key, None)
-        return bool(removed)
+        # DEL's count of the keys removed: the run's hash, its history, or both.
+        return WriteOutcome.APPLIED if removed else WriteOutcome.MISSING
 
     async def history(
         self, key: RunKey, after: int | None, limit: int
-    ) -> list[HistoryRecord] | None:
+    ) -> list[HistoryRecord] | RunAbsent:
         run_key, history_key, _ = self._keys(key)
         low = "-inf" if after is None else f"({after}"
         async with self._guard("history"):
             exists = await self._client.exists(run_key)
             if not exists:
-                return None
+                return RunAbsent.MISSING
             entries: list[tuple[bytes, float]] = await self._client.zrangebyscore(
                 history_key, low, "+inf", start=0, num=limit, withscores=True
             )  # type: ignore[assignment]  # redis-py types withscores replies loosely
@@ -347,7 +360,7 @@ class RedisStore:
 
     async def recent_runs(
         self, since: float, limit: int, tenant: str | None = None
-    ) -> list[tuple[RunKey, bytes]]:
+    ) -> list[RecentRun]:
         if limit <= 0:
             return []
         async with self._guard("recent_runs"):
@@ -366,13 +379,13 @@ class RedisStore:
                 for key in keys:
                     pipe.hget(self._keys(key)[0], "summary")
                 summaries = await pipe.execute()
-            found: list[tuple[RunKey, bytes]] = []
+            found: list[RecentRun] = []
             gone = []
             for member, key, summary in zip(members, keys, summaries, strict=True):
                 if summary is None:
                     gone.append(member)
                 else:
-                    found.append((key, summary))
+                    found.append(RecentRun(key, summary))
             if gone:  # deleted elsewhere or expired: drop them so their series disappear
                 await self._client.zrem(self._active, *gone)
             await self._client.zremrangebyscore(self._active, "-inf", since - 86400)

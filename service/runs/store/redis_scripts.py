@@ -10,6 +10,20 @@ from enum import IntEnum
 from string import Template
 
 
+class CreateReply(IntEnum):
+    """CREATE: ``EXISTS`` (the id is taken) or ``CREATED``."""
+
+    EXISTS = 0
+    CREATED = 1
+
+
+class ReplaceReply(IntEnum):
+    """REPLACE: ``MISSING`` or ``REPLACED``."""
+
+    MISSING = 0
+    REPLACED = 1
+
+
 class CommitReply(IntEnum):
     """COMMIT: ``{MISSING}``, ``{STALE}`` (another writer got there first) or ``{APPLIED}``."""
 
@@ -59,18 +73,19 @@ local function drop_observations(low, high)
 end
 """
 
-CREATE = (
+CREATE = _lua(
     DROP_OBSERVATIONS
     + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return $EXISTS end
 redis.call('DEL', KEYS[2])
 drop_observations('-inf', '+inf')
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'summary', ARGV[2], 'etag', ARGV[3],
            'updated', ARGV[4], 'last_step', ARGV[6], 'weights', ARGV[7], 'meta', ARGV[8],
            'incarnation', ARGV[9])
 if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
-return 1
-"""
+return $CREATED
+""",
+    CreateReply,
 )
 
 DELETE = (
@@ -112,10 +127,10 @@ redis.call('HSET', KEYS[1], 'summary', ARGV[2], 'last_step', ARGV[3], 'weights',
 return 1
 """
 
-REPLACE = (
+REPLACE = _lua(
     DROP_OBSERVATIONS
     + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return $MISSING end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'summary', ARGV[2], 'etag', ARGV[3],
            'updated', ARGV[4], 'last_step', ARGV[7], 'weights', ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[5], '+inf')
@@ -124,8 +139,9 @@ if tonumber(ARGV[6]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[6])
   redis.call('EXPIRE', KEYS[2], ARGV[6])
 end
-return 1
-"""
+return $REPLACED
+""",
+    ReplaceReply,
 )
 
 # KEYS: run, history, obs. ARGV: incarnation, step (-1: the open step), group_size (0: unset),
@@ -138,7 +154,7 @@ return 1
 # The bound on groups x width is checked before anything is stored (ObservationLedger.observe:
 # the same upper bound), so a request is taken or refused whole. Sent without a step, an
 # observation whose id is stored in an earlier kept step is a duplicate (see
-# spard.service.runs.ledger).
+# spard.service.runs.store.ledger).
 OBSERVE = _lua(
     INTEGER
     + """
