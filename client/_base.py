@@ -17,10 +17,9 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 import numpy as np
-import orjson
 
 import spard
-from spard.client._core import Call, ClientCore, Fallback, idempotency
+from spard.client._core import Call, ClientCore, Fallback, encode_json, idempotency
 from spard.client._streaming import ObservationBuffer, ObserveSummary, RunWeights, observation_body
 from spard.client.errors import InvalidRequestError, SpardClientError, SpardServiceError
 from spard.client.models import CommitOutcome, RunInfo, StepOutcome
@@ -127,8 +126,8 @@ class BaseClient:
                 body["step"] = step
             if prompt_ids is not None:
                 body["prompt_ids"] = list(prompt_ids)
-            # orjson writes the array's NaN (missing) as null; the scores are finite otherwise.
-            content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+            # The array's NaN (missing) goes as null; the scores are finite otherwise.
+            content = encode_json(body)
             media_type = "application/json"
         headers = {"content-type": media_type, **idempotency()}
         call = Call("POST", f"/v1/runs/{run_id}/steps", content=content, headers=headers)

@@ -3,7 +3,6 @@ responses, retry decisions and the ``hold`` fallback. No I/O here."""
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -33,6 +32,12 @@ logger = logging.getLogger("spard.client")
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
+def encode_json(document: Any) -> bytes:
+    """The SDK's one JSON encoder (orjson, as the service's): numpy arrays and scalars as
+    lists and numbers, NaN as null (missing)."""
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 @dataclass(frozen=True)
 class Call:
     """One API call, before it is sent."""
@@ -45,7 +50,7 @@ class Call:
     params: dict[str, Any] | None = None
 
     def to_httpx(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
-        body = json.dumps(self.json).encode() if self.json is not None else self.content
+        body = encode_json(self.json) if self.json is not None else self.content
         headers = dict(self.headers)
         if self.json is not None:
             headers["content-type"] = "application/json"

@@ -7,10 +7,10 @@ import re
 
 import numpy as np
 import pytest
-from servers import ServiceProcess, free_port
 
 from spard.client import SpardClient
 from spard.client.errors import InvalidRequestError, SpardConnectionError
+from tests.servers import ServiceProcess, free_port
 
 OBJECTIVES = ["a", "b"]
 
