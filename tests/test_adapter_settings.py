@@ -1,5 +1,5 @@
 """The trainers' SPARD_* environment: the key a trainer sends is SPARD_CLIENT_API_KEY, not the
-service's SPARD_API_KEYS; the former SPARD_API_KEY is still read, with a DeprecationWarning."""
+service's SPARD_API_KEYS; the former SPARD_API_KEY is still read, with a FutureWarning."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_no_key_sends_no_authorization(monkeypatch):
 
 def test_the_former_name_still_works_with_a_deprecation_warning(monkeypatch):
     monkeypatch.setenv("SPARD_API_KEY", "old-key")
-    with pytest.warns(DeprecationWarning, match="set SPARD_CLIENT_API_KEY"):
+    with pytest.warns(FutureWarning, match="set SPARD_CLIENT_API_KEY"):
         settings = AdapterSettings()
     assert sent_authorization(settings) == "Bearer old-key"
 
@@ -60,6 +60,6 @@ def test_the_former_name_still_works_with_a_deprecation_warning(monkeypatch):
 def test_the_new_name_wins_over_the_former_one(monkeypatch):
     monkeypatch.setenv("SPARD_API_KEY", "old-key")
     monkeypatch.setenv("SPARD_CLIENT_API_KEY", "new-key")
-    with pytest.warns(DeprecationWarning, match="SPARD_CLIENT_API_KEY is set too and wins"):
+    with pytest.warns(FutureWarning, match="SPARD_CLIENT_API_KEY is set too and wins"):
         settings = AdapterSettings()
     assert sent_authorization(settings) == "Bearer new-key"

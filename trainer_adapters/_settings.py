@@ -41,7 +41,7 @@ class AdapterSettings(BaseSettings):
                 "SPARD_API_KEY is deprecated: set SPARD_CLIENT_API_KEY (the key the trainer "
                 "sends; SPARD_API_KEYS is the service's list of accepted keys)"
                 + ("; SPARD_CLIENT_API_KEY is set too and wins" if self.client_api_key else ""),
-                DeprecationWarning,
+                FutureWarning,  # shown by default: the user set this variable, not a library
                 stacklevel=2,
             )
             if self.client_api_key is None:
