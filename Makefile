@@ -58,11 +58,12 @@ lint: install
 	$(BIN)/ruff format --check .
 
 # mypy --strict over everything that ships, as it ships: the package installed (package-dir
-# maps service/, client/, ... into spard.*) into build/typecheck, then checked there.
+# maps service/, client/, ... into spard.*) into build/typecheck, then checked there; and the
+# efficacy benchmark (run from the clone, not shipped) against that installed package.
 typecheck: install
 	rm -rf build/typecheck build/lib  # build/lib: setuptools would reuse files deleted since
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation --target build/typecheck .
-	cd build/typecheck && MYPYPATH=. $(CURDIR)/$(BIN)/mypy --strict --config-file $(CURDIR)/pyproject.toml -p spard
+	cd build/typecheck && MYPYPATH=.:$(CURDIR) $(CURDIR)/$(BIN)/mypy --strict --config-file $(CURDIR)/pyproject.toml -p spard -p benchmarks.efficacy
 
 # checkov, the infrastructure-as-code security scan, over deploy/ (Dockerfile, manifests, the
 # kustomize output through kubectl where it is installed, secrets): no failed check allowed; a

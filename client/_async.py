@@ -16,6 +16,7 @@ from spard.client._core import Call, ClientCore, Fallback, check_base_url
 from spard.client._streaming import ObserveSummary, RunWeights
 from spard.client.local import LOCAL_URL, AsyncLocalTransport, LocalRuns
 from spard.client.models import CommitOutcome, RunInfo, StepOutcome
+from spard.service.protocol.documents import HistoryEntry
 
 
 class AsyncSpardClient(BaseClient):
@@ -91,7 +92,7 @@ class AsyncSpardClient(BaseClient):
 
     async def history(
         self, run_id: str, *, after: int | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[HistoryEntry]:
         return await self._run(self._history_flow(run_id, after, limit))
 
     async def export_state(self, run_id: str) -> dict[str, Any]:

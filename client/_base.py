@@ -17,20 +17,30 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 import numpy as np
-import orjson
 
 import spard
-from spard.client._core import Call, ClientCore, Fallback, idempotency
+from spard.client._core import Call, ClientCore, Fallback, encode_json, idempotency
 from spard.client._streaming import ObservationBuffer, ObserveSummary, RunWeights, observation_body
 from spard.client.errors import InvalidRequestError, SpardClientError, SpardServiceError
 from spard.client.models import CommitOutcome, RunInfo, StepOutcome
 from spard.scores import parse_scores
+from spard.service.protocol.documents import (
+    CommitResponse,
+    HistoryEntry,
+    HistoryPage,
+    ObserveResponse,
+    RunSummary,
+    StepResponse,
+    WeightsResponse,
+)
 from spard.service.protocol.wire import OCTET_STREAM, encode_step
 
 logger = logging.getLogger("spard.client")
 T = TypeVar("T")
 Flow = Generator[Call, Any, T]
-"""Yields calls, receives each one's payload (or has its error thrown in), returns ``T``."""
+"""Yields calls, receives each one's payload (or has its error thrown in), returns ``T``.
+Each flow names the document type it receives
+(:mod:`spard.service.protocol.documents`, the service's own), so mypy checks every key read."""
 Batches = list[tuple[str, list[dict[str, Any]]]]
 
 
@@ -86,11 +96,12 @@ class BaseClient:
                 else np.asarray(prior_weights).tolist()
             )
         # A retry whose first attempt went through gets the run back: same Idempotency-Key.
-        data = yield Call("POST", "/v1/runs", json=body, headers=idempotency())
+        data: RunSummary = yield Call("POST", "/v1/runs", json=body, headers=idempotency())
         return self._core.remember(RunInfo.from_json(data))
 
     def _get_run_flow(self, run_id: str) -> Flow[RunInfo]:
-        return self._core.remember(RunInfo.from_json((yield Call("GET", f"/v1/runs/{run_id}"))))
+        data: RunSummary = yield Call("GET", f"/v1/runs/{run_id}")
+        return self._core.remember(RunInfo.from_json(data))
 
     def _step_flow(
         self,
@@ -115,27 +126,29 @@ class BaseClient:
                 body["step"] = step
             if prompt_ids is not None:
                 body["prompt_ids"] = list(prompt_ids)
-            # orjson writes the array's NaN (missing) as null; the scores are finite otherwise.
-            content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+            # The array's NaN (missing) goes as null; the scores are finite otherwise.
+            content = encode_json(body)
             media_type = "application/json"
         headers = {"content-type": media_type, **idempotency()}
         call = Call("POST", f"/v1/runs/{run_id}/steps", content=content, headers=headers)
         try:
-            data = yield call
+            data: StepResponse = yield call
         except SpardClientError as error:
             return self._core.hold(run_id, scores, step, return_advantages, error)
         return self._core.step_outcome(run_id, data)
 
     @staticmethod
-    def _history_flow(run_id: str, after: int | None, limit: int | None) -> Flow[list[Any]]:
-        entries: list[Any] = []
+    def _history_flow(
+        run_id: str, after: int | None, limit: int | None
+    ) -> Flow[list[HistoryEntry]]:
+        entries: list[HistoryEntry] = []
         while limit is None or len(entries) < limit:
             params: dict[str, Any] = {
                 "limit": 1000 if limit is None else min(1000, limit - len(entries))
             }
             if after is not None:
                 params["after"] = after
-            page = yield Call("GET", f"/v1/runs/{run_id}/history", params=params)
+            page: HistoryPage = yield Call("GET", f"/v1/runs/{run_id}/history", params=params)
             entries += page["entries"]
             after = page["next_after"]
             if after is None:
@@ -148,7 +161,7 @@ class BaseClient:
         return state
 
     def _import_flow(self, run_id: str, state: dict[str, Any]) -> Flow[RunInfo]:
-        data = yield Call("PUT", f"/v1/runs/{run_id}/state", json=state)
+        data: RunSummary = yield Call("PUT", f"/v1/runs/{run_id}/state", json=state)
         return self._core.remember(RunInfo.from_json(data))
 
     @staticmethod
@@ -176,7 +189,7 @@ class BaseClient:
         summary = ObserveSummary()
         for position, (run, batch) in enumerate(batches):
             try:
-                report = yield Call(
+                report: ObserveResponse = yield Call(
                     "POST", f"/v1/runs/{run}/observations", json={"observations": batch}
                 )
             except SpardServiceError as error:
@@ -192,7 +205,9 @@ class BaseClient:
 
     def _commit_flow(self, run_id: str, step: int, return_advantages: bool) -> Flow[CommitOutcome]:
         body = {"return_advantages": return_advantages}
-        data = yield Call("POST", f"/v1/runs/{run_id}/steps/{step}/commit", json=body)
+        data: CommitResponse = yield Call(
+            "POST", f"/v1/runs/{run_id}/steps/{step}/commit", json=body
+        )
         return self._core.commit_outcome(run_id, data)
 
     def _weights_flow(self, run_id: str, max_age_s: float | None) -> Flow[RunWeights]:
@@ -201,7 +216,9 @@ class BaseClient:
         if cached is not None and cached.fresh(age):
             return cached
         headers = {"if-none-match": f'"{cached.etag}"'} if cached else {}
-        data = yield Call("GET", f"/v1/runs/{run_id}/weights", headers=headers)
+        data: WeightsResponse | None = yield Call(
+            "GET", f"/v1/runs/{run_id}/weights", headers=headers
+        )
         if data is None:  # 304: unchanged since the cached etag
             assert cached is not None
             current = replace(cached, fetched_at=RunWeights.now())

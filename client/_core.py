@@ -3,7 +3,6 @@ responses, retry decisions and the ``hold`` fallback. No I/O here."""
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -25,11 +24,18 @@ from spard.client.errors import (
 )
 from spard.client.models import CommitOutcome, RunInfo, StepOutcome
 from spard.scores import batch_statistics, parse_scores
+from spard.service.protocol.documents import CommitResponse, StepResponse
 from spard.service.protocol.wire import IDEMPOTENCY_HEADER
 
 Fallback = Literal["raise", "hold"]
 logger = logging.getLogger("spard.client")
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+
+def encode_json(document: Any) -> bytes:
+    """The SDK's one JSON encoder (orjson, as the service's): numpy arrays and scalars as
+    lists and numbers, NaN as null (missing)."""
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class Call:
     params: dict[str, Any] | None = None
 
     def to_httpx(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
-        body = json.dumps(self.json).encode() if self.json is not None else self.content
+        body = encode_json(self.json) if self.json is not None else self.content
         headers = dict(self.headers)
         if self.json is not None:
             headers["content-type"] = "application/json"
@@ -128,7 +134,7 @@ class ClientCore:
         if self.fallback not in ("raise", "hold"):
             raise ValueError("fallback must be 'raise' or 'hold'")
 
-    def commit_outcome(self, run_id: str, data: dict[str, Any]) -> CommitOutcome:
+    def commit_outcome(self, run_id: str, data: CommitResponse) -> CommitOutcome:
         memo = self._runs.get(run_id)
         outcome = CommitOutcome.from_commit_json(data, memo.objectives if memo else None)
         self.remember_weights(run_id, outcome.objectives, outcome.reward_weights)
@@ -180,7 +186,7 @@ class ClientCore:
         self._runs[info.run_id] = _RunMemo(info.objectives, info.reward_weights, info.config)
         return info
 
-    def step_outcome(self, run_id: str, data: dict[str, Any]) -> StepOutcome:
+    def step_outcome(self, run_id: str, data: StepResponse) -> StepOutcome:
         memo = self._runs.get(run_id)
         outcome = StepOutcome.from_json(data, memo.objectives if memo else None)
         self.remember_weights(run_id, outcome.objectives, outcome.reward_weights)

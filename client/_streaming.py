@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from spard.client.models import FloatArray
+from spard.service.protocol.documents import ObserveResponse, WeightsResponse
 
 
 def observation_body(
@@ -59,7 +60,7 @@ class ObserveSummary:
     late: list[dict[str, Any]] = field(default_factory=list)
     committed: list[tuple[str, int]] = field(default_factory=list)
 
-    def add(self, run_id: str, sent: list[dict[str, Any]], report: dict[str, Any]) -> None:
+    def add(self, run_id: str, sent: list[dict[str, Any]], report: ObserveResponse) -> None:
         self.accepted += report["accepted"]
         self.duplicates += report["duplicates"]
         self.conflicts += [sent[i] for i in report["conflicts"]]
@@ -135,7 +136,7 @@ class RunWeights:
         return dict(zip(self.objectives, self.reward_weights.tolist(), strict=True))
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunWeights:
+    def from_json(cls, data: WeightsResponse) -> RunWeights:
         names = list(data["reward_weights"])
         weights = np.array([data["reward_weights"][n] for n in names], dtype=np.float64)
         return cls(data["run_id"], data["step"], names, weights, data["etag"], time.monotonic())

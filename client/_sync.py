@@ -17,6 +17,7 @@ from spard.client._core import Call, ClientCore, Fallback, check_base_url
 from spard.client._streaming import ObserveSummary, RunWeights
 from spard.client.local import LOCAL_URL, LocalRuns, LocalTransport
 from spard.client.models import CommitOutcome, RunInfo, StepOutcome
+from spard.service.protocol.documents import HistoryEntry
 
 
 class SpardClient(BaseClient):
@@ -110,7 +111,7 @@ class SpardClient(BaseClient):
 
     def history(
         self, run_id: str, *, after: int | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[HistoryEntry]:
         """Per-step history entries (weights, stats) in step order, all pages."""
         return self._run(self._history_flow(run_id, after, limit))
 

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from spard.service.protocol.documents import CommitResponse, RunSummary, StepResponse
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -25,10 +27,10 @@ class RunInfo:
     last_step: int | None
     steps_applied: int
     stats: dict[str, dict[str, float | None]] | None
-    raw: dict[str, Any]
+    raw: RunSummary
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunInfo:
+    def from_json(cls, data: RunSummary) -> RunInfo:
         names = list(data["objectives"])
         return cls(
             run_id=data["run_id"],
@@ -69,7 +71,7 @@ class StepOutcome:
         return dict(zip(self.objectives, self.reward_weights.tolist(), strict=True))
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], objectives: list[str] | None) -> StepOutcome:
+    def from_json(cls, data: StepResponse, objectives: list[str] | None) -> StepOutcome:
         names = objectives if objectives is not None else list(data["reward_weights"])
         advantages = data["advantages"]
         return cls(
@@ -96,7 +98,7 @@ class CommitOutcome(StepOutcome):
     committed_before: list[int] | None = None
 
     @classmethod
-    def from_commit_json(cls, data: dict[str, Any], objectives: list[str] | None) -> CommitOutcome:
+    def from_commit_json(cls, data: CommitResponse, objectives: list[str] | None) -> CommitOutcome:
         outcome = StepOutcome.from_json(data, objectives)
         return cls(
             **{name: getattr(outcome, name) for name in StepOutcome.__dataclass_fields__},

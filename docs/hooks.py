@@ -2,10 +2,10 @@
 the pages included from the repository (the README as the home page, the efficacy suite's
 README) work on the site.
 
-``spard.service``, ``spard.client``, ``spard.trainer_adapters`` and ``spard.efficacy`` live in
-top-level folders that the install maps into ``spard`` (pyproject's package-dir). The API
-reference is read statically from ``build/docs-src/spard``: links to ``spard/`` with the
-mapped folders linked in under their package names.
+``spard.service``, ``spard.client`` and ``spard.trainer_adapters`` live in top-level folders
+that the install maps into ``spard`` (pyproject's package-dir). The API reference is read
+statically from ``build/docs-src/spard``: links to ``spard/`` with the mapped folders linked in
+under their package names.
 """
 
 from __future__ import annotations

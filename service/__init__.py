@@ -2,7 +2,8 @@
 
 ``create_app(settings)`` builds the app; ``spard serve`` runs it with uvicorn. Layers:
 :mod:`spard.service.protocol` (documents, shared with the SDK), :mod:`spard.service.runs`
-(the HTTP-free run layer and its stores), :mod:`spard.service.http` (the FastAPI shell).
+(the HTTP-free run layer and its stores), :mod:`spard.service.http` (the FastAPI shell);
+:mod:`spard.service.cli` is the ``spard`` command (``replay`` needs only the engine).
 """
 
 from __future__ import annotations

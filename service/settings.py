@@ -18,7 +18,10 @@ LOCAL_TENANT = "local"
 
 
 class Settings(BaseSettings):
-    """Every knob of the service. ``SPARD_API_KEYS`` is ``key=tenant,key2=tenant2`` or JSON."""
+    """Every knob of the service. ``SPARD_API_KEYS`` is ``key=tenant,key2=tenant2`` or JSON.
+
+    Settings that would serve wrongly are refused at construction (a ``ValidationError``
+    naming the setting to change), so no caller has to remember a check."""
 
     model_config = SettingsConfigDict(env_prefix="SPARD_", extra="ignore")
 
@@ -129,6 +132,22 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _refuse_unsafe_or_broken_setups(self) -> Settings:
+        # After _read_secret_files (validators run in the order they are defined): the API
+        # keys may come from SPARD_API_KEYS_FILE.
+        if self.auth_required and not self.api_keys:
+            raise ValueError(
+                "authentication is required (Redis store or a non-loopback address) but "
+                "SPARD_API_KEYS is empty: set SPARD_API_KEYS='key=tenant' or, for local use "
+                "only, SPARD_AUTH_DISABLED=true"
+            )
+        if self.uses_memory_store and self.workers > 1:
+            raise ValueError(
+                "the in-memory store lives in one process: several workers need SPARD_REDIS_URL"
+            )
+        return self
+
     @property
     def redis_password(self) -> str | None:
         """The password read from ``SPARD_REDIS_PASSWORD_FILE`` (None: not set, or it is
@@ -148,19 +167,6 @@ class Settings(BaseSettings):
             return not self.auth_disabled
         local = self.uses_memory_store and is_loopback(self.host)
         return bool(self.api_keys) or not local
-
-    def check(self) -> None:
-        """Refuse settings that would serve wrongly; raises ``ValueError`` with the fix."""
-        if self.auth_required and not self.api_keys:
-            raise ValueError(
-                "authentication is required (Redis store or a non-loopback address) but "
-                "SPARD_API_KEYS is empty: set SPARD_API_KEYS='key=tenant' or, for local use "
-                "only, SPARD_AUTH_DISABLED=true"
-            )
-        if self.uses_memory_store and self.workers > 1:
-            raise ValueError(
-                "the in-memory store lives in one process: several workers need SPARD_REDIS_URL"
-            )
 
 
 def describe_error(exc: ValueError) -> str:

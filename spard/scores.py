@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -15,18 +16,20 @@ import numpy as np
 from spard.errors import InputError
 from spard.types import BoolArray, FloatArray, IntArray
 
-_NUMERIC_KINDS = "fiub"
+_NUMERIC_KINDS = "fiu"
 MAX_SCORE = 1e100
 
 
 def parse_scores(scores: Any, num_objectives: int | None, *, field: str = "scores") -> FloatArray:
     """Return ``scores`` as a float64 ``(N, G, K)`` array with NaN for missing entries.
 
-    Raises :class:`InputError` naming ``field`` for ragged or non-numeric input, a wrong rank,
-    N or G of 0, G < 2, K not matching ``num_objectives`` (unless None), +/-inf, or an
-    all-missing batch.
+    Raises :class:`InputError` naming ``field`` for ragged, non-numeric or boolean input, a
+    wrong rank, N or G of 0, G < 2, K not matching ``num_objectives`` (unless None), +/-inf, or
+    an all-missing batch. The one check of a step's scores: :func:`spard.step` runs it; the
+    service's decoder only converts a body with :func:`scores_array` and leaves the checking to
+    the step.
     """
-    array = _to_float_array(scores, field)
+    array = scores_array(scores, field=field)
     if array.ndim != 3:
         raise InputError(
             f"{field} must have shape (N, G, K) = (prompts, rollouts, objectives); "
@@ -77,20 +80,40 @@ def _check_magnitude(array: FloatArray, field: str) -> None:
         )
 
 
-def _to_float_array(scores: Any, field: str) -> FloatArray:
-    try:
-        array = np.asarray(scores)
-    except (ValueError, TypeError) as exc:
-        raise InputError(
-            f"{field} must be a rectangular (N, G, K) array of numbers; ragged nested lists "
-            f"are not accepted ({exc})",
-            field=field,
-        ) from None
-    if array.dtype.kind in _NUMERIC_KINDS:
+def scores_array(
+    scores: Any, *, field: str = "scores", may_hold_booleans: bool = True
+) -> FloatArray:
+    """``scores`` as a float64 array with NaN for None: the one rule of what a score may be.
+
+    A number, or None / NaN for missing; never true/false (a reward of ``True`` is a bug
+    upstream, not 1.0: numpy would silently read it as one). Raises :class:`InputError`
+    naming ``field``. Shape and values are :func:`parse_scores`'s to check.
+    ``may_hold_booleans=False``: the caller knows nested lists hold no boolean (a decoder that
+    counted the body's ``true``/``false`` tokens), which skips their scan.
+    """
+    if isinstance(scores, np.ndarray):
+        array = scores
+    else:
+        try:
+            array = np.asarray(scores)
+        except (ValueError, TypeError) as exc:
+            raise InputError(
+                f"{field} must be a rectangular (N, G, K) array of numbers; ragged nested "
+                f"lists are not accepted ({exc})",
+                field=field,
+            ) from None
+        # numpy reads a list mixing true/false with numbers as numbers: only a scan tells.
+        if may_hold_booleans and array.dtype.kind in _NUMERIC_KINDS:
+            _refuse_booleans(_scalar_types(scores, array.ndim), field)
+    kind = array.dtype.kind
+    if kind == "b":
+        _refuse_booleans({bool}, field)
+    if kind in _NUMERIC_KINDS:
         return array.astype(np.float64, copy=False)
-    if array.dtype.kind == "O":
+    if kind == "O":
         # Nested lists holding None arrive as objects; only numbers and None may pass.
         kinds = set(map(type, array.flat))
+        _refuse_booleans(kinds, field)
         bad = [t for t in kinds if not (t is type(None) or issubclass(t, (int, float, np.number)))]
         if not bad:
             try:
@@ -105,6 +128,21 @@ def _to_float_array(scores: Any, field: str) -> FloatArray:
     raise InputError(
         f"{field} must hold numbers or null; got an array of dtype {array.dtype}", field=field
     )
+
+
+def _scalar_types(nested: Any, depth: int) -> set[type]:
+    """The types of the scalars of ``depth``-deep regular nested sequences (C-speed chain)."""
+    if depth == 0:
+        return {type(nested)}
+    flat: Any = nested
+    for _ in range(depth - 1):
+        flat = chain.from_iterable(flat)
+    return set(map(type, flat))
+
+
+def _refuse_booleans(kinds: set[type], field: str) -> None:
+    if any(issubclass(kind, (bool, np.bool_)) for kind in kinds):
+        raise InputError(f"{field} must hold numbers or null, not true/false", field=field)
 
 
 def scores_digest(scores: FloatArray) -> str:

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import HealthCheck, settings
-from servers import RedisServer
+
+from tests.servers import RedisServer
 
 settings.register_profile(
     "default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]

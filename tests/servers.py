@@ -1,4 +1,6 @@
-"""Real processes for the tests: a throwaway redis-server and `spard serve` instances."""
+"""Real processes for the tests and the benchmarks: a throwaway redis-server and `spard serve`
+instances. Dev-only (not installed); both import it one way, as ``tests.servers``, from the
+clone's root (pytest's ``pythonpath``; ``python -m benchmarks...``)."""
 
 from __future__ import annotations
 

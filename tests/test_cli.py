@@ -17,7 +17,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "replay_sample.jsonl
 
 def spard_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("spard", path=str(Path(sys.executable).parent))
-    command = [executable] if executable else [sys.executable, "-m", "spard.cli"]
+    command = [executable] if executable else [sys.executable, "-m", "spard.service.cli"]
     return subprocess.run(
         [*command, *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
     )
@@ -124,3 +124,14 @@ def test_replay_help_is_plain_text_with_every_option_explained():
     assert "``" not in done.stdout
     assert "(default: spard)" in done.stdout
     assert "step_size" in done.stdout  # --set lists its keys
+
+
+def test_bench_is_not_installed_and_says_how_to_run_it_from_a_clone(tmp_path):
+    """The efficacy benchmark left the package (it needs torch): the old command names the
+    new one and imports nothing of the benchmark."""
+    done = spard_cli("bench", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "python -m benchmarks.efficacy" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert "bench" not in spard_cli("--help").stdout

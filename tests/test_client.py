@@ -10,7 +10,6 @@ import time
 import httpx
 import numpy as np
 import pytest
-from servers import RedisServer, ServiceProcess, free_port
 
 import spard
 from spard.client import (
@@ -25,6 +24,7 @@ from spard.client import (
     SpardTimeoutError,
 )
 from spard.client.local import LocalTransport
+from tests.servers import RedisServer, ServiceProcess, free_port
 
 OBJECTIVES = ["correctness", "format"]
 API_KEY = "client-key"
@@ -81,6 +81,15 @@ def test_lifecycle_returns_numpy_and_matches_the_engine(client):
     client.delete_run(run.run_id)
     with pytest.raises(RunNotFoundError):
         client.get_run(run.run_id)
+
+
+def test_every_json_body_goes_through_one_encoder_numpy_values_included(client):
+    """A JSON body (here a run's config) is encoded as the step's is: a numpy scalar is a
+    number, not a TypeError, and the config reads back as sent."""
+    config = {"step_size": np.float32(0.25), "warmup": np.int64(3)}
+    run = client.create_run(OBJECTIVES, config=config)
+    assert run.config["step_size"] == 0.25
+    assert run.config["warmup"] == 3
 
 
 def test_errors_have_one_type_per_class(client):

@@ -7,10 +7,10 @@ import re
 
 import numpy as np
 import pytest
-from servers import ServiceProcess, free_port
 
 from spard.client import SpardClient
 from spard.client.errors import InvalidRequestError, SpardConnectionError
+from tests.servers import ServiceProcess, free_port
 
 OBJECTIVES = ["a", "b"]
 
@@ -24,6 +24,16 @@ def test_infinite_scores_are_named_before_anything_is_sent():
     scores = batch(0)
     scores[2, 1, 0] = np.inf
     with pytest.raises(InvalidRequestError, match=r"index \(2, 1, 0\)") as caught:
+        client.step("any", scores)
+    assert caught.value.field == "scores"
+
+
+def test_boolean_scores_are_refused_before_anything_is_sent():
+    # The rule of the engine and the service (spard.scores): a reward of True is no number.
+    client = SpardClient("http://127.0.0.1:9", retries=0)
+    scores = batch(0).tolist()
+    scores[1][2][1] = True
+    with pytest.raises(InvalidRequestError, match="not true/false") as caught:
         client.step("any", scores)
     assert caught.value.field == "scores"
 

@@ -8,7 +8,6 @@ import threading
 
 import numpy as np
 import pytest
-from servers import ServiceProcess
 
 import spard
 from spard.client import (
@@ -17,6 +16,7 @@ from spard.client import (
     SpardClient,
     SpardConnectionError,
 )
+from tests.servers import ServiceProcess
 
 OBJECTIVES = ["correctness", "format", "length"]
 

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from conftest import service_client, service_settings
-from servers import ServiceProcess
 
 from spard.client import SpardClient
+from tests.servers import ServiceProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -18,7 +18,8 @@ import httpx
 import pytest
 import redis
 import yaml
-from servers import ServiceProcess, free_port
+
+from tests.servers import ServiceProcess, free_port
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 OBJECTS = {

@@ -7,18 +7,25 @@ import json
 import subprocess
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("scipy")
-from spard.efficacy.constant import best_constant, constant_baseline
-from spard.efficacy.families import FAMILIES, Family, ObjectiveSpec, make_family
-from spard.efficacy.select import learning_families, leave_one_family_out
-from spard.efficacy.stats import build_table, hierarchical_bootstrap, holm, paired_test, win_rate
-from spard.efficacy.suite import run_jobs
-from spard.efficacy.tasks import (
+from benchmarks.efficacy.constant import best_constant, constant_baseline
+from benchmarks.efficacy.families import FAMILIES, Family, ObjectiveSpec, make_family
+from benchmarks.efficacy.select import learning_families, leave_one_family_out
+from benchmarks.efficacy.stats import (
+    build_table,
+    hierarchical_bootstrap,
+    holm,
+    paired_test,
+    win_rate,
+)
+from benchmarks.efficacy.suite import run_jobs
+from benchmarks.efficacy.tasks import (
     DIGITS,
     EOS,
     HASH,
@@ -28,7 +35,21 @@ from spard.efficacy.tasks import (
     PromptSpace,
     held_out,
 )
-from spard.efficacy.train import EVAL_SEED, Arm, BenchConfig, train_run, zero_signal_groups
+from benchmarks.efficacy.train import EVAL_SEED, Arm, BenchConfig, train_run, zero_signal_groups
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.efficacy ARGS`` from the clone's root, as its README says."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.efficacy", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def completion(*tokens: int) -> list[int]:
@@ -268,14 +289,8 @@ def test_dynamic_sampling_leaves_fewer_zero_signal_groups():
 
 
 @pytest.mark.slow
-def test_spard_bench_quick_writes_results(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "spard.cli", "bench", "--quick", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+def test_the_benchmark_quick_writes_results(tmp_path):
+    done = run_benchmark("--quick", "--out", str(tmp_path), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["summary"]["arms"]) == {"static", "spard", "gdpo"}
@@ -292,35 +307,16 @@ def test_spard_bench_quick_writes_results(tmp_path):
     for image in ("families.png", "learning_curves.png", "weights.png"):
         assert (tmp_path / image).read_bytes()[:4] == b"\x89PNG"
     assert text in done.stdout
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spard.cli",
-            "bench",
-            "--from-runs",
-            str(tmp_path / "runs.jsonl"),
-            "--out",
-            str(tmp_path / "again"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    again = run_benchmark(
+        "--from-runs", str(tmp_path / "runs.jsonl"), "--out", str(tmp_path / "again"), timeout=300
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "again" / "results.md").read_text() == text
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch, scipy and matplotlib
-def test_spard_bench_rejects_unknown_names_before_training(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "spard.cli", "bench", "--families", "nope", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def test_the_benchmark_rejects_unknown_names_before_training(tmp_path):
+    done = run_benchmark("--families", "nope", "--out", str(tmp_path), timeout=120)
     assert done.returncode != 0
     assert "unknown family ['nope']" in done.stderr
     assert not (tmp_path / "runs.jsonl").exists()

@@ -39,7 +39,8 @@ def test_the_verl_guide_starts_its_service_as_pasted(redis_server):
     import time
 
     import httpx
-    from servers import free_port
+
+    from tests.servers import free_port
 
     guide = (Path(__file__).resolve().parents[1] / "examples/verl_spard.md").read_text()
     block = re.search(r"```bash\n(.*?)```", guide, flags=re.DOTALL).group(1)

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from conftest import service_client, service_settings
 
-from spard.cli import main
 from spard.client import SpardClient
 from spard.client.errors import RunNotFoundError, SpardServiceError
 from spard.errors import did_you_mean
+from spard.service.cli import main
 
 
 def test_did_you_mean_names_the_closest_known_name_or_nothing():

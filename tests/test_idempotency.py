@@ -10,12 +10,12 @@ import httpx
 import numpy as np
 import pytest
 from conftest import service_client, service_settings
-from servers import ServiceProcess
 
 import spard
 from spard.client import SpardClient
 from spard.service.protocol.wire import IDEMPOTENCY_HEADER, encode_step
 from spard.service.runs.idempotency import step_once
+from tests.servers import ServiceProcess
 
 pytestmark = pytest.mark.anyio
 OBJECTIVES = ["a", "b"]

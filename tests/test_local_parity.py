@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from servers import ServiceProcess
 from test_service_errors import BINARY_CASES, CREATE_CASES, GOOD, JSON_CASES, PATH_CASES
 from test_streaming import OBSERVATION_CASES
 
 from spard.client import LocalRuns, SpardClient
 from spard.client.local import LocalTransport
 from spard.service.protocol.wire import IDEMPOTENCY_HEADER
+from tests.servers import ServiceProcess
 
 pytestmark = pytest.mark.slow
 JSON = {"content-type": "application/json"}

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from servers import ServiceProcess, free_port
+
+from tests.servers import ServiceProcess, free_port
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "dashboards" / "spard.json"
 pytestmark = pytest.mark.slow

@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
-from servers import ServiceProcess, free_port
 
 import spard
 from spard.client import SpardClient
 from spard.trainer_adapters.openrlhf import SpardAdvantagesMixin, combine, prompt_group_id
+from tests.servers import ServiceProcess, free_port
 
 OBJECTIVES = ["correctness", "format"]
 REWARD_FILE = """

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import ServiceProcess
 
 import spard
 from spard.client import SpardClient
+from tests.servers import ServiceProcess
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -7,7 +7,8 @@ import test_service_api as api
 import test_service_concurrency as concurrency
 import test_streaming as streaming
 from conftest import service_client, service_settings
-from servers import RedisClusterServers
+
+from tests.servers import RedisClusterServers
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

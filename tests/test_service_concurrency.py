@@ -9,9 +9,9 @@ import threading
 import httpx
 import numpy as np
 import pytest
-from servers import ServiceProcess
 
 import spard
+from tests.servers import ServiceProcess
 
 pytestmark = pytest.mark.anyio
 OBJECTIVES = ["a", "b", "c"]

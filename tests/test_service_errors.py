@@ -123,6 +123,29 @@ async def test_malformed_binary_steps(run, body, content_type, field, message):
     assert message in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/runs"),
+        ("POST", "/v1/runs/r/steps"),
+        ("POST", "/v1/runs/r/observations"),
+        ("POST", "/v1/runs/r/steps/1/commit"),
+        ("PUT", "/v1/runs/r/state"),
+    ],
+)
+@pytest.mark.parametrize(
+    "body", [b"{not json", b'"\xff"', b"\xff\xfe"], ids=["syntax", "utf8", "bom"]
+)
+async def test_a_body_that_is_not_json_has_one_answer(run, method, path, body):
+    # Whichever parser met it (orjson in the codec and observations, FastAPI's for the rest,
+    # which answered 400 for bytes that are not UTF-8): 422, field body, one message.
+    headers = {"content-type": "application/json"}
+    response = await run.request(method, path, content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "body"
+    assert response.json()["detail"].startswith("body is not valid JSON: ")
+
+
 async def test_unsupported_content_type_is_415(run):
     response = await run.post(
         "/v1/runs/r/steps", content=b"a=b", headers={"content-type": "text/plain"}

@@ -90,7 +90,8 @@ def test_killing_and_restarting_a_replica_mid_run_changes_nothing(redis_server):
     import signal
 
     import httpx
-    from servers import ServiceProcess
+
+    from tests.servers import ServiceProcess
 
     env = {"SPARD_AUTH_DISABLED": "true", "SPARD_KEY_PREFIX": "replicas"}
     first = ServiceProcess("--redis-url", redis_server.url, env=env).start()

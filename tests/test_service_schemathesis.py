@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from servers import ServiceProcess
+
+from tests.servers import ServiceProcess
 
 
 @pytest.mark.slow

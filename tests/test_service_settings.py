@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from conftest import service_client, service_settings
-from servers import RedisServer
 
 from spard.service import Settings
 from spard.service.settings import describe_error
+from tests.servers import RedisServer
 
 
 def test_api_keys_parse_from_pairs_or_json(monkeypatch):
@@ -43,15 +43,30 @@ def test_bad_api_keys_are_refused(monkeypatch, value):
     ],
 )
 def test_auth_is_off_by_default_only_for_the_local_embedded_store(options, required):
+    if required and "api_keys" not in options:
+        # Auth required without a key to check: refused as the settings are made.
+        with pytest.raises(ValueError, match="authentication is required"):
+            Settings(**options)
+        options = {**options, "api_keys": {"k": "t"}}
     assert Settings(**options).auth_required is required
 
 
-def test_check_refuses_unsafe_or_broken_setups():
+def test_unsafe_or_broken_setups_are_refused_as_the_settings_are_made():
     with pytest.raises(ValueError, match="SPARD_API_KEYS is empty"):
-        Settings(host="0.0.0.0").check()
+        Settings(host="0.0.0.0")
     with pytest.raises(ValueError, match="several workers need SPARD_REDIS_URL"):
-        Settings(workers=2).check()
-    Settings(host="0.0.0.0", api_keys={"k": "t"}).check()
+        Settings(workers=2)
+    with pytest.raises(ValueError, match="several workers need SPARD_REDIS_URL"):
+        Settings.model_validate({"workers": 2})  # every way of making them
+    assert Settings(host="0.0.0.0", api_keys={"k": "t"}).auth_required
+    assert Settings(workers=2, redis_url="redis://x", api_keys={"k": "t"}).workers == 2
+
+
+def test_api_keys_from_a_file_count_for_the_auth_check(monkeypatch, tmp_path):
+    keys = tmp_path / "api-keys"
+    keys.write_text("k1=alpha\n")
+    monkeypatch.setenv("SPARD_API_KEYS_FILE", str(keys))
+    assert Settings(host="0.0.0.0").api_keys == {"k1": "alpha"}
 
 
 @pytest.mark.parametrize(

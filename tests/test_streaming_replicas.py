@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import stream_writer
-from servers import ServiceProcess
 
 import spard
 import spard.client
 from spard.client import SpardClient
+from tests.servers import ServiceProcess
 
 pytestmark = pytest.mark.slow
 OBJECTIVES = ["a", "b", "c"]

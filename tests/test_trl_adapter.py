@@ -14,12 +14,12 @@ import pytest
 pytest.importorskip("trl", reason="the trl extra is not installed")
 import torch
 from char_tokenizer import char_tokenizer
-from servers import ServiceProcess, free_port
 from trl import GRPOTrainer
 from trl_setup import REWARDS, grpo_config, prompts_dataset, record_advantages, tiny_model
 
 from spard.client import SpardClient
 from spard.trainer_adapters.trl import STATE_FILE, SpardGRPOTrainer
+from tests.servers import ServiceProcess, free_port
 
 pytestmark = pytest.mark.slow
 

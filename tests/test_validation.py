@@ -49,12 +49,29 @@ def test_infinite_scores_are_rejected_with_their_position(state, bad):
         spard.step(state, scores)
 
 
-def test_none_and_nan_both_mean_missing_and_booleans_are_numbers(state):
-    listed = [[[1.0, None], [0.0, 0.5]], [[True, 0.2], [False, None]]]
+def test_none_and_nan_both_mean_missing(state):
+    listed = [[[1.0, None], [0.0, 0.5]], [[1, 0.2], [0, None]]]
     as_array = np.array([[[1.0, np.nan], [0.0, 0.5]], [[1.0, 0.2], [0.0, np.nan]]])
     a, _ = spard.step(state, listed, return_advantages=True)
     b, _ = spard.step(state, as_array, return_advantages=True)
     assert a.to_dict() == b.to_dict()
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [
+        [[[1.0, 0.5], [0.0, 0.5]], [[True, 0.2], [0.0, 0.1]]],  # numpy would read 1.0
+        [[[1.0, None], [0.0, 0.5]], [[False, 0.2], [0.0, None]]],
+        [[[np.True_, 0.5], [0.0, 0.5]]],
+        np.array([[[True, False], [False, True]]]),
+    ],
+    ids=["with-numbers", "with-missing", "numpy-bool", "bool-array"],
+)
+def test_booleans_are_not_scores(state, scores):
+    # The one rule, everywhere (engine, service, SDK): a reward of True is a bug upstream.
+    with pytest.raises(spard.InputError, match="numbers or null, not true/false") as caught:
+        spard.step(state, scores)
+    assert caught.value.field == "scores"
 
 
 @pytest.mark.parametrize("step", [-1, 1.5, "3", True, None.__class__, 2**53, 2**64 - 1])

@@ -20,7 +20,7 @@ makes the call and broadcasts the answer; the curriculum state is saved in every
 and imported on resume; the weights are logged as ``reward_weights/<objective>``.
 
 Settings come from the environment: ``SPARD_URL`` (none: the service runs in-process),
-``SPARD_API_KEY``, ``SPARD_RUN_ID``, ``SPARD_STRATEGY`` (default ``spard``) and
+``SPARD_CLIENT_API_KEY``, ``SPARD_RUN_ID``, ``SPARD_STRATEGY`` (default ``spard``) and
 ``SPARD_CONFIG``, a JSON object of ``SpardConfig`` overrides: ``{"update_every": 4}`` moves the
 weights every 4 steps, as the authors' ``--dynaopt_every_steps 4``.
 """

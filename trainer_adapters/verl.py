@@ -18,8 +18,9 @@
 That is full SPARD. With verl's own trainer and estimator, :mod:`spard.trainer_adapters.verl_reward`
 gives PAWA only, through verl's reward loop.
 
-The run is chosen by :func:`configure` or by ``SPARD_URL``, ``SPARD_API_KEY``, ``SPARD_RUN_ID``,
-``SPARD_OBJECTIVES`` (comma-separated) and ``SPARD_STRATEGY`` in the trainer's environment.
+The run is chosen by :func:`configure` or by ``SPARD_URL``, ``SPARD_CLIENT_API_KEY``,
+``SPARD_RUN_ID``, ``SPARD_OBJECTIVES`` (comma-separated) and ``SPARD_STRATEGY`` in the trainer's
+environment.
 """
 
 from __future__ import annotations

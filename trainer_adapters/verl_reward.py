@@ -23,7 +23,7 @@ Turn it on with::
     reward.custom_reward_function.path=examples/verl_reward.py
 
 and ``SPARD_URL``, ``SPARD_RUN_ID``, ``SPARD_OBJECTIVES`` (comma-separated; for a new run),
-optionally ``SPARD_API_KEY``, ``SPARD_STRATEGY`` and ``SPARD_CONFIG`` (JSON) in the reward
+optionally ``SPARD_CLIENT_API_KEY``, ``SPARD_STRATEGY`` and ``SPARD_CONFIG`` (JSON) in the reward
 workers' environment. A service is required: verl runs several reward workers, and they share
 a run only through it.
 """

@@ -1,14 +1,14 @@
 """The arms of the suite: baselines as trainers compute them, and the candidates for the default.
 
 ``CANDIDATES`` is every configuration the leave-one-family-out selection chooses among
-(``python -m spard.efficacy.select``); ``SUITE_ARMS`` what ``spard bench --suite`` compares on
-the evaluation seeds. Every arm ever tried is listed here and reported, losers included.
-See ``PREREGISTRATION.md`` for the endpoint and the selection rule.
+(``python -m benchmarks.efficacy.select``); ``SUITE_ARMS`` what ``python -m benchmarks.efficacy
+--suite`` compares on the evaluation seeds. Every arm ever tried is listed here and reported,
+losers included. See ``PREREGISTRATION.md`` for the endpoint and the selection rule.
 """
 
 from __future__ import annotations
 
-from spard.efficacy.train import Arm
+from benchmarks.efficacy.train import Arm
 
 # As TRL 1.16 computes them (tests/test_efficacy.py checks against TRL's own code): GRPOavg
 # sums with a missing score as 0 (nansum), GDPO is normalize_then_sum; SAW sums likewise.
@@ -64,10 +64,10 @@ def _without(arm: Arm, name: str, **overrides: str) -> Arm:
 
 
 def suite_arms(frozen: str = FROZEN) -> tuple[Arm, ...]:
-    """What ``spard bench --suite`` runs on the evaluation seeds (pre-registered): the
-    baselines, GRPOavg on rescaled rewards, the engine's default as it ships (``spard``), the
-    default before this suite (``spard_sum``), and the frozen candidate without its data
-    weights and without its reward weights (the ablation)."""
+    """What ``python -m benchmarks.efficacy --suite`` runs on the evaluation seeds
+    (pre-registered): the baselines, GRPOavg on rescaled rewards, the engine's default as it
+    ships (``spard``), the default before this suite (``spard_sum``), and the frozen candidate
+    without its data weights and without its reward weights (the ablation)."""
     chosen = ARMS[frozen]
     arms = [*BASELINES, STATIC_RESCALED, Arm("spard", "spard"), ARMS["spard_sum"]]
     if chosen.overrides.get("data_rule", "none") == "none" and chosen.strategy in (

@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from spard.efficacy.families import Family, make_family
-from spard.efficacy.tasks import EOS, MAX_LEN, PAD, Prompts
+from benchmarks.efficacy.families import Family, make_family
+from benchmarks.efficacy.tasks import EOS, MAX_LEN, PAD, Prompts
 
 BEAM_WIDTH = 16
 EXTENSIONS = np.arange(2, 18)  # '#', digits, letters: every completion token but EOS

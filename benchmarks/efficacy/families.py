@@ -3,9 +3,9 @@
 A family is built per seed (:func:`make_family`): the seed draws its free parameters (judge
 noise, failure rates, which prompt sources score which objective, the rubrics), so a (family,
 seed) pair is one task instance, the same for every arm. Objectives are features of
-:mod:`spard.efficacy.features`; while training a trainer sees them through a judge (its units,
-noise, failures returning NaN, integer rubrics), at evaluation exactly, on [0, 1], on held-out
-prompts (:mod:`spard.efficacy.tasks`).
+:mod:`benchmarks.efficacy.features`; while training a trainer sees them through a judge (its
+units, noise, failures returning NaN, integer rubrics), at evaluation exactly, on [0, 1], on
+held-out prompts (:mod:`benchmarks.efficacy.tasks`).
 
 The families cover where each arm is supposed to win, not only SPARD: objectives on unequal
 units (GDPO's case), noise-free twins of every noisy family (where plain sums should do), a
@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from spard.efficacy.features import FEATURES
-from spard.efficacy.tasks import Prompts, PromptSpace
+from benchmarks.efficacy.features import FEATURES
+from benchmarks.efficacy.tasks import Prompts, PromptSpace
 
 ROLLOUTS_PER_STEP = 256  # prompts x rollouts per step, the same budget whatever the group size
 

@@ -6,7 +6,7 @@ PAD after EOS. All vectorised: no loop over prompts or rollouts.
 
 Most features depend on the prompt, so a policy that ignores its input cannot reach them; the
 suite reports, for every objective, the best score a constant completion gets
-(:mod:`spard.efficacy.constant`) and counts only learning above it. ``format`` and ``stop`` are
+(:mod:`benchmarks.efficacy.constant`) and counts only learning above it. ``format`` and ``stop`` are
 the exceptions on purpose: real format rewards are like that.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from spard.efficacy.tasks import DIGITS, EOS, HASH, LETTERS, MAX_LEN, PAD, Prompts
+from benchmarks.efficacy.tasks import DIGITS, EOS, HASH, LETTERS, MAX_LEN, PAD, Prompts
 
 Feature = Callable[[Prompts, np.ndarray, int], np.ndarray]
 

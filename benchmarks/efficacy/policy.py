@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spard.efficacy.tasks import COMPLETION_TOKENS, EOS, MAX_LEN, PAD, VOCAB
+from benchmarks.efficacy.tasks import COMPLETION_TOKENS, EOS, MAX_LEN, PAD, VOCAB
 
 
 class Policy(nn.Module):  # type: ignore[misc]  # torch is read as Any (mypy skips it)

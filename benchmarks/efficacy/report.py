@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from spard.efficacy.stats import ALPHA, TIE_MARGIN, Table, arm_summary, family_cells
+from benchmarks.efficacy.stats import ALPHA, TIE_MARGIN, Table, arm_summary, family_cells
 
 BASELINE_NAMES = ("static", "gdpo", "saw", "static_rescaled")
 

@@ -1,4 +1,5 @@
-"""``spard bench``: the efficacy suite — every arm on every task family and seed, one budget.
+"""``python -m benchmarks.efficacy``: the efficacy suite — every arm on every task family and
+seed, one budget.
 
 Writes runs.jsonl (as they finish), results.json, results.md and plots to ``--out`` (default:
 a new folder ``spard-bench-<time>`` in the current directory; never the committed results).
@@ -14,12 +15,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from spard.efficacy.arms import ARMS, SUITE_ARMS
-from spard.efficacy.families import FAMILIES, ROLLOUTS_PER_STEP
-from spard.efficacy.report import summarise, write_markdown, write_plots
-from spard.efficacy.stats import build_table
-from spard.efficacy.suite import run_jobs
-from spard.efficacy.train import BenchConfig
+from benchmarks.efficacy.arms import ARMS, SUITE_ARMS
+from benchmarks.efficacy.families import FAMILIES, ROLLOUTS_PER_STEP
+from benchmarks.efficacy.report import summarise, write_markdown, write_plots
+from benchmarks.efficacy.stats import build_table
+from benchmarks.efficacy.suite import run_jobs
+from benchmarks.efficacy.train import BenchConfig
 
 DEFAULT_ARM = "spard"
 EVALUATION_SEEDS = 5  # seeds 0..4; the selection's screening seeds (100, 101) are never used
@@ -34,7 +35,7 @@ ARM_ORDER = {
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="spard bench",
+        prog="python -m benchmarks.efficacy",
         description="The efficacy suite: tiny-policy GRPO on every task family, every arm.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -84,7 +85,9 @@ def _pick(raw: str | None, known: Sequence[str], default: Sequence[str], what: s
     names = list(default) if raw is None else [n.strip() for n in raw.split(",") if n.strip()]
     unknown = [name for name in names if name not in known]
     if unknown or not names:
-        raise SystemExit(f"spard bench: unknown {what} {unknown}; known: {', '.join(known)}")
+        raise SystemExit(
+            f"benchmarks.efficacy: unknown {what} {unknown}; known: {', '.join(known)}"
+        )
     return sorted(dict.fromkeys(names), key=list(known).index)
 
 
@@ -96,7 +99,7 @@ def _bench(args: argparse.Namespace) -> BenchConfig:
     for item in args.set:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise SystemExit(f"spard bench: --set expects KEY=VALUE; got {item!r}")
+            raise SystemExit(f"benchmarks.efficacy: --set expects KEY=VALUE; got {item!r}")
         try:
             engine[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -108,14 +111,14 @@ def _earlier_runs(path: Path) -> tuple[list[dict[str, Any]], float]:
     """The runs of an earlier suite (its runs.jsonl or results.json), and its wall time if
     its results.json recorded one."""
     if not path.is_file():
-        raise SystemExit(f"spard bench: --from-runs: no such file {path}")
+        raise SystemExit(f"benchmarks.efficacy: --from-runs: no such file {path}")
     earlier = path if path.suffix == ".json" else path.with_name("results.json")
     if path.suffix == ".json":
         runs = list(json.loads(path.read_text())["runs"])
     else:
         runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not runs:
-        raise SystemExit(f"spard bench: --from-runs: {path} holds no runs")
+        raise SystemExit(f"benchmarks.efficacy: --from-runs: {path} holds no runs")
     # runs.jsonl is in finishing order: put it back in job order (family, seed, arm).
     runs.sort(key=lambda run: (FAMILIES.index(run["family"]), run["seed"], ARM_ORDER[run["arm"]]))
     seconds = json.loads(earlier.read_text())["seconds"] if earlier.is_file() else float("nan")
@@ -128,13 +131,13 @@ def _arm_config(name: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``spard bench``; returns the exit status."""
+    """Entry point of ``python -m benchmarks.efficacy``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:  # fail before hours of training, not after
         import matplotlib  # noqa: F401
     except ImportError:
         raise SystemExit(
-            "spard bench: the plots need matplotlib: pip install '.[bench]' in a clone of spard"
+            "benchmarks.efficacy: the plots need matplotlib: pip install -e '.[bench]'"
         ) from None
     families = _pick(args.families, FAMILIES, QUICK_FAMILIES if args.quick else FAMILIES, "family")
     suite_names = [arm.name for arm in SUITE_ARMS]
@@ -145,7 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SystemExit(f"spard bench: cannot create --out {out}: {exc.strerror}") from None
+        raise SystemExit(
+            f"benchmarks.efficacy: cannot create --out {out}: {exc.strerror}"
+        ) from None
     if args.from_runs is not None:
         runs, seconds = _earlier_runs(args.from_runs)
         bench = BenchConfig(**{**runs[0]["bench"], "objectives": None})
@@ -156,8 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.fresh:
             (out / "runs.jsonl").unlink(missing_ok=True)
         print(
-            f"spard bench: {len(arm_names)} arms x {len(families)} families x {len(seeds)} seeds, "
-            f"writing to {out.resolve()}"
+            f"benchmarks.efficacy: {len(arm_names)} arms x {len(families)} families x "
+            f"{len(seeds)} seeds, writing to {out.resolve()}"
         )
         started = time.perf_counter()
         arms = [ARMS[name] for name in arm_names]

@@ -1,7 +1,7 @@
 """Leave-one-family-out choice of the default among ``arms.CANDIDATES``, on screening seeds.
 
-    python -m spard.efficacy.select --out DIR              # runs every arm, then selects
-    python -m spard.efficacy.select --runs DIR/runs.jsonl  # selects from runs already made
+    python -m benchmarks.efficacy.select --out DIR              # runs every arm, then selects
+    python -m benchmarks.efficacy.select --runs DIR/runs.jsonl  # selects from runs already made
 
 As pre-registered (``PREREGISTRATION.md``). On a family f, a candidate's margin is its endpoint
 (final held-out mean over objectives, mean over the screening seeds) minus the better of the
@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from spard.efficacy.arms import BASELINES, CANDIDATES
-from spard.efficacy.families import FAMILIES
-from spard.efficacy.stats import Table, build_table
-from spard.efficacy.suite import run_jobs
-from spard.efficacy.train import BenchConfig
+from benchmarks.efficacy.arms import BASELINES, CANDIDATES
+from benchmarks.efficacy.families import FAMILIES
+from benchmarks.efficacy.stats import Table, build_table
+from benchmarks.efficacy.suite import run_jobs
+from benchmarks.efficacy.train import BenchConfig
 
 SCREENING_SEEDS = (100, 101)
 REFERENCES = ("static", "gdpo")

@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from spard.efficacy.train import Arm, BenchConfig, train_run
+from benchmarks.efficacy.train import Arm, BenchConfig, train_run
 
 Job = tuple[Arm, str, int, BenchConfig]
 Key = tuple[str, str, int]

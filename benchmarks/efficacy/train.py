@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 import spard
-from spard.efficacy.constant import constant_baseline
-from spard.efficacy.families import Family, make_family
-from spard.efficacy.policy import Policy
-from spard.efficacy.tasks import PAD, Prompts
+from benchmarks.efficacy.constant import constant_baseline
+from benchmarks.efficacy.families import Family, make_family
+from benchmarks.efficacy.policy import Policy
+from benchmarks.efficacy.tasks import PAD, Prompts
 
 EVAL_SEED = 20_251_125  # the held-out prompts are the same for every run of a family instance
 TRAJECTORY_EVERY = 5  # steps between recorded weights (keeps the committed JSON small)

@@ -23,8 +23,7 @@ from spard.service.settings import Settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: read from ``SPARD_*`` environment variables)."""
-    settings = settings if settings is not None else Settings()
-    settings.check()
+    settings = settings if settings is not None else Settings()  # validated as it is made
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,11 +17,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import spard
 from spard.errors import did_you_mean
 from spard.service.http.metrics import STORE_ERRORS
+from spard.service.protocol.documents import ValidationIssue
 from spard.service.protocol.errors import (
     ErrorDocument,
     ServiceError,
     StoreUnavailableError,
     error_document,
+    invalid_json,
 )
 
 RETRY_AFTER_S = "1"
@@ -33,21 +34,23 @@ def error_response(
     message: str,
     field: str | None,
     headers: Mapping[str, str] | None = None,
-    **extra: Any,
+    errors: list[ValidationIssue] | None = None,
 ) -> Response:
     """The one shape of every error body (``headers`` such as a 405's ``Allow`` are kept)."""
-    return _response(ErrorDocument(status, message, field), headers, **extra)
+    return _response(ErrorDocument(status, message, field), headers, errors)
 
 
 def _response(
-    document: ErrorDocument, headers: Mapping[str, str] | None = None, **extra: Any
+    document: ErrorDocument,
+    headers: Mapping[str, str] | None = None,
+    errors: list[ValidationIssue] | None = None,
 ) -> Response:
     status = document.status
     headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     if status == 503:  # every 503 is "try again soon": the store or a run is busy
         headers.setdefault("Retry-After", RETRY_AFTER_S)
     return Response(
-        document.to_json(**extra),
+        document.to_json(errors),
         status_code=status,
         media_type="application/json",
         headers=headers,
@@ -73,29 +76,34 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
+        if errors and errors[0]["type"] == "json_invalid":
+            # FastAPI's own JSON parser (a create, a commit, a state): the one message. Its
+            # "location" is a character offset, not a field.
+            reason = f"{errors[0]['ctx']['error']} (char {errors[0]['loc'][-1]})"
+            return _response(error_document(invalid_json(reason)))
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        if first.get("type") == "json_invalid":
-            field: str | None = "body"  # its "location" is a character offset, not a field
-        else:
-            location = [
-                str(part)
-                for part in first["loc"]
-                if part not in ("body", "query", "path", "header")
-            ]
-            field = ".".join(location) or None
+        location = [
+            str(part) for part in first["loc"] if part not in ("body", "query", "path", "header")
+        ]
+        field = ".".join(location) or None
         message = f"{field}: {first['msg']}" if field else str(first["msg"])
         if first.get("type") == "extra_forbidden" and len(first["loc"]) == 2 and field:
             message += did_you_mean(field, _body_fields(request))  # a top-level body key
-        details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        details: list[ValidationIssue] = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors
+        ]
         return error_response(422, message, field, errors=details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        field = "body" if exc.status_code == 400 else None  # a body that could not be parsed
+        if exc.status_code == 400:
+            # FastAPI's "error parsing the body": a JSON body it could not decode (not UTF-8).
+            # The one invalid-JSON answer, a 422 like every other (the API has no 400).
+            return _response(error_document(invalid_json(str(exc.__cause__ or exc.detail))))
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
-        return error_response(exc.status_code, str(exc.detail), field, headers=headers)
+        return error_response(exc.status_code, str(exc.detail), None, headers=headers)
 
 
 def _body_fields(request: Request) -> list[str]:

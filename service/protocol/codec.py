@@ -11,8 +11,12 @@ import numpy as np
 import orjson
 
 from spard.errors import InputError
-from spard.scores import parse_scores
-from spard.service.protocol.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from spard.scores import scores_array
+from spard.service.protocol.errors import (
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    invalid_json,
+)
 from spard.service.protocol.wire import OCTET_STREAM, decode_step
 from spard.types import FloatArray
 
@@ -23,10 +27,11 @@ _STEP_FIELDS = {"step", "scores", "prompt_ids", "return_advantages"}
 
 @dataclass(frozen=True)
 class StepInput:
-    """A decoded step request."""
+    """A decoded step request: its scores converted, not checked (the step checks them, with
+    :func:`spard.scores.parse_scores`, where the run's K is known)."""
 
     step: int | None
-    scores: FloatArray  # (N, G, K)
+    scores: FloatArray  # (N, G, K) when valid
     return_advantages: bool
     prompt_ids: list[str | int] | None
 
@@ -37,14 +42,9 @@ def decode_step_body(content_type: str | None, body: bytes, max_scores: int) -> 
     if media_type == OCTET_STREAM:
         decoded = decode_step(body)
         _check_size(decoded.scores.size, max_scores)
-        scores = parse_scores(decoded.scores, None)
-        return StepInput(decoded.step, scores, decoded.return_advantages, None)
+        return StepInput(decoded.step, decoded.scores, decoded.return_advantages, None)
     if media_type == JSON or media_type.endswith("+json"):
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"body is not valid JSON: {exc}", field="body") from None
-        return _from_mapping(payload, max_scores, binary_scores=False, body=body)
+        return _from_mapping(read_json(body), max_scores, binary_scores=False, body=body)
     if media_type in MSGPACK_TYPES:
         try:
             payload = msgpack.unpackb(body, raw=False, strict_map_key=True)
@@ -77,11 +77,10 @@ def _from_mapping(
         raise InputError("scores is required", field="scores")
     raw = _binary_scores(payload) if binary_scores else payload["scores"]
     _check_size(_nested_size(raw), max_scores)
-    if body is not None and _may_hold_booleans(body, payload) and _holds_booleans(raw):
-        raise InputError("scores must hold numbers or null, not true/false", field="scores")
-    scores = parse_scores(raw, None)
+    booleans = body is not None and _may_hold_booleans(body, payload)
+    scores = scores_array(raw, may_hold_booleans=booleans)
     prompt_ids = payload.get("prompt_ids")
-    if prompt_ids is not None:
+    if prompt_ids is not None and scores.ndim == 3:  # other shapes: the step refuses them
         valid = isinstance(prompt_ids, list) and all(
             isinstance(p, str | int) and not isinstance(p, bool) for p in prompt_ids
         )
@@ -101,10 +100,12 @@ def _may_hold_booleans(body: bytes, payload: dict[str, Any]) -> bool:
     return tokens > sum(isinstance(value, bool) for value in payload.values())
 
 
-def _holds_booleans(scores: Any) -> bool:
-    if isinstance(scores, list):
-        return any(_holds_booleans(item) for item in scores)
-    return isinstance(scores, bool)
+def read_json(body: bytes) -> Any:
+    """A JSON body, decoded; the one error for one that is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise invalid_json(str(exc)) from None
 
 
 def _binary_scores(payload: dict[str, Any]) -> FloatArray:

@@ -8,11 +8,11 @@ status up here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 import spard
+from spard.service.protocol.documents import ErrorBody, ValidationIssue
 
 
 class ServiceError(Exception):
@@ -69,6 +69,11 @@ class BadRequestError(ServiceError):
     """A request that is well-formed but not acceptable."""
 
 
+def invalid_json(reason: str) -> spard.InputError:
+    """The one error for a body that is not JSON, whichever route and parser found it."""
+    return spard.InputError(f"body is not valid JSON: {reason}", field="body")
+
+
 class StoreUnavailableError(Exception):
     """The store cannot be reached or did not answer in time."""
 
@@ -89,7 +94,7 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     spard.StepOrderError: 409,
     spard.StepConflictError: 409,
     spard.SpardError: 422,
-    ServiceError: 400,
+    ServiceError: 422,  # the API documents no 400: a request it cannot take is invalid input
 }
 
 
@@ -114,9 +119,13 @@ class ErrorDocument:
     detail: str
     field: str | None
 
-    def to_json(self, **extra: Any) -> bytes:
-        """The body: ``{"detail": ..., "field": ...}`` plus ``extra`` members."""
-        return orjson.dumps({"detail": self.detail, "field": self.field, **extra})
+    def to_json(self, errors: list[ValidationIssue] | None = None) -> bytes:
+        """The body (:class:`~spard.service.protocol.documents.ErrorBody`); ``errors``: a
+        request validation's findings, all of them."""
+        body: ErrorBody = {"detail": self.detail, "field": self.field}
+        if errors is not None:
+            body["errors"] = errors
+        return orjson.dumps(body)
 
 
 def error_document(error: ServiceError | spard.SpardError | StoreUnavailableError) -> ErrorDocument:

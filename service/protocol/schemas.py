@@ -1,4 +1,5 @@
-"""Request and response models of the HTTP API (they also make the OpenAPI document)."""
+"""Request models of the HTTP API and the error statuses every route documents (the response
+documents are :mod:`spard.service.protocol.documents`; both make the OpenAPI document)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from spard.config import MAX_STEP, SpardConfig, Strategy
 from spard.names import OBJECTIVE_NAME_PATTERN
-from spard.service.protocol.streaming import Observation, ObservationBatch, StreamingConfig
+from spard.service.protocol.documents import ErrorBody
+from spard.service.protocol.streaming import Observation, ObservationBatch
 from spard.state import State
 from spard.strategies import PRESETS
 
 ObjectiveName = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=OBJECTIVE_NAME_PATTERN)
 ]
-ObjectiveStats = dict[str, dict[str, float | None]]
 __all__ = ["Observation", "ObservationBatch"]  # re-exported: part of the API's models
 
 
@@ -68,18 +69,6 @@ class StepRequest(BaseModel):
     return_advantages: bool = Field(False, description="also return (N, G) advantages")
 
 
-class ObserveResponse(BaseModel):
-    """What happened to each observation (indexes into the request's list)."""
-
-    accepted: int
-    duplicates: int = Field(description="sent before with the same scores")
-    conflicts: list[int] = Field(description="sent before with other scores (first ones kept)")
-    overflow: list[int] = Field(description="no free rollout index below group_size")
-    late: list[int] = Field(description="their step was already committed: not stored")
-    steps: list[int] = Field(description="the steps they went to")
-    committed: list[int] = Field(description="steps this request committed automatically")
-
-
 class CommitRequest(BaseModel):
     """Optional body of ``POST /v1/runs/{run_id}/steps/{step}/commit``."""
 
@@ -88,102 +77,21 @@ class CommitRequest(BaseModel):
     return_advantages: bool = False
 
 
-class WeightsResponse(BaseModel):
-    """The current reward weights (what the next step will get)."""
-
-    run_id: str
-    etag: str = Field(description="the same as the ETag header")
-    step: int | None = Field(description="the last applied step")
-    reward_weights: dict[str, float]
+def error_statuses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, each with the one error body."""
+    return {
+        status: {"model": ErrorBody, "description": text} for status, text in descriptions.items()
+    }
 
 
-class SampleWeightSummary(BaseModel):
-    prompts: int
-    zero_signal: int
-    min: float | None
-    p10: float | None
-    p50: float | None
-    p90: float | None
-    max: float | None
-
-
-class RunSummary(BaseModel):
-    """A run: its configuration, where it stands and its latest per-objective statistics."""
-
-    run_id: str
-    objectives: list[str]
-    strategy: Strategy
-    config: dict[str, Any]
-    prior_weights: dict[str, float]
-    reward_weights: dict[str, float] = Field(description="the weights the next step will get")
-    last_step: int | None
-    steps_applied: int
-    stats: ObjectiveStats | None
-    last_sample_weights: SampleWeightSummary | None
-    created_at: float
-    updated_at: float
-    streaming: StreamingConfig
-
-
-class RunList(BaseModel):
-    """The caller's runs, most recently written first (``GET /v1/runs``)."""
-
-    runs: list[RunSummary]
-
-
-class StepResponse(BaseModel):
-    """The engine's answer for one step."""
-
-    run_id: str
-    step: int
-    replayed: bool = Field(description="true when this step had been applied before")
-    reward_weights: dict[str, float] = Field(description="weights to apply to this batch")
-    sample_weights: list[float] = Field(description="(N,) RADR data weights")
-    zero_signal: list[bool] = Field(description="(N,) prompts with no GRPO signal")
-    advantages: list[list[float]] | None = Field(description="(N, G) when asked for")
-    stats: ObjectiveStats
-    prompt_ids: list[str | int] | None
-
-
-class CommitResponse(StepResponse):
-    """A step built from observations: ``prompt_ids`` are the group ids, in batch order."""
-
-    dropped_groups: list[str | int]
-    observations: int
-    committed_before: list[int] = Field(description="open earlier steps committed first")
-
-
-class HistoryEntry(BaseModel):
-    step: int
-    reward_weights: dict[str, float]
-    stats: ObjectiveStats
-    sample_weights: SampleWeightSummary
-    applied_at: float
-
-
-class HistoryPage(BaseModel):
-    """A page of per-step history; pass ``next_after`` as ``after`` for the next page."""
-
-    run_id: str
-    entries: list[HistoryEntry]
-    next_after: int | None
-
-
-class ErrorBody(BaseModel):
-    detail: str
-    field: str | None
-
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in [
-        (400, "a body that cannot be parsed (not UTF-8, not JSON)"),
-        (401, "missing or unknown API key"),
-        (404, "no such run for this tenant"),
-        (422, "invalid input; `field` names it"),
-        (503, "the run store is unavailable"),
-    ]
-}
+ERROR_RESPONSES = error_statuses(
+    {
+        401: "missing or unknown API key",
+        404: "no such run for this tenant",
+        422: "invalid input, a body that is not JSON included; `field` names it",
+        503: "the run store is unavailable",
+    }
+)
 
 
 def inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:

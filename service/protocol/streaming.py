@@ -19,7 +19,7 @@ The rules, shared by the service's stores and the client's local mode:
 - Committing closes ("seals") the step first: an observation that arrives for a sealed or
   already applied step is *late* and is reported, never silently merged into a later step.
 
-Everything here is pure; :mod:`spard.service.runs.ledger` holds the in-memory bookkeeping
+Everything here is pure; :mod:`spard.service.runs.store.ledger` holds the in-memory bookkeeping
 that the Redis store mirrors in Lua.
 """
 

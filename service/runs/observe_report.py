@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from spard.errors import InputError
+from spard.service.protocol.documents import ObserveResponse
 from spard.service.runs.store import ObserveOutcome, ObserveStatus
 
 
@@ -32,9 +33,17 @@ class ObserveReport:
         if outcome.step not in self.steps:
             self.steps.append(outcome.step)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> ObserveResponse:
         """The body of an observations response."""
-        return dict(self.__dict__)
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "overflow": self.overflow,
+            "late": self.late,
+            "steps": self.steps,
+            "committed": self.committed,
+        }
 
 
 def too_many_open_steps(step: int, limit: int) -> str:

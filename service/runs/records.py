@@ -15,13 +15,18 @@ import numpy as np
 import orjson
 
 from spard.engine import StepResult
+from spard.service.protocol.documents import (
+    CommitResponse,
+    HistoryEntry,
+    RunSummary,
+    SampleWeightSummary,
+    StepResponse,
+    WeightsResponse,
+)
 from spard.service.runs.assembly import AssembledBatch
 from spard.service.runs.store import RunMeta, RunRecord
 from spard.state import State
 from spard.types import BoolArray, FloatArray
-
-SampleWeightSummary = dict[str, float | int | None]
-
 
 _SUMMARY_QUANTILES = np.array([0.0, 0.1, 0.5, 0.9, 1.0])
 
@@ -58,11 +63,13 @@ def run_summary(
     *,
     created_at: float,
     updated_at: float,
+    streaming: dict[str, Any],
     weights: SampleWeightSummary | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     """A run's config, position, current weights and latest per-objective stats.
 
-    ``weights``: the last step's :func:`sample_weight_summary`, when the caller has it already.
+    ``weights``: the last step's :func:`sample_weight_summary`, when the caller has it already;
+    ``streaming``: the run's streaming settings, as their JSON dump.
     """
     names = state.objectives
     last = state.recent[-1] if state.recent else None
@@ -81,12 +88,13 @@ def run_summary(
         "last_sample_weights": weights,
         "created_at": created_at,
         "updated_at": updated_at,
+        "streaming": streaming,
     }
 
 
 def history_entry(
     result: StepResult, weights: SampleWeightSummary, applied_at: float
-) -> dict[str, Any]:
+) -> HistoryEntry:
     """One applied step as the history endpoint lists it."""
     return {
         "step": result.step,
@@ -99,7 +107,7 @@ def history_entry(
 
 def step_payload(
     run_id: str, result: StepResult, prompt_ids: list[str | int] | None
-) -> dict[str, Any]:
+) -> StepResponse:
     """The body of a step response; arrays stay numpy (orjson serialises them directly)."""
     return {
         "run_id": run_id,
@@ -116,14 +124,15 @@ def step_payload(
 
 def commit_payload(
     run_id: str, result: StepResult, batch: AssembledBatch, committed_before: list[int]
-) -> dict[str, Any]:
+) -> CommitResponse:
     """The body of a commit response: a step response whose ``prompt_ids`` are the batch's
     group ids, plus what the assembly left out and the earlier steps committed first."""
-    payload = step_payload(run_id, result, batch.group_ids)
-    payload["dropped_groups"] = batch.dropped_groups
-    payload["observations"] = batch.observations
-    payload["committed_before"] = committed_before
-    return payload
+    return {
+        **step_payload(run_id, result, batch.group_ids),
+        "dropped_groups": batch.dropped_groups,
+        "observations": batch.observations,
+        "committed_before": committed_before,
+    }
 
 
 def run_record(
@@ -138,11 +147,15 @@ def run_record(
     """What a write of ``state`` stores: the state, the summary and weights documents, and a
     new write token (``etag``, to keep one, for an upgrade in place)."""
     summary = run_summary(
-        run_id, state, created_at=created_at, updated_at=time.time(), weights=weights
+        run_id,
+        state,
+        created_at=created_at,
+        updated_at=time.time(),
+        weights=weights,
+        streaming=meta.streaming.model_dump(mode="json"),
     )
-    summary["streaming"] = meta.streaming.model_dump(mode="json")
     etag = etag if etag is not None else secrets.token_hex(12)
-    current = {
+    current: WeightsResponse = {
         "run_id": run_id,
         "etag": etag,
         "step": state.last_step,

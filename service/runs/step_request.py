@@ -23,7 +23,7 @@ async def serve_step(
     """Decode a step body of any supported media type, apply (or replay) the step exactly
     once, and return the JSON response document. Raises the API's errors
     (:mod:`spard.service.protocol.errors`, :class:`spard.SpardError`) for bad input."""
-    # K is checked by the engine against the run's objectives.
+    # The scores are checked once, by the engine (spard.scores.parse_scores), against the run's K.
     decoded = decode_step_body(content_type, body, max_scores)
     result = await runs.step(
         key, decoded.step, decoded.scores, decoded.return_advantages, request_id=request_id

@@ -12,9 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from char_tokenizer import char_tokenizer
-from servers import ServiceProcess
 from swift_run import REWARDS_PLUGIN
 from trl_setup import tiny_model
+
+from tests.servers import ServiceProcess
 
 
 @pytest.fixture(scope="module")

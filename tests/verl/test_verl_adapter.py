@@ -10,7 +10,6 @@ import pytest
 
 verl = pytest.importorskip("verl", reason="run in .venv-verl (make test does)")
 import torch  # noqa: E402
-from servers import ServiceProcess  # noqa: E402
 from verl import DataProto  # noqa: E402
 from verl.trainer.ppo import core_algos, ray_trainer  # noqa: E402
 from verl.trainer.ppo.v1 import utils as v1_utils  # noqa: E402
@@ -19,6 +18,7 @@ from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY  # noqa: E402
 import spard  # noqa: E402
 import spard.trainer_adapters.verl as spard_verl  # noqa: E402
 from spard.client import SpardClient  # noqa: E402
+from tests.servers import ServiceProcess  # noqa: E402
 
 OBJECTIVES = ["correctness", "format", "length"]
 N_PROMPTS, N_ROLLOUTS, LENGTH = 4, 4, 6

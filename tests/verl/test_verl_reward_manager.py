@@ -15,13 +15,13 @@ pytest.importorskip("verl", reason="run in .venv-verl (make test does)")
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from servers import ServiceProcess
 from verl import DataProto
 from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
 
 from spard.client import SpardClient
 from spard.trainer_adapters import verl_reward
 from spard.trainer_adapters._rewards import combine
+from tests.servers import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))

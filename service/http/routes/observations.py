@@ -9,15 +9,15 @@ from fastapi import APIRouter, Header, Path, Request, Response
 
 from spard.config import MAX_STEP
 from spard.service.http.dependencies import CurrentSettings, Observations, Run, Runs
-from spard.service.protocol.errors import BadRequestError, PayloadTooLargeError
+from spard.service.protocol.codec import read_json
+from spard.service.protocol.documents import CommitResponse, ObserveResponse, WeightsResponse
+from spard.service.protocol.errors import PayloadTooLargeError
 from spard.service.protocol.schemas import (
     ERROR_RESPONSES,
     CommitRequest,
-    CommitResponse,
     Observation,
     ObservationBatch,
-    ObserveResponse,
-    WeightsResponse,
+    error_statuses,
     inline_definitions,
 )
 from spard.service.protocol.streaming import parse_observations
@@ -28,11 +28,7 @@ JSON = "application/json"
 
 
 def _parse_observations(body: bytes, limit: int) -> list[Observation]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequestError(f"body is not valid JSON: {exc}", field="body") from None
-    observations = parse_observations(data)
+    observations = parse_observations(read_json(body))
     if len(observations) > limit:
         raise PayloadTooLargeError(
             f"observations: {len(observations)} in one request; the limit is {limit}",
@@ -59,7 +55,7 @@ def _parse_observations(body: bytes, limit: int) -> list[Observation]:
             },
         }
     },
-    responses={413: {"description": "too many observations in one request"}},
+    responses=error_statuses({413: "too many observations in one request"}),
 )
 async def post_observations(
     request: Request, run: Run, observing: Observations, settings: CurrentSettings
@@ -75,7 +71,7 @@ async def post_observations(
 @router.post(
     "/{run_id}/steps/{step}/commit",
     response_model=CommitResponse,
-    responses={409: {"description": "nothing to commit, or the step conflicts"}},
+    responses=error_statuses({409: "nothing to commit, or the step conflicts"}),
 )
 async def commit_step(
     run: Run,

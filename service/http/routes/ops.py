@@ -12,6 +12,7 @@ from spard.service.http.dependencies import CurrentSettings, RunStore
 from spard.service.http.errors import error_response
 from spard.service.http.metrics import STORE_ERRORS, render_metrics
 from spard.service.protocol.errors import StoreUnavailableError
+from spard.service.protocol.schemas import error_statuses
 
 router = APIRouter(tags=["operations"])
 
@@ -22,7 +23,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "the store is unreachable"}})
+@router.get("/readyz", responses=error_statuses({503: "the store is unreachable"}))
 async def readyz(store: RunStore) -> Response:
     """The run store answers (readiness)."""
     try:
@@ -41,7 +42,7 @@ async def readyz(store: RunStore) -> Response:
             "description": "Prometheus text exposition format",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
-        401: {"description": "an API key that is not known"},
+        **error_statuses({401: "an API key that is not known"}),
     },
 )
 async def metrics(

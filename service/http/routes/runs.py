@@ -11,13 +11,12 @@ from fastapi import APIRouter, Body, Query, Response
 
 from spard.config import MAX_STEP, config_from_overrides
 from spard.service.http.dependencies import CurrentSettings, IdempotencyKey, Run, Runs, Tenant
+from spard.service.protocol.documents import HistoryPage, RunList, RunSummary
 from spard.service.protocol.errors import BadRequestError
 from spard.service.protocol.schemas import (
     ERROR_RESPONSES,
     CreateRunRequest,
-    HistoryPage,
-    RunList,
-    RunSummary,
+    error_statuses,
     state_schema,
 )
 from spard.service.protocol.streaming import streaming_config
@@ -31,7 +30,7 @@ JSON = "application/json"
     "",
     status_code=201,
     response_model=RunSummary,
-    responses={409: {"description": "the run id exists (created by another request)"}},
+    responses=error_statuses({409: "the run id exists (created by another request)"}),
 )
 async def create_run(
     body: CreateRunRequest,

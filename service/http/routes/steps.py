@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request, Response
 
 from spard.service.http.dependencies import IdempotencyKey, Run
 from spard.service.protocol.codec import MSGPACK_TYPES
-from spard.service.protocol.schemas import ERROR_RESPONSES, StepRequest, StepResponse
+from spard.service.protocol.documents import StepResponse
+from spard.service.protocol.schemas import ERROR_RESPONSES, StepRequest, error_statuses
 from spard.service.protocol.wire import HEADER_SIZE, OCTET_STREAM
 from spard.service.runs.run_service import RunService
 from spard.service.runs.step_request import serve_step
@@ -38,11 +39,13 @@ _REQUEST_BODY: dict[str, Any] = {
     "/{run_id}/steps",
     response_model=StepResponse,
     openapi_extra={"requestBody": _REQUEST_BODY},
-    responses={
-        409: {"description": "an older step no longer kept, or a step replayed with other scores"},
-        413: {"description": "body or N*G*K over the limit"},
-        415: {"description": "unsupported Content-Type"},
-    },
+    responses=error_statuses(
+        {
+            409: "an older step no longer kept, or a step replayed with other scores",
+            413: "body or N*G*K over the limit",
+            415: "unsupported Content-Type",
+        }
+    ),
 )
 async def post_step(request: Request, run: Run, request_id: IdempotencyKey) -> Response:
     """Apply one batch of scores (N, G, K), exactly once: a step sent again, to any replica,

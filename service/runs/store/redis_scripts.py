@@ -154,7 +154,7 @@ return $REPLACED
 # The bound on groups x width is checked before anything is stored (ObservationLedger.observe:
 # the same upper bound), so a request is taken or refused whole. Sent without a step, an
 # observation whose id is stored in an earlier kept step is a duplicate (see
-# spard.service.runs.ledger).
+# spard.service.runs.store.ledger).
 OBSERVE = _lua(
     INTEGER
     + """

@@ -1,4 +1,8 @@
-"""The ``spard`` command line: ``--version``, ``replay`` (and ``serve`` with the service)."""
+"""The ``spard`` command line: ``--version``, ``replay`` (and ``serve`` with the service).
+
+It lives in the service's package, not the engine's: the engine (``spard/``) does no I/O and
+imports neither the service nor the benchmarks. The efficacy benchmark is not part of the
+installed package; it runs from a clone (``python -m benchmarks.efficacy``)."""
 
 from __future__ import annotations
 
@@ -12,20 +16,27 @@ from typing import Any
 from pydantic import ValidationError
 
 import spard
-from spard.cli import replay as replay_module
-from spard.cli.replay import read_replay_file, replay
 from spard.config import input_error
 from spard.errors import did_you_mean
+from spard.service.cli import replay as replay_module
+from spard.service.cli.replay import read_replay_file, replay
 
 DEFAULT_PLOT = Path("\0default")  # --plot given without a file: named after the input
+# `spard bench` ran the efficacy benchmark from the wheel; the benchmark no longer ships (it
+# needs torch, which the package does not declare), so the old command says where it went.
+BENCH_MOVED = (
+    "spard bench: the efficacy benchmark is not installed with spard; run it from a clone: "
+    "python -m benchmarks.efficacy [options] (needs torch and pip install -e '.[bench]'; "
+    "see benchmarks/efficacy/README.md)"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spard`` console script; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["bench"]:
-        # The benchmark parses its own options (argparse.REMAINDER drops leading --flags).
-        return _run_bench(argparse.Namespace(command="bench", bench_args=arguments[1:]))
+        print(BENCH_MOVED, file=sys.stderr)
+        return 2
     parser = _parser()
     args = parser.parse_args(arguments)
     if args.command is None:
@@ -99,13 +110,6 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--log-level", default="info", help="uvicorn's (default: info)")
     serve_parser.set_defaults(handler=_run_serve)
 
-    bench_parser = commands.add_parser(
-        "bench",
-        help="the efficacy benchmark: GRPO on a multi-objective task, every strategy",
-        add_help=False,
-    )
-    bench_parser.add_argument("bench_args", nargs=argparse.REMAINDER)
-    bench_parser.set_defaults(handler=_run_bench)
     return parser
 
 
@@ -144,7 +148,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         if path is not None and not path.resolve().parent.is_dir():
             raise spard.InputError(f"{option}: no folder {path.parent}", field=option[2:])
     if args.plot is not None:
-        from spard.cli.plots import require_matplotlib
+        from spard.service.cli.plots import require_matplotlib
 
         require_matplotlib()
     objectives = args.objectives.split(",") if args.objectives else None
@@ -156,7 +160,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             for result in results:
                 handle.write(json.dumps(result.to_dict()) + "\n")
     if args.plot is not None:
-        from spard.cli.plots import plot_trajectories
+        from spard.service.cli.plots import plot_trajectories
 
         plot_trajectories(results, args.plot, title=args.file.name, config=config)
         print(f"wrote {args.plot}")
@@ -188,7 +192,6 @@ def _run_serve(args: argparse.Namespace) -> int:
         ) from None
     try:
         settings = Settings()
-        settings.check()
     except ValueError as exc:
         raise spard.InputError(describe_error(exc), field="settings") from None
     metrics_dir = None
@@ -244,19 +247,6 @@ def _url_host(host: str) -> str:
     if host in ("0.0.0.0", "::", ""):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    try:
-        from spard.efficacy.run import main as bench_main
-    except ImportError as exc:
-        raise spard.InputError(
-            "the benchmark needs torch and the bench extra: pip install '.[bench]' in a clone "
-            f"of spard ({exc})",
-            field="bench",
-        ) from None
-    status: int = bench_main(args.bench_args)
-    return status
 
 
 def _plain(docstring: str) -> str:

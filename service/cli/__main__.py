@@ -1,0 +1,5 @@
+"""``python -m spard.service.cli``: the ``spard`` command."""
+
+from spard.service.cli import main
+
+raise SystemExit(main())
