@@ -1,5 +1,6 @@
-"""Group-relative advantages: GRPO (weighted sum, then normalise), GDPO (decoupled), and two
-rules between them that equalise objectives' scales without GDPO's per-group division.
+"""Group-relative advantages: GRPO (weighted sum, then normalise), GDPO (decoupled), two
+rules between them that equalise objectives' scales without GDPO's per-group division, and
+MO-GRPO (per-objective group z-scores, weighted, then normalised in their group again).
 
 All follow TRL's conventions: Bessel-corrected standard deviations and a 1e-4 floor.
 """
@@ -85,6 +86,56 @@ class Decoupled:
         return _decoupled(batch, reward_weights, floors, self.eps) * sample_weights[:, None]
 
 
+@dataclass(frozen=True)
+class GroupDecoupled:
+    """Advantage rule ``mo_grpo`` (our reading of MO-GRPO, arXiv 2509.22047): each objective's
+    group z-score, weighted and summed, then that sum normalised within its group as GRPO does
+    (GDPO whitens it over the batch instead). ``eps`` the std floor of both normalisations.
+
+    A missing score adds 0 to its rollout's sum; a rollout without any valid score, and a group
+    with fewer than two, get 0 (docs/field-methods.md).
+    """
+
+    eps: float
+
+    def update(
+        self,
+        batch: BatchStatistics,
+        reward_weights: FloatArray,
+        sample_weights: FloatArray,
+        scales: FloatArray | None,
+    ) -> FloatArray:
+        """(N, G) advantages, each prompt's row scaled by its ``(N,)`` data weight."""
+        combined = np.einsum("ngk,k->ng", group_z_scores(batch, self.eps), reward_weights)
+        scored: BoolArray = np.any(batch.valid[:, :, reward_weights > 0.0], axis=2)
+        centred, group_std, usable = _centre_in_groups(combined, scored)
+        advantages = np.where(usable, centred / (group_std[:, None] + self.eps), 0.0)
+        return advantages * sample_weights[:, None]
+
+
+def group_z_scores(batch: BatchStatistics, eps: float) -> FloatArray:
+    """(N, G, K) each score's z-score in its group and objective, ``(x - mean) / (std + eps)``
+    with the Bessel-corrected std over the group's valid scores; 0 where the score is missing
+    or the group has fewer than two valid ones."""
+    centred, group_std = _group_spread(batch)
+    divisor = np.where(batch.valid_counts >= 2, group_std + eps, np.inf)
+    z_scores: FloatArray = centred / divisor[:, None, :]
+    return z_scores
+
+
+def _group_spread(batch: BatchStatistics) -> tuple[FloatArray, FloatArray]:
+    """``(centred, group_std)``: the ``(N, G, K)`` scores minus their group's mean (0 where
+    missing) and the ``(N, K)`` Bessel-corrected std over the valid ones (0 under two)."""
+    counts = batch.valid_counts
+    centred = batch.filled - batch.group_means[:, None, :]
+    if not batch.all_valid:
+        centred *= batch.valid_float
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = np.einsum("ngk,ngk->nk", centred, centred) / (counts - 1)
+    group_std: FloatArray = np.where(counts >= 2, np.sqrt(variance), 0.0)
+    return centred, group_std
+
+
 def _usable_scales(scales: FloatArray | None, count: int, missing: float) -> FloatArray:
     """(K,) the running scales, ``missing`` where an objective has none (NaN or 0) yet."""
     if scales is None:
@@ -120,13 +171,7 @@ def _decoupled(
     # As TRL's normalize_then_sum: per-objective group z-scores, weighted nansum, batch
     # whitening. With floors (decoupled_floor), a group's std is never taken below its
     # objective's typical spread, so a near-constant group's noise is not blown up to unit size.
-    counts = batch.valid_counts
-    centred = batch.filled - batch.group_means[:, None, :]
-    if not batch.all_valid:
-        centred *= batch.valid_float
-    with np.errstate(invalid="ignore", divide="ignore"):
-        variance = np.einsum("ngk,ngk->nk", centred, centred) / (counts - 1)
-    group_std = np.where(counts >= 2, np.sqrt(variance), 0.0)
+    centred, group_std = _group_spread(batch)
     divisor = np.maximum(group_std, std_floors[None, :]) + eps
     combined = np.einsum("ngk,nk->ng", centred, reward_weights / divisor)
     scored: BoolArray = np.any(batch.valid, axis=2)

@@ -7,7 +7,8 @@ contract and the code can be read side by side.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Annotated, Any, Literal
+from functools import cached_property
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -35,6 +36,7 @@ from spard.strategies import (
     RewardRule,
     StrategyName,
     StrategyRules,
+    describe_rules,
 )
 
 Strategy = StrategyName
@@ -74,10 +76,11 @@ class SpardConfig(BaseModel):
     )
     reward_rule: RewardRuleOption = Field(
         "auto",
-        description=f"reward-weight rule: {' | '.join(REWARD_RULES)}; auto: the strategy's",
+        description=f"reward-weight rule: {describe_rules(REWARD_RULES)}; auto: the strategy's",
     )
     data_rule: DataRuleOption = Field(
-        "auto", description=f"data-weight rule: {' | '.join(DATA_RULES)}; auto: the strategy's"
+        "auto",
+        description=f"data-weight rule: {describe_rules(DATA_RULES)}; auto: the strategy's",
     )
     # Chosen by the efficacy suite's leave-one-family-out selection (benchmarks/efficacy/
     # README.md): every lag configuration beat every gain one, in two versions of the suite.
@@ -107,9 +110,7 @@ class SpardConfig(BaseModel):
 
     advantage_mode: AdvantageMode = Field(
         "auto",
-        description="sum (GRPO), decoupled (GDPO), scaled (sum of scores divided by their "
-        "running scale) or decoupled_floor (GDPO, group std floored at that scale); auto: the "
-        "strategy's",
+        description=f"advantage rule: {describe_rules(ADVANTAGE_RULES)}; auto: the strategy's",
     )
     missing_scores: MissingScores = Field(
         "renormalise",
@@ -121,6 +122,23 @@ class SpardConfig(BaseModel):
         1e-4, gt=0.0, le=1.0, description="std floor of advantages, as TRL"
     )
 
+    # tau of GD2PO's scripts (train_gd2po_snr.sh: TAU defaults to 0.8); their code clamps it to
+    # [0, 1], where we refuse it instead.
+    agreement_threshold: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="GD2PO snr: tau, the agreement ratio below which a "
+        "rollout whose objectives disagree in sign is dropped",
+    )
+    # Theirs is unbounded; a bound keeps the state's size (and the hypervolume's cost) bounded.
+    drw_buffer_max: int = Field(
+        64,
+        ge=2,
+        le=4096,
+        description="DRW: most performance points its buffer keeps (the reference and the "
+        "newest); fewer with many objectives, where the hypervolume would cost too much",
+    )
     saw_offsets: dict[str, Annotated[float, Field(ge=-1e12, le=1e12)]] = Field(
         default_factory=dict, description="SAW: per-objective shift added before the CV"
     )
@@ -163,7 +181,19 @@ class SpardConfig(BaseModel):
         return StrategyRules(reward, data, advantage)
 
     def build(self) -> RuleChain:
-        """The strategy as rule objects, each built by its registry from these fields."""
+        """The strategy as rule objects, each built by its registry from these fields; built
+        once per config (it is frozen) and reused by every step."""
+        return self._chain
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, with ``update`` applied; its rule chain is built again from its own fields
+        (pydantic would copy the cached one along with the field values)."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_chain", None)
+        return copied
+
+    @cached_property
+    def _chain(self) -> RuleChain:
         rules = self.rules
         progress = Progress(
             level_decay=self.level_decay,
@@ -176,11 +206,13 @@ class SpardConfig(BaseModel):
             utility_clip=self.utility_clip,
             warmup=self.warmup,
         )
+        advantage = ADVANTAGE_RULES[rules.advantages]
         return RuleChain(
             progress,
-            REWARD_RULES[rules.reward_weights](self),
-            DATA_RULES[rules.data_weights](self),
-            ADVANTAGE_RULES[rules.advantages](self),
+            REWARD_RULES[rules.reward_weights].build(self),
+            DATA_RULES[rules.data_weights].build(self),
+            advantage.build(self),
+            None if advantage.reward_scale is None else advantage.reward_scale(self),
         )
 
     @property
@@ -208,7 +240,7 @@ def input_error(
 _UNION_TAGS = frozenset({"int", "str", "float", "bool", "none", "constrained-str"})
 
 
-def preset_overrides(preset: Any) -> dict[str, Any]:
+def preset_overrides(preset: Any) -> Mapping[str, Any]:
     """The overrides of a named preset; :class:`InputError` naming ``config.preset`` for a
     name that is not one (or not a string)."""
     if not isinstance(preset, str) or preset not in PRESETS:

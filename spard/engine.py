@@ -108,6 +108,7 @@ def step(
         state.prior_weights,
         state.objectives,
         state.steps_applied,
+        state.reward_scale_state,
     )
     stats = _objective_stats(state.objectives, batch, out)
     applied = AppliedStep(
@@ -117,6 +118,7 @@ def step(
         out.sample_weights,
         out.zero_signal,
         stats,
+        reward_scale=out.reward_scale,
     )
     new_state = replace(
         state,
@@ -125,6 +127,7 @@ def step(
         steps_applied=state.steps_applied + 1,
         last_step=index,
         recent=_kept_steps((*state.recent, applied), state.config),
+        reward_scale_state=out.scale_state,
     )
     return _result(state, applied, batch, return_advantages, replayed=False), new_state
 
@@ -212,6 +215,8 @@ def _result(
 ) -> StepResult:
     advantages = None
     if return_advantages and batch is not None:
+        if applied.reward_scale != 1.0:  # every reward scaled (DRW): the scores, as linear
+            batch = _scaled(batch, applied.reward_scale)
         advantages = state.config.build().advantages.update(
             batch,
             applied.reward_weights,
@@ -228,6 +233,13 @@ def _result(
         stats=applied.stats,
         replayed=replayed,
     )
+
+
+def _scaled(batch: BatchStatistics, factor: float) -> BatchStatistics:
+    """The statistics of the batch's scores times ``factor``: a weighted sum of them is the
+    rollout's reward times ``factor``, as DRW multiplies its rewards."""
+    scores = np.where(batch.valid, batch.filled, np.nan) * factor
+    return batch_statistics(scores)
 
 
 def _scales_of(stats: ObjectiveStats, objectives: tuple[str, ...]) -> FloatArray:

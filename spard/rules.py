@@ -13,8 +13,10 @@ A new rule is one class here or in its module and one line in a registry of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
+
+import numpy as np
 
 from spard.progress import ObjectiveTracks, Progress, Signals
 from spard.scores import BatchStatistics
@@ -76,6 +78,15 @@ class AdvantageRule(Protocol):
         ...
 
 
+class RewardScale(Protocol):
+    """Scales every reward of a batch by one number (DRW's meta reward); its state is a
+    ``(M, K)`` array (DRW: the buffer of performance points), ``(0, K)`` before any step."""
+
+    def update(self, buffer: FloatArray, inputs: StepInputs) -> tuple[float, FloatArray]:
+        """``(scale in force for this batch, new state)``."""
+        ...
+
+
 @dataclass(frozen=True)
 class StepOutput:
     """What a strategy computes for one batch, before the engine's bookkeeping."""
@@ -86,16 +97,20 @@ class StepOutput:
     next_weights: FloatArray  # (K,) the reward rule's new state
     sample_weights: FloatArray  # (N,) data weights
     zero_signal: BoolArray  # (N,) prompts whose groups carry no signal
+    reward_scale: float = 1.0  # what every reward of the batch is multiplied by
+    scale_state: FloatArray | None = None  # (M, K) the reward-scale rule's new state
 
 
 @dataclass(frozen=True)
 class RuleChain:
-    """The chain of one strategy: progress, then reward, data and advantage rules."""
+    """The chain of one strategy: progress, then reward, data and advantage rules, and the
+    reward scale of the advantage rules that take one (``drw``)."""
 
     progress: Progress
     reward: RewardRule
     data: DataRule
     advantages: AdvantageRule
+    reward_scale: RewardScale | None = None
 
     def update(
         self,
@@ -105,15 +120,21 @@ class RuleChain:
         prior_weights: FloatArray,
         objectives: tuple[str, ...],
         steps_applied: int,
+        scale_state: FloatArray | None = None,
     ) -> StepOutput:
-        """Run the chain over one batch, given the state's ``(K,)`` ``weights`` and
-        ``tracks`` and the count of steps applied before this one."""
+        """Run the chain over one batch, given the state's ``(K,)`` ``weights``, ``tracks``,
+        the count of steps applied before this one and the reward-scale rule's state."""
         tracks = self.progress.update(tracks, batch)
         signals = self.progress.signals(tracks, batch)
         inputs = StepInputs(objectives, prior_weights, batch, tracks, signals, steps_applied + 1)
         in_force, next_weights = self.reward.update(weights, inputs)
         sample_weights, zero_signal = self.data.update(batch, tracks.scale, in_force)
-        return StepOutput(tracks, signals, in_force, next_weights, sample_weights, zero_signal)
+        out = StepOutput(tracks, signals, in_force, next_weights, sample_weights, zero_signal)
+        if self.reward_scale is None:
+            return out
+        buffer = scale_state if scale_state is not None else np.empty((0, len(objectives)))
+        scale, buffer = self.reward_scale.update(buffer, inputs)
+        return replace(out, reward_scale=scale, scale_state=buffer)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class AppliedStep:
     zero_signal: BoolArray  # (N,)
     stats: ObjectiveStats
     request_id: str | None = None  # the caller's idempotency key, if it sent one
+    reward_scale: float = 1.0  # what every reward was multiplied by (DRW's meta reward)
 
     def __post_init__(self) -> None:
         for array in (self.reward_weights, self.sample_weights, self.zero_signal):
@@ -53,6 +54,9 @@ class State:
     steps_applied: int = 0
     last_step: int | None = None
     recent: tuple[AppliedStep, ...] = ()
+    # (M, K) the reward-scale rule's state (DRW: its buffer of performance points, the first
+    # the reference); None for strategies without one, and then absent from the document.
+    reward_scale_state: FloatArray | None = None
 
     def __post_init__(self) -> None:
         for array in _arrays(self):
@@ -71,18 +75,7 @@ class State:
         """The state as JSON (NaN as null): :meth:`to_dict`, encoded. orjson writes the arrays
         itself, with no Python list in between; the service stores this on every step."""
         tracks = self.tracks
-        recent = [
-            {
-                "step": entry.step,
-                "scores_digest": entry.scores_digest,
-                "reward_weights": entry.reward_weights,
-                "sample_weights": entry.sample_weights,
-                "zero_signal": entry.zero_signal,
-                "stats": entry.stats,
-                "request_id": entry.request_id,
-            }
-            for entry in self.recent
-        ]
+        recent = [_applied_document(entry) for entry in self.recent]
         document = {
             "version": SCHEMA_VERSION,
             "objectives": self.objectives,
@@ -98,6 +91,8 @@ class State:
             "scale": tracks.scale,
             "recent": recent,
         }
+        if self.reward_scale_state is not None:  # optional: states without one stay as they were
+            document["reward_scale_state"] = self.reward_scale_state
         return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
 
     @staticmethod
@@ -115,9 +110,26 @@ class State:
         return model.to_state()
 
 
+def _applied_document(entry: AppliedStep) -> dict[str, Any]:
+    document = {
+        "step": entry.step,
+        "scores_digest": entry.scores_digest,
+        "reward_weights": entry.reward_weights,
+        "sample_weights": entry.sample_weights,
+        "zero_signal": entry.zero_signal,
+        "stats": entry.stats,
+        "request_id": entry.request_id,
+    }
+    if entry.reward_scale != 1.0:  # optional: only DRW's steps carry one
+        document["reward_scale"] = entry.reward_scale
+    return document
+
+
 def _arrays(state: State) -> list[np.ndarray[Any, Any]]:
     # The stored steps lock their own arrays when they are made.
     found: list[np.ndarray[Any, Any]] = [state.prior_weights, state.reward_weights]
+    if state.reward_scale_state is not None:
+        found.append(state.reward_scale_state)
     return found + [getattr(state.tracks, f.name) for f in fields(state.tracks)]
 
 
@@ -140,6 +152,8 @@ class _AppliedStepModel(BaseModel):
     zero_signal: list[bool]
     stats: dict[str, dict[str, _Finite | None]]
     request_id: str | None = None  # absent in states written before idempotency keys
+    # DRW's meta reward 0.5 + 1.5 tanh(c), in [0.5, 2); absent when 1 (and in older states).
+    reward_scale: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
 
 
 class _StateModel(BaseModel):
@@ -157,6 +171,7 @@ class _StateModel(BaseModel):
     gains: list[list[_Finite | None]]
     scale: list[Annotated[float, Field(ge=0.0, le=1e300)] | None]
     recent: list[_AppliedStepModel]
+    reward_scale_state: list[list[_Finite]] | None = None  # absent in states without one
 
     def to_state(self) -> State:
         objectives = validate_objectives(self.objectives, self.config, field="state.objectives")
@@ -174,6 +189,7 @@ class _StateModel(BaseModel):
         _require_length("gains", self.gains, num_objectives)
         for row in self.gains:
             _require_length("gains[k]", row, window)
+        buffer = self._reward_scale_state(num_objectives)
         for entry in self.recent:
             _require_length("recent.reward_weights", entry.reward_weights, num_objectives)
             _require_length("recent.zero_signal", entry.zero_signal, len(entry.sample_weights))
@@ -207,6 +223,7 @@ class _StateModel(BaseModel):
                 zero_signal=np.array(entry.zero_signal, dtype=np.bool_),
                 stats=entry.stats,
                 request_id=entry.request_id,
+                reward_scale=entry.reward_scale,
             )
             for entry in self.recent
         )
@@ -219,7 +236,27 @@ class _StateModel(BaseModel):
             steps_applied=self.steps_applied,
             last_step=self.last_step,
             recent=recent,
+            reward_scale_state=buffer,
         )
+
+    def _reward_scale_state(self, num_objectives: int) -> FloatArray | None:
+        """The (M, K) buffer, checked against what the config's rules keep: only when its
+        advantage rule scales rewards, rows of K, at most ``drw_buffer_max``."""
+        field = "state.reward_scale_state"
+        scaled = self.config.build().reward_scale is not None
+        if self.reward_scale_state is None:  # none yet, or a state from before the key
+            return None
+        if not scaled:
+            raise InputError(f"{field}: this run's rules keep no reward-scale state", field=field)
+        for row in self.reward_scale_state:
+            _require_length("reward_scale_state[m]", row, num_objectives)
+        if len(self.reward_scale_state) > self.config.drw_buffer_max:
+            raise InputError(
+                f"{field} holds {len(self.reward_scale_state)} points; config.drw_buffer_max "
+                f"is {self.config.drw_buffer_max}",
+                field=field,
+            )
+        return np.array(self.reward_scale_state, dtype=np.float64).reshape(-1, num_objectives)
 
 
 def validate_objectives(

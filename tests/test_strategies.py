@@ -108,3 +108,25 @@ async def test_service_takes_presets_and_rules(client):
         )
         assert response.status_code == 422, response.text
         assert response.json()["field"] == field
+
+
+def test_registries_are_read_only_and_describe_the_config_fields():
+    from spard.strategies import ADVANTAGE_RULES, DATA_RULES, REWARD_RULES
+
+    for registry in (REWARD_RULES, DATA_RULES, ADVANTAGE_RULES, STRATEGY_TABLE, PRESETS):
+        with pytest.raises(TypeError):
+            registry["new"] = None  # type: ignore[index]
+    with pytest.raises(TypeError):
+        PRESETS["paper"]["update_every"] = 1  # type: ignore[index]
+    description = spard.SpardConfig.model_fields["advantage_mode"].description
+    for name, entry in ADVANTAGE_RULES.items():
+        assert f"{name} ({entry.description})" in description
+
+
+def test_a_config_builds_its_chain_once_and_a_copy_builds_its_own():
+    config = spard.SpardConfig()
+    assert config.build() is config.build()
+    copied = config.model_copy(update={"step_size": 0.5})
+    assert copied.build().reward.step_size == 0.5
+    assert config.build().reward.step_size == 0.2
+    assert config == spard.SpardConfig()

@@ -219,12 +219,14 @@ def test_the_scaled_rule_hands_trl_weights_divided_by_the_running_scales(tmp_pat
     assert not torch.allclose(trainer.reward_weights.double(), torch.tensor(last.reward_weights))
 
 
-def test_a_rule_trl_cannot_compute_trains_on_the_engines_advantages(tmp_path, monkeypatch):
+# The default's decoupled_floor, and the field's methods (docs/field-methods.md).
+@pytest.mark.parametrize("strategy", ["spard", "gd2po_hard", "gd2po_snr", "mo_grpo", "drw"])
+def test_a_rule_trl_cannot_compute_trains_on_the_engines_advantages(tmp_path, strategy):
     client = SpardClient.local()
     outcomes = []
     original_step = client.step
     client.step = lambda *a, **k: outcomes.append(original_step(*a, **k)) or outcomes[-1]
-    trainer = make_trainer(tmp_path, client, max_steps=2)  # the default: decoupled_floor
+    trainer = make_trainer(tmp_path, client, strategy=strategy, max_steps=2)
     assert trainer.spard.engine_advantages
     finals = record_advantages(trainer)
     trainer.train()

@@ -199,6 +199,9 @@ def test_normalize_then_sum_runs_the_strategys_decoupled_variant(tmp_path):
     assert make("static", {}).multi_objective_aggregation == "normalize_then_sum"
     assert make("spard", {}).spard.advantage_rule == "decoupled_floor"
     assert make("spard_gdpo", {}).spard.advantage_rule == "decoupled"
+    assert make("gd2po_snr", {}).spard.advantage_rule == "gd2po_snr"  # decoupled already
+    with pytest.raises(ValueError, match="'drw' has no decoupled variant"):
+        make("drw", {})
     with pytest.raises(ValueError, match="advantage_mode='sum', a summed rule"):
         make("spard", {"preset": "paper"})  # the paper's preset sums, explicitly
     for summed in ("sum", "scaled"):  # asked for explicitly: refused, never silently changed

@@ -26,25 +26,16 @@ from accelerate.utils import broadcast_object_list
 from spard.client import RunInfo, SpardClient, StepOutcome
 from spard.config import SpardConfig, config_from_overrides
 from spard.names import is_allowed_name, normal_name
-from spard.strategies import StrategyRules
+from spard.strategies import (
+    ADVANTAGE_RULES,
+    AdvantageEntry,
+    StrategyRules,
+    decoupled_variant,
+    is_decoupled,
+)
 from spard.trainer_adapters._settings import get_or_create_run
 
 STATE_FILE = "spard_state.json"
-# The advantage rules a trainer's own advantage code can compute, given the weights
-# :meth:`SpardLink.trainer_weights` hands it: ``scaled`` is the weighted sum with each weight
-# divided by its objective's running scale. Under any other rule (``decoupled_floor``, the
-# default's) the adapters apply the engine's advantages instead of the trainer's.
-TRAINER_RULES = ("sum", "scaled", "decoupled")
-
-
-# The decoupled counterpart of each advantage rule: what a trainer configured for GDPO's
-# normalise-then-sum (TRL's multi_objective_aggregation, ms-swift's scale_rewards="gdpo") runs.
-DECOUPLED_VARIANT = {
-    "sum": "decoupled",
-    "scaled": "decoupled_floor",
-    "decoupled": "decoupled",
-    "decoupled_floor": "decoupled_floor",
-}
 _Result = TypeVar("_Result")
 
 
@@ -71,18 +62,25 @@ def distinct_names(names: Sequence[str]) -> list[str]:
 def decoupled_config(strategy: str, config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with the decoupled variant of the strategy's advantage rule, for a trainer
     that asks for normalise-then-sum; a summed ``advantage_mode`` set explicitly (or by a
-    preset) is refused."""
+    preset), and a rule without a decoupled variant (``drw``), are refused."""
     resolved = config_from_overrides(config, strategy=strategy)
     rule = resolved.resolved_advantage_mode
-    if rule == DECOUPLED_VARIANT[rule]:
+    variant = decoupled_variant(rule)
+    if rule == variant:
         return config
+    if variant is None:
+        raise ValueError(
+            f"the trainer normalises each reward before summing (GDPO), but the run's advantage "
+            f"rule {rule!r} has no decoupled variant; use the trainer's summed setting (the "
+            "engine's advantages are applied)"
+        )
     if resolved.advantage_mode != "auto":
         raise ValueError(
             f"the trainer normalises each reward before summing (GDPO), but spard_config sets "
             f"advantage_mode={rule!r}, a summed rule; drop advantage_mode (the run then uses "
-            f"{DECOUPLED_VARIANT[rule]!r}) or the trainer's normalise-then-sum setting"
+            f"{variant!r}) or the trainer's normalise-then-sum setting"
         )
-    return {**config, "advantage_mode": DECOUPLED_VARIANT[rule]}
+    return {**config, "advantage_mode": variant}
 
 
 class SpardLink:
@@ -113,8 +111,13 @@ class SpardLink:
 
     @property
     def advantage_rule(self) -> str:
-        """The run's advantage rule (``sum``, ``scaled``, ``decoupled``, ``decoupled_floor``)."""
+        """The run's advantage rule (a name of ``spard.strategies.ADVANTAGE_RULES``)."""
         return self.rules.advantages
+
+    @property
+    def advantage_entry(self) -> AdvantageEntry:
+        """The registry entry of the run's advantage rule: what the trainer can do with it."""
+        return ADVANTAGE_RULES[self.rules.advantages]
 
     def open(
         self, run_id: str | None, strategy: str, config: dict[str, Any], decoupled: bool
@@ -143,7 +146,7 @@ class SpardLink:
             return info.run_id, SpardConfig.model_validate(info.config).rules, next_step
 
         self.run_id, self.rules, self.next_step = self._on_main(create_or_reuse)
-        if decoupled and self.advantage_rule not in ("decoupled", "decoupled_floor"):
+        if decoupled and not is_decoupled(self.rules.advantages):
             raise ValueError(
                 f"run {self.run_id!r} sums its rewards (advantage rule "
                 f"{self.advantage_rule!r}) but the trainer normalises each reward before "
@@ -159,7 +162,7 @@ class SpardLink:
     def engine_advantages(self) -> bool:
         """Whether the run's advantage rule is one only the engine computes: the adapter then
         replaces the trainer's advantages with the engine's (data weights included)."""
-        return self.advantage_rule not in TRAINER_RULES
+        return self.advantage_entry.trainer_aggregation is None
 
     @property
     def data_weighted(self) -> bool:
@@ -196,10 +199,11 @@ class SpardLink:
         under ``scaled`` each divided by its objective's running scale ``s_k`` (the last
         known one when the answer carries none, as a held answer), rescaled to the user's
         total and with each penalty's sign put back."""
-        if self.rules.reward_weights == "fixed" and self.advantage_rule != "scaled":
+        over_scales = self.advantage_entry.weights_over_scales
+        if self.rules.reward_weights == "fixed" and not over_scales:
             return self.user_weights
         weights = outcome.reward_weights
-        if self.advantage_rule == "scaled":
+        if over_scales:
             if outcome.stats is not None:
                 scales = [outcome.stats[name]["scale"] for name in self.objectives]
                 known = np.array([np.nan if value is None else value for value in scales])

@@ -58,7 +58,7 @@ class SpardSwiftGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         self.spard = SpardLink(settings.client(), self.reward_func_names, weights, self.accelerator)
         decoupled = self.scale_rewards == "gdpo"
         self.spard.open(settings.run_id, settings.strategy, settings.config, decoupled)
-        if self.spard.advantage_rule == "decoupled":
+        if self.spard.advantage_entry.trainer_aggregation == "normalize_then_sum":
             self.scale_rewards = "gdpo"
         _refuse_ignored_settings(self)
 
@@ -115,7 +115,8 @@ def _refuse_ignored_settings(trainer: SpardSwiftGRPOTrainer) -> None:
     that ran before the plugin chose gdpo), and the engine's advantages (``decoupled_floor``)
     are GRPO's, without KL or another estimator."""
     rule = trainer.spard.advantage_rule
-    if rule == "decoupled" and trainer.kl_in_reward:
+    gdpo = trainer.spard.advantage_entry.trainer_aggregation == "normalize_then_sum"
+    if gdpo and trainer.kl_in_reward:
         raise ValueError(
             "SPARD's run uses ms-swift's scale_rewards=gdpo, which has no KL term: turn "
             "--kl_in_reward off, or use a summed strategy"

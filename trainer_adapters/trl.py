@@ -29,12 +29,7 @@ from trl import GRPOTrainer
 from spard.client import SpardClient, StepOutcome
 from spard.trainer_adapters._hf import STATE_FILE, SpardLink
 
-__all__ = ["AGGREGATION", "ASYNC_REFUSAL", "STATE_FILE", "SpardGRPOTrainer"]
-AGGREGATION = {
-    "sum": "sum_then_normalize",
-    "scaled": "sum_then_normalize",  # with the weights divided by the scales: trainer_weights
-    "decoupled": "normalize_then_sum",
-}
+__all__ = ["ASYNC_REFUSAL", "STATE_FILE", "SpardGRPOTrainer"]
 ASYNC_REFUSAL = (
     "SpardGRPOTrainer does not apply to TRL's experimental AsyncGRPOTrainer: its rollout "
     "workers sum the rewards with weight 1, in the background and ahead of the optimizer, so "
@@ -76,13 +71,13 @@ class SpardGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         decoupled = self.multi_objective_aggregation == "normalize_then_sum"
         self.spard.open(spard_run_id, spard_strategy, spard_config or {}, decoupled)
         self._spard_outcome: StepOutcome | None = None
-        # The run's advantage rule decides TRL's aggregation, so `spard_gdpo` (and any
-        # advantage_mode="decoupled") gets GDPO's normalize_then_sum, the summed rules TRL's
-        # default. Under rules TRL cannot compute (decoupled_floor) the engine's advantages
-        # replace TRL's, whatever it aggregated.
-        self.multi_objective_aggregation = AGGREGATION.get(
-            self.spard.advantage_rule, self.multi_objective_aggregation
-        )
+        # The run's advantage rule decides TRL's aggregation (its registry entry says which),
+        # so `spard_gdpo` (and any advantage_mode="decoupled") gets GDPO's normalize_then_sum,
+        # the summed rules TRL's default. Under rules TRL cannot compute (decoupled_floor) the
+        # engine's advantages replace TRL's, whatever it aggregated.
+        aggregation = self.spard.advantage_entry.trainer_aggregation
+        if aggregation is not None:
+            self.multi_objective_aggregation = aggregation
 
     @property
     def spard_client(self) -> SpardClient:
