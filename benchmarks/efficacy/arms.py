@@ -84,4 +84,14 @@ def suite_arms(frozen: str = FROZEN) -> tuple[Arm, ...]:
 
 
 SUITE_ARMS = suite_arms()
-ARMS = {**ARMS, **{arm.name: arm for arm in SUITE_ARMS}}
+
+# The field's methods (issue 27), added after the default was frozen: each with its authors'
+# hyperparameters (docs/field-methods.md), run on the evaluation seeds only, never screened and
+# never a candidate for the default (PREREGISTRATION.md, "Added after the default was frozen").
+FIELD_ARMS = (
+    Arm("gd2po_hard", "gd2po_hard"),
+    Arm("gd2po_snr", "gd2po_snr"),
+    Arm("drw", "drw"),
+    Arm("mo_grpo", "mo_grpo"),
+)
+ARMS = {**ARMS, **{arm.name: arm for arm in (*SUITE_ARMS, *FIELD_ARMS)}}

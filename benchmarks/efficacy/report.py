@@ -8,16 +8,23 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.efficacy.arms import FIELD_ARMS
 from benchmarks.efficacy.stats import ALPHA, TIE_MARGIN, Table, arm_summary, family_cells
 
 BASELINE_NAMES = ("static", "gdpo", "saw", "static_rescaled")
+# Arms added after the default was frozen (arms.FIELD_ARMS): with any of them in the table, the
+# default becomes one more baseline, so each field method is also compared with SPARD.
+FIELD_NAMES = tuple(arm.name for arm in FIELD_ARMS)
 
 
 def summarise(table: Table, default_arm: str) -> dict[str, Any]:
     """Aggregates of every arm, per-family cells, and the issue's targets for ``default_arm``."""
     baselines = [name for name in BASELINE_NAMES if name in table.arms]
+    if default_arm in table.arms and any(name in table.arms for name in FIELD_NAMES):
+        baselines.append(default_arm)
     arms = {arm: arm_summary(table, arm, baselines) for arm in table.arms}
     summary: dict[str, Any] = {
+        "baselines": baselines,
         "families": list(table.families),
         "seeds": list(table.seeds),
         "arms": arms,
@@ -60,7 +67,7 @@ def _versus_cell(row: dict[str, Any], baseline: str) -> str:
 
 def write_markdown(summary: dict[str, Any], header: str, path: Path) -> str:
     """The aggregate table, the targets, and one table per family (also returned)."""
-    versus = [name for name in BASELINE_NAMES if name in summary["arms"]]
+    versus = summary.get("baselines") or [n for n in BASELINE_NAMES if n in summary["arms"]]
     columns = ["arm", "mean", "above constant", "worst", "AUC"] + [f"vs {name}" for name in versus]
     lines = [
         header,
