@@ -151,8 +151,10 @@ bench: install system-deps
 
 # TRL GRPO on a small language model, the pre-registered set (benchmarks/trl_lm/PREREGISTRATION.md):
 # 144 runs, about 2.4 hours on 2 uncontended cores; resumable (a rerun skips finished runs).
+# Then the field's methods, added after the freeze (48 runs, same protocol, their own hash).
 bench-trl-lm: install system-deps
 	$(BIN)/python -m benchmarks.trl_lm --evaluation --out benchmarks/trl_lm/results/v2
+	$(BIN)/python -m benchmarks.trl_lm --field --out benchmarks/trl_lm/results/v2
 
 clean:
 	rm -rf $(VENV) $(VERL_VENV) $(SWIFT_VENV) $(SERVE_VENV) $(CHECKOV_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis

@@ -51,3 +51,54 @@ def test_the_smoke_run_trains_resumes_and_reports(tmp_path):
     again = _smoke(out, cache)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(result.read_text()) == run
+
+
+def _run(arm: str, seed: int, digest: str, mean: float) -> dict[str, object]:
+    from benchmarks.trl_lm.tasks import OBJECTIVES
+
+    scores = dict.fromkeys(OBJECTIVES, mean)
+    return {
+        "arm": arm,
+        "seed": seed,
+        "steps": 4,
+        "protocol_hash": digest,
+        "evals": [
+            {"step": 0, "scores": dict.fromkeys(OBJECTIVES, 0.0)},
+            {"step": 4, "scores": scores},
+        ],
+    }
+
+
+def test_the_field_report_pairs_field_arms_with_the_frozen_protocols_runs(tmp_path):
+    from benchmarks.trl_lm import field_report
+
+    runs = [_run("spard", s, "frozen", 0.5 + 0.01 * s) for s in range(3)]
+    runs += [_run("gdpo", s, "frozen", 0.4) for s in range(3)]
+    runs += [_run("drw", s, "field", 0.52 + 0.01 * s) for s in range(2)]
+    runs += [_run("drw", 9, "stale", 0.0)]  # another protocol's file: never mixed in
+    for run in runs:
+        (tmp_path / f"{run['arm']}-seed{run['seed']}-{run['protocol_hash']}.json").write_text(
+            json.dumps(run)
+        )
+    page = field_report.write(tmp_path, tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "field.json").read_text())
+    drw = summary["arms"]["drw"]
+    assert (summary["field_hash"], drw["seeds"]) == ("field", [0, 1])
+    assert drw["versus"]["spard"]["difference"] == pytest.approx(0.02)
+    assert drw["versus"]["spard"]["seeds"] == 2
+    assert drw["versus"]["gdpo"]["difference"] == pytest.approx(0.125)
+    assert "grpo_avg_unit" not in drw["versus"]  # no runs of it: no comparison
+    assert "| drw | 2 |" in page
+
+
+def test_the_field_arms_leave_the_frozen_protocol_and_its_hash_alone():
+    from benchmarks.trl_lm import protocol
+
+    assert not set(protocol.FIELD_ARMS) & set(protocol.ARMS)
+    settings, key = protocol.Settings(), "policy-key"
+    frozen = protocol.description(settings, key)
+    assert "field_arms" not in frozen
+    assert protocol.field_hash(settings, key) != protocol.protocol_hash(settings, key)
+    import spard
+
+    assert {arm.strategy for arm in protocol.FIELD_ARMS.values()} <= set(spard.STRATEGIES)

@@ -3,7 +3,9 @@ GRPOTrainer or SpardGRPOTrainer (through a real ``spard serve`` on Redis), and w
 
 ``python -m benchmarks.trl_lm --evaluation --out DIR`` runs the pre-registered evaluation
 (``PREREGISTRATION.md``); ``--dev --seeds 2 --arms spard,gdpo`` runs development seeds (1000+,
-never evaluated); ``--smoke`` is the test suite's 5-step SPARD arm.
+never evaluated); ``--field`` runs the field's methods, added after the freeze (their results
+are named by their own hash, the report is ``field.md``); ``--smoke`` is the test suite's
+5-step SPARD arm.
 
 Each run writes ``DIR/runs/<arm>-seed<seed>-<protocol hash>.json`` atomically when it ends; a
 rerun with the same protocol skips the runs already there, so an interrupted benchmark goes on
@@ -30,8 +32,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmarks.trl_lm import pretrain, protocol, report
-from benchmarks.trl_lm.protocol import ARMS, Settings
+from benchmarks.trl_lm import field_report, pretrain, protocol, report
+from benchmarks.trl_lm.protocol import ALL_ARMS, Settings
 from tests.servers import RedisServer, ServiceProcess
 
 CACHE = Path(os.environ.get("SPARD_BENCH_CACHE", Path.home() / ".cache" / "spard" / "trl_lm"))
@@ -179,6 +181,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(time.strftime("trl-lm-%Y%m%d-%H%M%S")))
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--evaluation", action="store_true", help="the pre-registered queue")
+    mode.add_argument(
+        "--field", action="store_true", help="the field's methods, added after the freeze"
+    )
     mode.add_argument("--dev", action="store_true", help="development seeds (1000+) only")
     mode.add_argument("--smoke", action="store_true", help="5 steps of the SPARD arm, 1 seed")
     parser.add_argument(
@@ -200,6 +205,8 @@ def main() -> None:
         config, settings, keep_work = pretrain.PretrainConfig(), Settings(), args.keep_work
         if args.evaluation:
             jobs = protocol.evaluation_queue()
+        elif args.field:
+            jobs = protocol.field_queue()
         elif args.dev:
             if args.steps:
                 settings = replace(settings, steps=args.steps)
@@ -210,9 +217,9 @@ def main() -> None:
             parser.error("choose --evaluation, --dev or --smoke (or --report-only)")
         else:
             jobs = []
-    unknown = {arm for arm, _ in jobs} - set(ARMS)
+    unknown = {arm for arm, _ in jobs} - set(ALL_ARMS)
     if unknown:
-        parser.error(f"unknown arms {sorted(unknown)}; known: {sorted(ARMS)}")
+        parser.error(f"unknown arms {sorted(unknown)}; known: {sorted(ALL_ARMS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         policy = pretrain.pretrain(config, args.cache)
@@ -220,6 +227,11 @@ def main() -> None:
         (args.out / f"protocol-{digest}.json").write_text(
             json.dumps(protocol.description(settings, policy.name), indent=1) + "\n"
         )
+        if args.field:  # named apart, so the frozen protocol's files and hash stay as they are
+            digest = protocol.field_hash(settings, policy.name)
+            (args.out / f"protocol-{digest}.json").write_text(
+                json.dumps(protocol.field_description(settings, policy.name), indent=1) + "\n"
+            )
         with spard_service() as url:
             queue = Queue(jobs, args.out, policy, settings, digest, url, keep_work)
             queue.run(args.parallel)
@@ -227,6 +239,7 @@ def main() -> None:
             print(f"{len(queue.failed)} runs failed: {queue.failed}; rerun to retry them")
     page = report.write(args.out / "runs", args.out)
     print(page)
+    print(field_report.write(args.out / "runs", args.out))
     if not args.report_only and queue.failed:
         raise SystemExit(1)
 

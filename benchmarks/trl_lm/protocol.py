@@ -55,6 +55,21 @@ ARMS: dict[str, Arm] = {
         label="placebo (random walk + shuffled RADR)",
     ),
 }
+# Added after the default was frozen and the evaluation started (issue 27; PREREGISTRATION.md,
+# "Added after the freeze"): the field's methods, each the engine's strategy of that name with
+# its authors' hyperparameters. Not in ARMS, so the frozen protocol's hash is unchanged; their
+# results are named by field_hash().
+FIELD_ARMS: dict[str, Arm] = {
+    name: Arm("spard", 1.0, strategy=name, label=f"{label} (added after the freeze)")
+    for name, label in (
+        ("gd2po_hard", "GD2PO hard"),
+        ("gd2po_snr", "GD2PO snr"),
+        ("drw", "DRW hypervolume"),
+        ("mo_grpo", "MO-GRPO (our reading)"),
+    )
+}
+FIELD_SEEDS = tuple(range(12))
+ALL_ARMS: dict[str, Arm] = {**ARMS, **FIELD_ARMS}
 PRIMARY_ARMS = ("spard", "gdpo", "grpo_avg_unit")
 SECONDARY_ARMS = ("grpo_avg_raw", "saw", "pawa", "radr", "floor", "placebo")
 PRIMARY_SEEDS = tuple(range(24))
@@ -110,6 +125,19 @@ def protocol_hash(settings: Settings, policy_key: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def field_description(settings: Settings, policy_key: str) -> dict[str, Any]:
+    """The frozen protocol's description plus the field arms: they share every setting."""
+    described = description(settings, policy_key)
+    described["field_arms"] = {name: asdict(arm) for name, arm in FIELD_ARMS.items()}
+    return described
+
+
+def field_hash(settings: Settings, policy_key: str) -> str:
+    """The short hash that names the field arms' result files."""
+    text = json.dumps(field_description(settings, policy_key), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def result_name(arm: str, seed: int, digest: str) -> str:
     return f"{arm}-seed{seed}-{digest}.json"
 
@@ -120,3 +148,8 @@ def evaluation_queue() -> list[tuple[str, int]]:
     jobs = [(arm, seed) for seed in PRIMARY_SEEDS for arm in PRIMARY_ARMS]
     jobs += [(arm, seed) for seed in SECONDARY_SEEDS for arm in SECONDARY_ARMS]
     return jobs
+
+
+def field_queue() -> list[tuple[str, int]]:
+    """Every (arm, seed) of the field arms, seed by seed."""
+    return [(arm, seed) for seed in FIELD_SEEDS for arm in FIELD_ARMS]

@@ -27,7 +27,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from benchmarks.trl_lm import protocol, tasks
 from benchmarks.trl_lm.placebo import PlaceboMixin
-from benchmarks.trl_lm.protocol import ARMS, Settings
+from benchmarks.trl_lm.protocol import ALL_ARMS, Settings
 from spard.client import SpardClient
 from spard.trainer_adapters.trl import STATE_FILE, SpardGRPOTrainer
 
@@ -165,7 +165,7 @@ def grpo_config(arm: str, seed: int, out: Path, settings: Settings) -> GRPOConfi
         seed=seed,
         data_seed=seed,
         reward_weights=[1.0] * len(tasks.OBJECTIVES),
-        multi_objective_aggregation=ARMS[arm].aggregation,
+        multi_objective_aggregation=ALL_ARMS[arm].aggregation,
         use_cpu=True,
         disable_tqdm=True,
     )
@@ -189,8 +189,8 @@ def make_trainer(
     run_id: str,
 ) -> TimedTrainer:
     """A fresh trainer of ``arm`` (the same data, data order and settings for every arm; the
-    reward functions differ only in the judge's scale, see :data:`protocol.ARMS`)."""
-    spec = ARMS[arm]
+    reward functions differ only in the judge's scale, see :data:`protocol.ALL_ARMS`)."""
+    spec = ALL_ARMS[arm]
     tokenizer = load_tokenizer(policy)
     model = AutoModelForCausalLM.from_pretrained(policy)
     train = Dataset.from_list(tasks.make_prompts(settings.steps * 10, seed))
@@ -303,7 +303,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arm", choices=sorted(ARMS), required=True)
+    parser.add_argument("--arm", choices=sorted(ALL_ARMS), required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--policy", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True, help="checkpoints, logs")
