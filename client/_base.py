@@ -90,11 +90,7 @@ class BaseClient:
         if streaming:
             body["streaming"] = streaming
         if prior_weights is not None:
-            body["prior_weights"] = (
-                prior_weights
-                if isinstance(prior_weights, dict)
-                else np.asarray(prior_weights).tolist()
-            )
+            body["prior_weights"] = _prior_weights_document(prior_weights)
         # A retry whose first attempt went through gets the run back: same Idempotency-Key.
         data: RunSummary = yield Call("POST", "/v1/runs", json=body, headers=idempotency())
         return self._core.remember(RunInfo.from_json(data))
@@ -261,3 +257,18 @@ class BaseClient:
         if self._flush_error is None:
             logger.warning("SPARD observations not sent (kept, retrying): %s", error)
         self._flush_error = error
+
+
+def _prior_weights_document(prior_weights: Any) -> Any:
+    """``prior_weights`` as the create body carries them. A NaN or inf would reach the service
+    as null (JSON has neither) and be refused as "not a number", so it is refused here."""
+    values = list(prior_weights.values()) if isinstance(prior_weights, dict) else prior_weights
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return prior_weights  # not numbers: the service names the field
+    if not np.isfinite(array).all():
+        raise InvalidRequestError(
+            422, "prior_weights must be finite (JSON carries neither NaN nor inf)", "prior_weights"
+        )
+    return prior_weights if isinstance(prior_weights, dict) else array.tolist()

@@ -3,6 +3,7 @@ responses, retry decisions and the ``hold`` fallback. No I/O here."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -34,8 +35,25 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 def encode_json(document: Any) -> bytes:
     """The SDK's one JSON encoder (orjson, as the service's): numpy arrays and scalars as
-    lists and numbers, NaN as null (missing)."""
-    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    lists and numbers, NaN as null (missing), non-string keys as strings.
+
+    What orjson cannot write (an integer beyond 64 bits) goes through the standard library's
+    encoder instead, so the service, not a ``TypeError`` here, names the field at fault.
+    """
+    try:
+        return orjson.dumps(document, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return json.dumps(document, default=_plain).encode()
+
+
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _plain(value: Any) -> Any:
+    """numpy values as the standard library's encoder can write them."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 @dataclass(frozen=True)

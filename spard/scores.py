@@ -103,7 +103,9 @@ def scores_array(
                 field=field,
             ) from None
         # numpy reads a list mixing true/false with numbers as numbers: only a scan tells.
-        if may_hold_booleans and array.dtype.kind in _NUMERIC_KINDS:
+        # Other array-likes (a torch tensor) carry one dtype, which numpy keeps: no scan.
+        nested = isinstance(scores, list | tuple)
+        if nested and may_hold_booleans and array.dtype.kind in _NUMERIC_KINDS:
             _refuse_booleans(_scalar_types(scores, array.ndim), field)
     kind = array.dtype.kind
     if kind == "b":
@@ -142,7 +144,11 @@ def _scalar_types(nested: Any, depth: int) -> set[type]:
 
 def _refuse_booleans(kinds: set[type], field: str) -> None:
     if any(issubclass(kind, (bool, np.bool_)) for kind in kinds):
-        raise InputError(f"{field} must hold numbers or null, not true/false", field=field)
+        raise InputError(
+            f"{field} must hold numbers or null, not true/false (a pass/fail reward as 1.0 and "
+            "0.0: convert it, e.g. with .astype(float), so the intent is explicit)",
+            field=field,
+        )
 
 
 def scores_digest(scores: FloatArray) -> str:

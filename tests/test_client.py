@@ -92,6 +92,21 @@ def test_every_json_body_goes_through_one_encoder_numpy_values_included(client):
     assert run.config["warmup"] == 3
 
 
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"config": {"warmup": 2**70}}, "config.warmup"),  # beyond orjson's 64 bits
+        ({"config": {"saw_offsets": {1: 0.1}}}, "config.saw_offsets"),  # a key not a string
+        ({"prior_weights": [float("nan"), 1.0, 1.0]}, "prior_weights"),  # JSON has no NaN
+        ({"prior_weights": dict.fromkeys(OBJECTIVES, float("inf"))}, "prior_weights"),
+    ],
+)
+def test_a_body_json_cannot_carry_as_given_is_refused_naming_its_field(client, options, field):
+    with pytest.raises(InvalidRequestError) as caught:
+        client.create_run(OBJECTIVES, **options)
+    assert (caught.value.status_code, caught.value.field) == (422, field)
+
+
 def test_errors_have_one_type_per_class(client):
     run = client.create_run(OBJECTIVES, run_id="typed-errors")
     with pytest.raises(ConflictError):

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import service_settings
+from conftest import service_client, service_settings
 from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter
 
@@ -215,3 +215,26 @@ async def test_the_sdk_reads_every_answer_as_its_document(sdk, contract):
     assert [entry["step"] for entry in history] == [0, 1]
     state = await client.export_state("s")
     agrees(await client.import_state("s", state), contract.check(recorder.last()))
+
+
+async def test_the_limits_answers_are_documented_where_they_are_sent(contract, store_kind, request):
+    """The request gate's 413 on bodies that are not steps, and the 409 of one open step too
+    many, on the routes that send them, each naming its field."""
+    redis = request.getfixturevalue("redis_server") if store_kind == "redis" else None
+    settings = service_settings(store_kind, redis, max_body_bytes=4096, max_open_steps=1)
+    async with service_client(settings) as client:
+        create = {"run_id": "l", "objectives": OBJECTIVES}
+        contract.check(await client.post("/v1/runs", json=create))
+        state = (await client.get("/v1/runs/l/state")).json()
+        padded = {**create, "run_id": "x" * 5000}
+        for answer in (
+            await client.post("/v1/runs", json=padded),
+            await client.put("/v1/runs/l/state", json={**state, "padding": "x" * 5000}),
+        ):
+            assert (answer.status_code, answer.json()["field"]) == (413, "body")
+            contract.check(answer)
+        for step in (0, 1):  # step 1 would be a second open step
+            one = {"step": step, "group_id": 0, "rollout_index": 0, "scores": {"a": 1, "b": 0}}
+            answer = await client.post("/v1/runs/l/observations", json=one)
+            contract.check(answer)
+        assert (answer.status_code, answer.json()["field"]) == (409, "step")

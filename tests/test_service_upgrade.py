@@ -42,7 +42,7 @@ async def step(client, run_id: str, t: int) -> dict:
     return response.json()
 
 
-@pytest.mark.parametrize("first_call", ["step", "summary", "weights", "observe", "replay"])
+@pytest.mark.parametrize("first_call", ["step", "summary", "list", "weights", "observe", "replay"])
 async def test_a_run_from_an_earlier_version_is_upgraded_on_first_use(redis_server, first_call):
     settings = service_settings("redis", redis_server)
     async with service_client(settings) as client:
@@ -57,6 +57,10 @@ async def test_a_run_from_an_earlier_version_is_upgraded_on_first_use(redis_serv
             run = (await client.get("/v1/runs/old")).json()
             assert run["streaming"]["incomplete_groups"] == "pad"
             assert run["last_step"] == 2
+        elif first_call == "list":  # GET /v1/runs reads summaries in bulk: upgraded too
+            (listed,) = (await client.get("/v1/runs")).json()["runs"]
+            assert listed["run_id"] == "old"
+            assert listed["streaming"]["incomplete_groups"] == "pad"
         elif first_call == "weights":
             response = await client.get("/v1/runs/old/weights")
             assert response.status_code == 200, response.text

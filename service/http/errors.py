@@ -27,6 +27,8 @@ from spard.service.protocol.errors import (
 )
 
 RETRY_AFTER_S = "1"
+# FastAPI's detail for a body it could not decode (fastapi/routing.py).
+_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
 def error_response(
@@ -79,7 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if errors and errors[0]["type"] == "json_invalid":
             # FastAPI's own JSON parser (a create, a commit, a state): the one message. Its
             # "location" is a character offset, not a field.
-            reason = f"{errors[0]['ctx']['error']} (char {errors[0]['loc'][-1]})"
+            reason = f"{errors[0].get('ctx', {}).get('error')} (char {errors[0]['loc'][-1]})"
             return _response(error_document(invalid_json(reason)))
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         location = [
@@ -96,10 +98,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 400:
-            # FastAPI's "error parsing the body": a JSON body it could not decode (not UTF-8).
-            # The one invalid-JSON answer, a 422 like every other (the API has no 400).
+        if exc.status_code == 400 and exc.detail == _BODY_PARSE_ERROR:
+            # A JSON body FastAPI could not decode (not UTF-8): the one invalid-JSON answer,
+            # a 422 like every other.
             return _response(error_document(invalid_json(str(exc.__cause__ or exc.detail))))
+        if exc.status_code == 400:  # the API has no 400: any other is invalid input too
+            return error_response(422, str(exc.detail), None)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))

@@ -89,9 +89,15 @@ ERROR_RESPONSES = error_statuses(
         401: "missing or unknown API key",
         404: "no such run for this tenant",
         422: "invalid input, a body that is not JSON included; `field` names it",
+        431: "request headers over the limit",
         503: "the run store is unavailable",
     }
 )
+# What the request gate answers on every route that reads a body (http/middleware.py).
+BODY_ERRORS = {
+    408: "the body did not arrive within SPARD_BODY_TIMEOUT_S",
+    413: "the body is over SPARD_MAX_BODY_BYTES",
+}
 
 
 def inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:

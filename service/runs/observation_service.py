@@ -95,7 +95,9 @@ class ObservationService:
             if outcome is RunAbsent.RECREATED:
                 return False
             if outcome.status is ObserveStatus.FULL:
-                raise TooManyOpenStepsError(too_many_open_steps(outcome.step, self.max_open_steps))
+                raise TooManyOpenStepsError(
+                    too_many_open_steps(outcome.step, self.max_open_steps), field="step"
+                )
             if outcome.status is ObserveStatus.TOO_LARGE:
                 raise PayloadTooLargeError(
                     batch_too_large(outcome, len(meta.objectives), self.max_scores, stored),

@@ -13,6 +13,7 @@ from spard.service.protocol.codec import read_json
 from spard.service.protocol.documents import CommitResponse, ObserveResponse, WeightsResponse
 from spard.service.protocol.errors import PayloadTooLargeError
 from spard.service.protocol.schemas import (
+    BODY_ERRORS,
     ERROR_RESPONSES,
     CommitRequest,
     Observation,
@@ -55,7 +56,13 @@ def _parse_observations(body: bytes, limit: int) -> list[Observation]:
             },
         }
     },
-    responses=error_statuses({413: "too many observations in one request"}),
+    responses=error_statuses(
+        {
+            **BODY_ERRORS,
+            409: "one more open step than SPARD_MAX_OPEN_STEPS, or the run was recreated",
+            413: "the body, or the observations in one request, over the limit",
+        }
+    ),
 )
 async def post_observations(
     request: Request, run: Run, observing: Observations, settings: CurrentSettings
@@ -71,7 +78,7 @@ async def post_observations(
 @router.post(
     "/{run_id}/steps/{step}/commit",
     response_model=CommitResponse,
-    responses=error_statuses({409: "nothing to commit, or the step conflicts"}),
+    responses=error_statuses({**BODY_ERRORS, 409: "nothing to commit, or the step conflicts"}),
 )
 async def commit_step(
     run: Run,

@@ -14,6 +14,7 @@ from spard.service.http.dependencies import CurrentSettings, IdempotencyKey, Run
 from spard.service.protocol.documents import HistoryPage, RunList, RunSummary
 from spard.service.protocol.errors import BadRequestError
 from spard.service.protocol.schemas import (
+    BODY_ERRORS,
     ERROR_RESPONSES,
     CreateRunRequest,
     error_statuses,
@@ -30,7 +31,9 @@ JSON = "application/json"
     "",
     status_code=201,
     response_model=RunSummary,
-    responses=error_statuses({409: "the run id exists (created by another request)"}),
+    responses=error_statuses(
+        {409: "the run id exists (created by another request)", **BODY_ERRORS}
+    ),
 )
 async def create_run(
     body: CreateRunRequest,
@@ -126,6 +129,7 @@ async def export_state(run: Run, runs: Runs) -> Response:
 @router.put(
     "/{run_id}/state",
     response_model=RunSummary,
+    responses=error_statuses(BODY_ERRORS),
     openapi_extra={
         "requestBody": {"required": True, "content": {JSON: {"schema": state_schema()}}}
     },

@@ -9,7 +9,12 @@ from fastapi import APIRouter, Request, Response
 from spard.service.http.dependencies import IdempotencyKey, Run
 from spard.service.protocol.codec import MSGPACK_TYPES
 from spard.service.protocol.documents import StepResponse
-from spard.service.protocol.schemas import ERROR_RESPONSES, StepRequest, error_statuses
+from spard.service.protocol.schemas import (
+    BODY_ERRORS,
+    ERROR_RESPONSES,
+    StepRequest,
+    error_statuses,
+)
 from spard.service.protocol.wire import HEADER_SIZE, OCTET_STREAM
 from spard.service.runs.run_service import RunService
 from spard.service.runs.step_request import serve_step
@@ -42,7 +47,8 @@ _REQUEST_BODY: dict[str, Any] = {
     responses=error_statuses(
         {
             409: "an older step no longer kept, or a step replayed with other scores",
-            413: "body or N*G*K over the limit",
+            **BODY_ERRORS,
+            413: "the body, or N*G*K, over the limit",
             415: "unsupported Content-Type",
         }
     ),

@@ -377,19 +377,30 @@ class RedisStore:
                 keys = [keys[i] for i in chosen]
             async with self._client.pipeline(transaction=False) as pipe:
                 for key in keys:
-                    pipe.hget(self._keys(key)[0], "summary")
-                summaries = await pipe.execute()
+                    pipe.hmget(self._keys(key)[0], ["summary", "incarnation"])
+                replies = await pipe.execute()
             found: list[RecentRun] = []
-            gone = []
-            for member, key, summary in zip(members, keys, summaries, strict=True):
+            gone, earlier = [], []
+            for member, key, reply in zip(members, keys, replies, strict=True):
+                summary, incarnation = map(_maybe_blob, reply)
                 if summary is None:
                     gone.append(member)
-                else:
-                    found.append(RecentRun(key, summary))
+                    continue
+                if incarnation is None:  # an earlier version's run: upgraded below
+                    earlier.append(len(found))
+                found.append(RecentRun(key, summary))
             if gone:  # deleted elsewhere or expired: drop them so their series disappear
                 await self._client.zrem(self._active, *gone)
             await self._client.zremrangebyscore(self._active, "-inf", since - 86400)
-        return found
+        deleted = set()
+        for index in earlier:  # rare: one upgrade each, through the one read that upgrades
+            key = found[index].key
+            upgraded = await self._fields(key, ["summary"])
+            if isinstance(upgraded, RunAbsent):
+                deleted.add(index)
+            else:
+                found[index] = RecentRun(key, upgraded[0])
+        return [run for index, run in enumerate(found) if index not in deleted]
 
     async def ping(self) -> None:
         async with self._guard("ping"):
