@@ -77,14 +77,15 @@ class ConsensusFiltered:
 
 
 def _whiten(values: FloatArray, mask: BoolArray) -> FloatArray:
-    """(N, G) ``values`` whitened over the entries of ``mask`` as verl's ``masked_whiten``
-    (Bessel-corrected variance, ``+ 1e-8`` under the root), 0 elsewhere; all 0 when fewer than
-    two entries are kept (verl raises there)."""
-    count = int(mask.sum())
-    if count < 2:
+    """(N, G) ``values`` whitened over the entries of ``mask``, 0 elsewhere (all 0 when none is
+    kept), as verl's ``masked_whiten`` over the kept rollouts' tokens would with responses of
+    equal length L: the mean is the rollouts' mean, and the variance the population variance
+    (verl's Bessel factor counts tokens, nL / (nL - 1), which tends to 1 as L grows; the
+    service knows no lengths, so it takes that limit), ``+ 1e-8`` under the root."""
+    if not mask.any():
         return np.zeros_like(values)
     selected = values[mask]
     mean = selected.mean()
-    variance = ((selected - mean) ** 2).sum() / (count - 1)
+    variance = ((selected - mean) ** 2).mean()
     whitened: FloatArray = np.where(mask, (values - mean) / np.sqrt(variance + WHITEN_EPS), 0.0)
     return whitened
