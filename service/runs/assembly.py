@@ -34,10 +34,10 @@ def due_commits(config: StreamingConfig, outcome: ObserveOutcome) -> list[int]:
 
 def items_by_step(
     observations: Sequence[Observation], objectives: Sequence[str], config: StreamingConfig
-) -> dict[int, tuple[list[int], list[ObservationItem]]]:
-    """Check observations against a run and encode them, grouped by step (-1: the open step);
-    each group lists the observations' positions in the request and their store items."""
-    by_step: dict[int, tuple[list[int], list[ObservationItem]]] = {}
+) -> dict[int | None, tuple[list[int], list[ObservationItem]]]:
+    """Check observations against a run and encode them, grouped by step (None: the open
+    step); each group lists the observations' positions in the request and their store items."""
+    by_step: dict[int | None, tuple[list[int], list[ObservationItem]]] = {}
     for position, observation in enumerate(observations):
         where = f"observations.{position}"
         rollout = observation.rollout_index
@@ -49,12 +49,11 @@ def items_by_step(
             )
         item = ObservationItem(
             group=group_key(observation.group_id),
-            rollout_index=-1 if rollout is None else rollout,
-            observation_id=observation.observation_id or "",
+            rollout_index=rollout,
+            observation_id=observation.observation_id or None,
             scores=encode_scores(observation.scores, objectives, f"{where}.scores"),
         )
-        step = -1 if observation.step is None else observation.step
-        positions, items = by_step.setdefault(step, ([], []))
+        positions, items = by_step.setdefault(observation.step, ([], []))
         positions.append(position)
         items.append(item)
     return by_step

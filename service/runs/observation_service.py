@@ -104,7 +104,7 @@ class ObservationService:
                     field="observations",
                 )
             report.add(outcome, positions)
-            stored.append(step)
+            stored.append(outcome.step)
             await self._auto_commit(key, meta, outcome, report)
         self.runs.events.observations(report.accepted, report.duplicates, len(report.late))
         return True

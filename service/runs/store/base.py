@@ -72,11 +72,11 @@ class Store(Protocol):
         self,
         key: RunKey,
         incarnation: str,
-        step: int,
+        step: int | None,
         items: list[ObservationItem],
         limits: ObserveLimits,
     ) -> ObserveOutcome | RunAbsent:
-        """Record observations of one step (-1: the open step) atomically, refusing a new step
+        """Record observations of one step (None: the open step) atomically, refusing a new step
         past ``limits.max_open_steps`` not yet applied (FULL) and a request that could grow
         the step's batch past ``limits.max_cells`` (TOO_LARGE); see
         :class:`spard.service.runs.store.ledger.ObservationLedger` for the semantics.

@@ -33,7 +33,7 @@ class _StepBook:
         width = self.width
         assigned: dict[str, int] = {}  # per group: an index is assigned within its group
         for item in items:
-            if item.rollout_index >= 0:
+            if item.rollout_index is not None:
                 width = max(width, item.rollout_index + 1)
             elif not (item.observation_id and (item.group, item.observation_id) in self.by_id):
                 assigned[item.group] = assigned.get(item.group, 0) + 1
@@ -49,12 +49,12 @@ class ObservationLedger:
 
     def observe(
         self,
-        step: int,
+        step: int | None,
         items: Sequence[ObservationItem],
         last_step: int | None,
         limits: ObserveLimits,
     ) -> ObserveOutcome:
-        """Record ``items`` for ``step`` (-1: the open step). A step that would be more than
+        """Record ``items`` for ``step`` (None: the open step). A step that would be more than
         ``limits.max_open_steps`` not yet applied is refused (FULL); a request that could
         grow the step's batch past ``limits.max_cells`` is refused whole (TOO_LARGE).
 
@@ -63,8 +63,8 @@ class ObservationLedger:
         committed, and it must not count again in the next step.
         """
         last = -1 if last_step is None else last_step
-        resolved = step < 0
-        if resolved:
+        resolved = step is None
+        if step is None:
             step = last + 1
             while step in self._steps and self._steps[step].sealed:
                 step += 1
@@ -84,14 +84,14 @@ class ObservationLedger:
         conflicts: list[int] = []
         overflow: list[int] = []
         for position, item in enumerate(items):
-            identity = (item.group, item.observation_id)
-            if item.observation_id and any(identity in known.by_id for known in earlier):
+            identity = None if item.observation_id is None else (item.group, item.observation_id)
+            if identity is not None and any(identity in known.by_id for known in earlier):
                 duplicates += 1  # a resend of one stored in an earlier step (see observe)
                 continue
             rollout = item.rollout_index
-            if rollout < 0:
-                known = book.by_id.get(identity)
-                if item.observation_id and known is not None:
+            if rollout is None:
+                known = None if identity is None else book.by_id.get(identity)
+                if known is not None:
                     rollout = known
                 else:
                     # From the count, or past the indices an earlier assignment found taken
@@ -109,7 +109,7 @@ class ObservationLedger:
                     continue
                 book.observed[(item.group, rollout)] = item.scores
                 book.width = max(book.width, rollout + 1)
-                if item.observation_id:
+                if identity is not None:
                     book.by_id[identity] = rollout
                 book.counts[item.group] = book.counts.get(item.group, 0) + 1
                 accepted += 1

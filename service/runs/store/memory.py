@@ -75,7 +75,7 @@ class MemoryStore:
         self,
         key: RunKey,
         incarnation: str,
-        step: int,
+        step: int | None,
         items: list[ObservationItem],
         limits: ObserveLimits,
     ) -> ObserveOutcome | RunAbsent:

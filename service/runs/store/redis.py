@@ -257,14 +257,16 @@ class RedisStore:
         self,
         key: RunKey,
         incarnation: str,
-        step: int,
+        step: int | None,
         items: list[ObservationItem],
         limits: ObserveLimits,
     ) -> ObserveOutcome | RunAbsent:
-        args: ScriptArgs = [incarnation, step, limits.group_size, self._ttl]
+        # The script's ARGV has no null: -1 stands for "the open step" / "assign an index".
+        args: ScriptArgs = [incarnation, _step_arg(step), limits.group_size, self._ttl]
         args += [limits.max_open_steps, limits.max_cells]
         for item in items:
-            args += [item.group, item.rollout_index, item.observation_id, item.scores]
+            rollout = -1 if item.rollout_index is None else item.rollout_index
+            args += [item.group, rollout, item.observation_id or "", item.scores]
         async with self._guard("observe"):
             reply = await self._observe(keys=self._keys(key), args=args)
         status = ObserveReply(reply[0])

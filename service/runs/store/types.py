@@ -163,8 +163,8 @@ class ObservationItem:
     """One observation as a store takes it (already validated and encoded)."""
 
     group: str  # group_key(group_id)
-    rollout_index: int  # -1: assign the next free index
-    observation_id: str  # "" when absent
+    rollout_index: int | None  # None: assign the next free index
+    observation_id: str | None
     scores: bytes  # encode_scores(...)
 
 
@@ -199,7 +199,7 @@ class ObserveOutcome:
     """
 
     status: ObserveStatus
-    step: int = -1
+    step: int  # the step they went to (resolved when sent without one)
     accepted: int = 0
     duplicates: int = 0
     complete_groups: int = 0
