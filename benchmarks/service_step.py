@@ -1,9 +1,12 @@
 """Benchmark: step round trip through real uvicorn and a real Redis on loopback.
 
 Each case sends sequential steps of one run (as a trainer does) and times every request,
-next to a bare FastAPI endpoint that echoes the same body (the floor: HTTP + uvicorn + client).
-Targets (issue 3): (64, 8, 4) JSON p50 <= 3 ms, p99 <= 10 ms and <= 2x the floor;
-(512, 16, 8) binary p50 <= 10 ms. Writes benchmarks/results/service_step.json.
+next to what a step cannot avoid, measured side by side in the same run: a bare FastAPI
+endpoint that echoes the same body (the floor: HTTP + uvicorn + client), one Redis round trip
+(a PING from this process) and the engine step itself (``spard.step`` on the same batches).
+Targets (issues 3 and 25): (64, 8, 4) JSON p50 <= 3 ms, p99 <= 10 ms, and p50 <= 2x (floor +
+Redis round trip + engine step); (512, 16, 8) binary p50 <= 10 ms. Writes
+benchmark-results/service_step.json (``--out`` to replace benchmarks/results/).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import redis.asyncio
+import uvloop
 
 import spard
 from spard.service.protocol.wire import encode_step
@@ -33,11 +38,16 @@ CASES = [
 ]
 
 
-def bodies(shape: tuple[int, int, int], kind: str, count: int) -> list[tuple[bytes, str]]:
+def batches(shape: tuple[int, int, int], count: int) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
+    return [
+        (rng.random(shape) < rng.uniform(0.2, 0.8, shape[-1])).astype(float) for _ in range(count)
+    ]
+
+
+def bodies(shape: tuple[int, int, int], kind: str, count: int) -> list[tuple[bytes, str]]:
     made = []
-    for t in range(count):
-        scores = (rng.random(shape) < rng.uniform(0.2, 0.8, shape[-1])).astype(float)
+    for t, scores in enumerate(batches(shape, count)):
         if kind == "binary":
             made.append(
                 (encode_step(scores, t, return_advantages=False), "application/octet-stream")
@@ -57,6 +67,40 @@ def timed_posts(client: httpx.Client, url: str, sent: list[tuple[bytes, str]]) -
         if response.status_code != 200:
             raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
     return samples
+
+
+def engine_samples(shape: tuple[int, int, int], count: int, warmup: int = 50) -> np.ndarray:
+    """Milliseconds of each ``spard.step`` on the batches the service gets, in order."""
+    given = batches(shape, count + warmup)
+    state = spard.init([f"o{k}" for k in range(shape[-1])])
+    samples = np.empty(count)
+    for t, scores in enumerate(given):
+        start = time.perf_counter()
+        _, state = spard.step(state, scores, t)
+        if t >= warmup:
+            samples[t - warmup] = (time.perf_counter() - start) * 1e3
+    return samples
+
+
+def redis_samples(url: str, count: int) -> np.ndarray:
+    """Milliseconds of each PING to the benchmark's Redis: one round trip as the service makes
+    it (redis-py's asyncio client on uvicorn's loop, one kept connection)."""
+
+    async def pings() -> np.ndarray:
+        connection = redis.asyncio.Redis.from_url(url)
+        try:
+            for _ in range(50):
+                await connection.ping()
+            samples = np.empty(count)
+            for index in range(count):
+                start = time.perf_counter()
+                await connection.ping()
+                samples[index] = (time.perf_counter() - start) * 1e3
+            return samples
+        finally:
+            await connection.aclose()
+
+    return uvloop.run(pings())
 
 
 def start_floor() -> tuple[subprocess.Popen[bytes], str]:
@@ -125,6 +169,10 @@ def main() -> None:
                 sent = bodies(shape, kind, args.steps + 50)
                 timed_posts(client, f"{floor_url}/echo", sent[:50])  # warm-up
                 floor_samples = timed_posts(client, f"{floor_url}/echo", sent[50:])
+                engine, redis_trip = (
+                    stats(engine_samples(shape, args.steps)),
+                    stats(redis_samples(redis_server.url, args.steps)),
+                )
                 timed_posts(client, f"{service.url}/v1/runs/{run_id}/steps", sent[:50])
                 before = server_seconds(client, service.url)
                 step_samples = timed_posts(
@@ -133,6 +181,7 @@ def main() -> None:
                 after = server_seconds(client, service.url)
                 step, base = stats(step_samples), stats(floor_samples)
                 step["server_mean_ms"] = 1e3 * (after[0] - before[0]) / (after[1] - before[1])
+                unavoidable = base["p50_ms"] + redis_trip["p50_ms"] + engine["p50_ms"]
                 rows.append(
                     {
                         "shape": list(shape),
@@ -141,7 +190,11 @@ def main() -> None:
                         "steps": args.steps,
                         "step": step,
                         "floor": base,
+                        "redis_round_trip": redis_trip,
+                        "engine_step": engine,
                         "p50_vs_floor": step["p50_ms"] / base["p50_ms"],
+                        "floor_redis_engine_p50_ms": unavoidable,
+                        "p50_vs_floor_redis_engine": step["p50_ms"] / unavoidable,
                     }
                 )
     finally:
@@ -152,21 +205,24 @@ def main() -> None:
 
     print(
         f"{'shape':>14} {'body':>7} {'bytes':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'server ms':>10} {'floor p50':>10} {'floor p99':>10} {'p50/floor':>10}"
+        f"{'server ms':>10} {'floor p50':>10} {'redis p50':>10} {'engine p50':>10} "
+        f"{'p50/floor':>10} {'p50/(f+r+e)':>12}"
     )
     for row in rows:
         print(
             f"{tuple(row['shape'])!s:>14} {row['body']:>7} {row['body_bytes']:>9} "
             f"{row['step']['p50_ms']:>8.3f} {row['step']['p99_ms']:>8.3f} "
             f"{row['step']['server_mean_ms']:>10.3f} {row['floor']['p50_ms']:>10.3f} "
-            f"{row['floor']['p99_ms']:>10.3f} "
-            f"{row['p50_vs_floor']:>10.2f}"
+            f"{row['redis_round_trip']['p50_ms']:>10.3f} {row['engine_step']['p50_ms']:>10.3f} "
+            f"{row['p50_vs_floor']:>10.2f} {row['p50_vs_floor_redis_engine']:>12.2f}"
         )
     small, large_binary = rows[0], rows[2]
     targets = {
         "(64,8,4) json p50 <= 3 ms": small["step"]["p50_ms"] <= 3.0,
         "(64,8,4) json p99 <= 10 ms": small["step"]["p99_ms"] <= 10.0,
         "(64,8,4) json p50 <= 2x floor": small["p50_vs_floor"] <= 2.0,
+        "(64,8,4) json p50 <= 2x (floor + redis + engine)": small["p50_vs_floor_redis_engine"]
+        <= 2.0,
         "(512,16,8) binary p50 <= 10 ms": large_binary["step"]["p50_ms"] <= 10.0,
     }
     for name, met in targets.items():
@@ -176,6 +232,7 @@ def main() -> None:
         "spard_version": spard.__version__,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
         "setup": "1 uvicorn worker, Redis on loopback (AOF, fsync everysec), httpx keep-alive, "
         "sequential steps of one run",
         "targets": targets,

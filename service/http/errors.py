@@ -24,8 +24,7 @@ from spard.service.protocol.errors import (
     StoreUnavailableError,
     error_document,
 )
-
-RETRY_AFTER_S = "1"
+from spard.service.runs.answers import error_answer
 
 
 def error_response(
@@ -42,15 +41,12 @@ def error_response(
 def _response(
     document: ErrorDocument, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> Response:
-    status = document.status
-    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
-    if status == 503:  # every 503 is "try again soon": the store or a run is busy
-        headers.setdefault("Retry-After", RETRY_AFTER_S)
+    answer = error_answer(document, headers, **extra)
     return Response(
-        document.to_json(**extra),
-        status_code=status,
+        answer.body,
+        status_code=answer.status,
         media_type="application/json",
-        headers=headers,
+        headers=dict(answer.headers),
     )
 
 

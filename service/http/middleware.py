@@ -7,10 +7,10 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spard.service.http.auth import tenant_of
 from spard.service.http.errors import error_response
 from spard.service.http.metrics import observe_request
-from spard.service.protocol.errors import UnauthorizedError
+from spard.service.protocol.errors import UnauthorizedError, status_for
+from spard.service.runs.admission import body_too_large, tenant_of
 from spard.service.settings import Settings
 
 MAX_HEADER_BYTES = 64 * 1024  # far above any real request's headers
@@ -94,8 +94,8 @@ class RequestGateMiddleware:
                 return b"".join(chunks)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = f"request body exceeds the limit of {self.settings.max_body_bytes} bytes"
-        await _refuse(413, message, "body", scope, receive, send)
+        error = body_too_large(self.settings)
+        await _refuse(status_for(error), error.message, error.field, scope, receive, send)
 
 
 async def _refuse(
