@@ -1,9 +1,10 @@
 """Benchmark: step round trip through real uvicorn and a real Redis on loopback.
 
 Each case sends sequential steps of one run (as a trainer does) and times every request,
-next to what a step cannot avoid, measured side by side in the same run: a bare FastAPI
-endpoint that echoes the same body (the floor: HTTP + uvicorn + client), one Redis round trip
-(a PING from this process) and the engine step itself (``spard.step`` on the same batches).
+next to what a step cannot avoid, measured side by side (one of each per batch, interleaved,
+so that a shared machine's load weighs on all alike): a bare FastAPI endpoint that echoes the
+same body (the floor: HTTP + uvicorn + client), one Redis round trip (a PING from this
+process's asyncio client) and the engine step itself (``spard.step`` on the same batches).
 Targets (issues 3 and 25): (64, 8, 4) JSON p50 <= 3 ms, p99 <= 10 ms, and p50 <= 2x (floor +
 Redis round trip + engine step); (512, 16, 8) binary p50 <= 10 ms. Writes
 benchmark-results/service_step.json (``--out`` to replace benchmarks/results/).
@@ -31,6 +32,7 @@ import spard
 from spard.service.protocol.wire import encode_step
 from tests.servers import RedisServer, ServiceProcess, free_port
 
+WARMUP = 50  # steps of each case not timed
 CASES = [
     ((64, 8, 4), "json"),
     ((512, 16, 8), "json"),
@@ -58,49 +60,69 @@ def bodies(shape: tuple[int, int, int], kind: str, count: int) -> list[tuple[byt
     return made
 
 
-def timed_posts(client: httpx.Client, url: str, sent: list[tuple[bytes, str]]) -> np.ndarray:
-    samples = np.empty(len(sent))
+def timed_post(client: httpx.Client, url: str, body: bytes, content_type: str) -> float:
+    """Milliseconds of one POST, which must succeed."""
+    start = time.perf_counter()
+    response = client.post(url, content=body, headers={"content-type": content_type})
+    elapsed = (time.perf_counter() - start) * 1e3
+    if response.status_code != 200:
+        raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+    return elapsed
+
+
+class RedisPing:
+    """One Redis round trip as the service makes it: a PING by redis-py's asyncio client on
+    uvloop (uvicorn's loop), over one kept connection; only the await is timed."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = uvloop.new_event_loop()
+        self.connection = redis.asyncio.Redis.from_url(url)
+
+    async def _ping(self) -> float:
+        start = time.perf_counter()
+        await self.connection.ping()
+        return (time.perf_counter() - start) * 1e3
+
+    def __call__(self) -> float:
+        return self.loop.run_until_complete(self._ping())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.connection.aclose())
+        self.loop.close()
+
+
+class EngineStep:
+    """``spard.step`` on the batches the service gets, in order, on a run of its own."""
+
+    def __init__(self, shape: tuple[int, int, int], count: int) -> None:
+        self.batches = batches(shape, count)
+        self.state = spard.init([f"o{k}" for k in range(shape[-1])])
+        self.t = 0
+
+    def __call__(self) -> float:
+        start = time.perf_counter()
+        _, self.state = spard.step(self.state, self.batches[self.t], self.t)
+        self.t += 1
+        return (time.perf_counter() - start) * 1e3
+
+
+def side_by_side(
+    client: httpx.Client,
+    urls: tuple[str, str],
+    sent: list[tuple[bytes, str]],
+    ping: RedisPing,
+    engine: EngineStep,
+) -> dict[str, np.ndarray]:
+    """Milliseconds of each echo, Redis PING, engine step and service step, interleaved one
+    of each per batch, so that all four see the same load of a shared machine."""
+    floor_url, step_url = urls
+    samples = {name: np.empty(len(sent)) for name in ("floor", "redis", "engine", "step")}
     for index, (body, content_type) in enumerate(sent):
-        start = time.perf_counter()
-        response = client.post(url, content=body, headers={"content-type": content_type})
-        samples[index] = (time.perf_counter() - start) * 1e3
-        if response.status_code != 200:
-            raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+        samples["floor"][index] = timed_post(client, floor_url, body, content_type)
+        samples["redis"][index] = ping()
+        samples["engine"][index] = engine()
+        samples["step"][index] = timed_post(client, step_url, body, content_type)
     return samples
-
-
-def engine_samples(shape: tuple[int, int, int], count: int, warmup: int = 50) -> np.ndarray:
-    """Milliseconds of each ``spard.step`` on the batches the service gets, in order."""
-    given = batches(shape, count + warmup)
-    state = spard.init([f"o{k}" for k in range(shape[-1])])
-    samples = np.empty(count)
-    for t, scores in enumerate(given):
-        start = time.perf_counter()
-        _, state = spard.step(state, scores, t)
-        if t >= warmup:
-            samples[t - warmup] = (time.perf_counter() - start) * 1e3
-    return samples
-
-
-def redis_samples(url: str, count: int) -> np.ndarray:
-    """Milliseconds of each PING to the benchmark's Redis: one round trip as the service makes
-    it (redis-py's asyncio client on uvicorn's loop, one kept connection)."""
-
-    async def pings() -> np.ndarray:
-        connection = redis.asyncio.Redis.from_url(url)
-        try:
-            for _ in range(50):
-                await connection.ping()
-            samples = np.empty(count)
-            for index in range(count):
-                start = time.perf_counter()
-                await connection.ping()
-                samples[index] = (time.perf_counter() - start) * 1e3
-            return samples
-        finally:
-            await connection.aclose()
-
-    return uvloop.run(pings())
 
 
 def start_floor() -> tuple[subprocess.Popen[bytes], str]:
@@ -159,6 +181,7 @@ def main() -> None:
     env = {"SPARD_AUTH_DISABLED": "true", "SPARD_KEY_PREFIX": "bench"}
     service = ServiceProcess("--redis-url", redis_server.url, env=env).start()
     floor, floor_url = start_floor()
+    ping = RedisPing(redis_server.url)
     rows = []
     try:
         with httpx.Client(timeout=30) as client:
@@ -166,22 +189,18 @@ def main() -> None:
                 run_id = f"bench-{number}"
                 create = {"run_id": run_id, "objectives": [f"o{k}" for k in range(shape[-1])]}
                 client.post(f"{service.url}/v1/runs", json=create).raise_for_status()
-                sent = bodies(shape, kind, args.steps + 50)
-                timed_posts(client, f"{floor_url}/echo", sent[:50])  # warm-up
-                floor_samples = timed_posts(client, f"{floor_url}/echo", sent[50:])
-                engine, redis_trip = (
-                    stats(engine_samples(shape, args.steps)),
-                    stats(redis_samples(redis_server.url, args.steps)),
-                )
-                timed_posts(client, f"{service.url}/v1/runs/{run_id}/steps", sent[:50])
+                sent = bodies(shape, kind, args.steps + WARMUP)
+                urls = (f"{floor_url}/echo", f"{service.url}/v1/runs/{run_id}/steps")
+                engine = EngineStep(shape, args.steps + WARMUP)
+                side_by_side(client, urls, sent[:WARMUP], ping, engine)
                 before = server_seconds(client, service.url)
-                step_samples = timed_posts(
-                    client, f"{service.url}/v1/runs/{run_id}/steps", sent[50:]
-                )
+                measured = side_by_side(client, urls, sent[WARMUP:], ping, engine)
                 after = server_seconds(client, service.url)
+                step_samples, floor_samples = measured["step"], measured["floor"]
+                redis_trip, engine_step = stats(measured["redis"]), stats(measured["engine"])
                 step, base = stats(step_samples), stats(floor_samples)
                 step["server_mean_ms"] = 1e3 * (after[0] - before[0]) / (after[1] - before[1])
-                unavoidable = base["p50_ms"] + redis_trip["p50_ms"] + engine["p50_ms"]
+                unavoidable = base["p50_ms"] + redis_trip["p50_ms"] + engine_step["p50_ms"]
                 rows.append(
                     {
                         "shape": list(shape),
@@ -191,13 +210,14 @@ def main() -> None:
                         "step": step,
                         "floor": base,
                         "redis_round_trip": redis_trip,
-                        "engine_step": engine,
+                        "engine_step": engine_step,
                         "p50_vs_floor": step["p50_ms"] / base["p50_ms"],
                         "floor_redis_engine_p50_ms": unavoidable,
                         "p50_vs_floor_redis_engine": step["p50_ms"] / unavoidable,
                     }
                 )
     finally:
+        ping.close()
         service.stop()
         floor.terminate()
         floor.wait()
@@ -234,7 +254,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average": list(os.getloadavg()),
         "setup": "1 uvicorn worker, Redis on loopback (AOF, fsync everysec), httpx keep-alive, "
-        "sequential steps of one run",
+        "sequential steps of one run; per batch one echo, one Redis PING, one engine step and "
+        "one service step, interleaved",
         "targets": targets,
         "cases": rows,
     }
