@@ -1,8 +1,8 @@
 """Benchmark: step round trip through real uvicorn and a real Redis on loopback.
 
 Each case sends sequential steps of one run (as a trainer does) and times every request,
-next to what a step cannot avoid, measured side by side (one of each per batch, interleaved,
-so that a shared machine's load weighs on all alike): a bare FastAPI endpoint that echoes the
+next to what a step cannot avoid, measured side by side (in alternating blocks of 50, so
+that a shared machine's load weighs on all alike): a bare FastAPI endpoint that echoes the
 same body (the floor: HTTP + uvicorn + client), one Redis round trip (a PING from this
 process's asyncio client) and the engine step itself (``spard.step`` on the same batches).
 Targets (issues 3 and 25): (64, 8, 4) JSON p50 <= 3 ms, p99 <= 10 ms, and p50 <= 2x (floor +
@@ -33,6 +33,7 @@ from spard.service.protocol.wire import encode_step
 from tests.servers import RedisServer, ServiceProcess, free_port
 
 WARMUP = 50  # steps of each case not timed
+BLOCK = 50  # samples of one measurement in a row (see side_by_side)
 CASES = [
     ((64, 8, 4), "json"),
     ((512, 16, 8), "json"),
@@ -113,15 +114,22 @@ def side_by_side(
     ping: RedisPing,
     engine: EngineStep,
 ) -> dict[str, np.ndarray]:
-    """Milliseconds of each echo, Redis PING, engine step and service step, interleaved one
-    of each per batch, so that all four see the same load of a shared machine."""
+    """Milliseconds of each echo, Redis PING, engine step and service step, in blocks of
+    ``BLOCK`` of each in turn: every measurement runs hot (as in a loop of its own), and all
+    four see the same load of a shared machine."""
     floor_url, step_url = urls
-    samples = {name: np.empty(len(sent)) for name in ("floor", "redis", "engine", "step")}
-    for index, (body, content_type) in enumerate(sent):
-        samples["floor"][index] = timed_post(client, floor_url, body, content_type)
-        samples["redis"][index] = ping()
-        samples["engine"][index] = engine()
-        samples["step"][index] = timed_post(client, step_url, body, content_type)
+    measures = {
+        "floor": lambda body, content_type: timed_post(client, floor_url, body, content_type),
+        "redis": lambda body, content_type: ping(),
+        "engine": lambda body, content_type: engine(),
+        "step": lambda body, content_type: timed_post(client, step_url, body, content_type),
+    }
+    samples = {name: np.empty(len(sent)) for name in measures}
+    for first in range(0, len(sent), BLOCK):
+        block = range(first, min(first + BLOCK, len(sent)))
+        for name, measure in measures.items():
+            for index in block:
+                samples[name][index] = measure(*sent[index])
     return samples
 
 
@@ -254,8 +262,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average": list(os.getloadavg()),
         "setup": "1 uvicorn worker, Redis on loopback (AOF, fsync everysec), httpx keep-alive, "
-        "sequential steps of one run; per batch one echo, one Redis PING, one engine step and "
-        "one service step, interleaved",
+        "sequential steps of one run; echo, Redis PING, engine step and service step in "
+        f"alternating blocks of {BLOCK}",
         "targets": targets,
         "cases": rows,
     }
