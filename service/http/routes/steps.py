@@ -51,10 +51,12 @@ _REQUEST_BODY: dict[str, Any] = {
         415: {"description": "unsupported Content-Type"},
     },
 )
-async def post_step(request: Request, run: Run, request_id: IdempotencyKey) -> Response:
+async def post_step(request: Request, run: Run, _key: IdempotencyKey) -> Response:
     """Apply one batch of scores (N, G, K), exactly once: a step sent again, to any replica,
     returns the stored result with ``replayed: true``; so does a step without an index sent
     again with the same ``Idempotency-Key`` (while that step is among the kept ones)."""
+    # run and _key declare the path, the API key and the header to the OpenAPI document (and
+    # refuse a malformed run id); the door decides each of them again, from the request.
     door: StepDoor = request.app.state.step_door
     headers = request.headers
     call = StepCall(
@@ -112,9 +114,11 @@ class StepDoorMiddleware:
 
 
 def _step_run_id(scope: Scope) -> str | None:
+    """The door's run id for the path the router would match: behind a proxy's prefix
+    (``root_path``), the path less that prefix, as Starlette's routing takes it."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
-    if root and path.startswith(root):  # behind a proxy's prefix, as the router matches
+    if root and path.startswith(root + "/"):
         path = path[len(root) :]
     return step_run_id(scope["method"], path)
 
