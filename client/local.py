@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI as ASGIApp
+    from fastapi import FastAPI
 
 LOCAL_URL = "http://spard.local"  # the base URL of a local client (nothing is resolved)
 _INSTALL_HINT = (
@@ -62,7 +62,7 @@ class LocalRuns:
                 "history_retention": history_retention,
             }
         )
-        self.app: ASGIApp = create_app(settings)
+        self.app: FastAPI = create_app(settings)
         self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()  # one thread runs the loop at a time
         self._closing = self._closed = False

@@ -17,7 +17,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import spard
 from spard.errors import did_you_mean
-from spard.service.http.metrics import STORE_ERRORS
 from spard.service.protocol.errors import (
     ErrorDocument,
     ServiceError,
@@ -25,6 +24,7 @@ from spard.service.protocol.errors import (
     error_document,
 )
 from spard.service.runs.answers import error_answer
+from spard.service.runs.run_service import RunService
 
 
 def error_response(
@@ -62,8 +62,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return _response(error_document(exc))
 
     @app.exception_handler(StoreUnavailableError)
-    async def _store(_: Request, exc: StoreUnavailableError) -> Response:
-        STORE_ERRORS.inc()
+    async def _store(request: Request, exc: StoreUnavailableError) -> Response:
+        runs: RunService = request.app.state.runs
+        runs.events.store_unavailable()  # as the step's door reports it
         return _response(error_document(exc))
 
     @app.exception_handler(RequestValidationError)
