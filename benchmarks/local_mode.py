@@ -1,12 +1,11 @@
 """Benchmark: what local mode costs per step over calling the run layer directly.
 
-Local mode (``SpardClient.local()``) runs the service in-process: its FastAPI app through
-ASGI for every call but the step, which goes straight to the step route's function
-(``serve_step``). Measured per step: the engine alone (the floor); the run layer called
-directly (``serve_step``: decoding, ``RunService.step`` over the memory store, response
-encoding, no framework); the SDK over a minimal transport that does just that; the SDK in
-local mode; and the SDK over the whole ASGI app for steps too (the other design the issue
-asked to measure).
+Local mode (``SpardClient.local()``) runs the service in-process: every call goes through its
+FastAPI app over a minimal ASGI exchange, and the app hands a step to the run layer's front
+door (``StepDoor``) ahead of its router. Measured per step: the engine alone (the floor); the
+run layer called directly (``serve_step``: decoding, ``RunService.step`` over the memory
+store, response encoding, no framework); the SDK over a minimal transport that does just that;
+the SDK in local mode; and the SDK over the same app through httpx's generic ASGI transport.
 Run ``python -m benchmarks.local_mode [--out DIR]``: writes ``local_mode.json`` there
 (default ``benchmark-results/``) and prints a table.
 """
@@ -103,7 +102,8 @@ class DirectTransport(httpx.BaseTransport):
 
 
 class AsgiTransport(httpx.BaseTransport):
-    """Every call through the service's ASGI app, steps included, on a loop of its own."""
+    """Every call through the service's ASGI app by httpx's ASGI transport, on a loop of its
+    own."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -164,7 +164,7 @@ def main() -> None:
         ("direct", "run layer, called directly"),
         ("sdk_direct", "SDK, minimal transport"),
         ("sdk_local", "SDK, local mode"),
-        ("sdk_asgi", "SDK, ASGI app for steps too"),
+        ("sdk_asgi", "SDK, httpx ASGI transport"),
     ]:
         print(f"{label:<28}{rows[name]['json']:>8.3f}{rows[name]['binary']:>8.3f}")
     bodies = ("json", "binary")
@@ -174,7 +174,7 @@ def main() -> None:
         }
         for path in ("local", "asgi")
     }
-    for name, label in [("local", "local mode over direct"), ("asgi", "ASGI app over direct")]:
+    for name, label in [("local", "local mode over direct"), ("asgi", "httpx ASGI over direct")]:
         row = overhead[f"{name}_over_direct"]
         print(f"{label:<28}{row['json']:>8.3f}{row['binary']:>8.3f}")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,8 @@ def parse_scores(scores: Any, num_objectives: int | None, *, field: str = "score
     Raises :class:`InputError` naming ``field`` for ragged, non-numeric or boolean input, a
     wrong rank, N or G of 0, G < 2, K not matching ``num_objectives`` (unless None), +/-inf, or
     an all-missing batch. The one check of a step's scores: :func:`spard.step` runs it; the
-    service's decoder only converts a body with :func:`scores_array` and leaves the checking to
-    the step.
+    service's decoder runs it too with ``num_objectives=None``, so a malformed batch is refused
+    before the run is read.
     """
     array = scores_array(scores, field=field)
     if array.ndim != 3:

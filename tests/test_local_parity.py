@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from test_service_errors import BINARY_CASES, CREATE_CASES, GOOD, JSON_CASES, PATH_CASES
 from test_streaming import OBSERVATION_CASES
 
-from spard.client import LocalRuns, SpardClient
+from spard.client import SpardClient
 from spard.client.local import LocalTransport
 from spard.service.protocol.wire import IDEMPOTENCY_HEADER
 from tests.servers import ServiceProcess
@@ -121,21 +122,18 @@ def test_local_steps_answer_like_the_server(both):
     assert answered.json()["replayed"] is True
 
 
-class _RecordingApp(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner, self.paths = inner, []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.paths.append(request.url.path)
-        return await self.inner.handle_async_request(request)
+def _served_steps() -> float:
+    labels = {"method": "POST", "route": "/v1/runs/{run_id}/steps", "status": "200"}
+    found = REGISTRY.get_sample_value("spard_http_request_duration_seconds_count", labels)
+    return found or 0.0
 
 
-def test_only_steps_skip_the_framework():
-    runs = LocalRuns()
-    app = runs.service._transport = _RecordingApp(runs.service._transport)
-    with SpardClient.local(runs) as client:
+def test_local_steps_pass_the_app_once():
+    """A local step goes through the app's middleware like a server's: timed once, under the
+    step route's label."""
+    with SpardClient.local() as client:
         run = client.create_run(["a", "b"])
-        client.step(run.run_id, [[[1.0, 0.0], [0.0, 1.0]]], step=0)
-        client.get_run(run.run_id)
-    assert app.paths == ["/v1/runs", f"/v1/runs/{run.run_id}"]
-    runs.close()
+        before = _served_steps()
+        for t in range(3):
+            client.step(run.run_id, [[[1.0, 0.0], [0.0, 1.0]]], step=t)
+        assert _served_steps() - before == 3

@@ -57,6 +57,19 @@ JSON_CASES = [
 ]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"step": 0, "scores": [[1, 0], [0, 1]]}', b'{"step": 0, "scores": [[[1, 0]]]}'],
+)
+async def test_a_malformed_batch_is_refused_before_its_run_is_looked_up(run, body):
+    """Scores wrong whatever the run (a rank, one rollout per prompt) are a 422 naming
+    ``scores`` even for a run that does not exist: nothing of the run is read for them."""
+    response = await run.post(
+        "/v1/runs/missing/steps", content=body, headers={"content-type": "application/json"}
+    )
+    assert (response.status_code, response.json()["field"]) == (422, "scores"), response.text
+
+
 @pytest.mark.parametrize(("body", "field", "message"), JSON_CASES)
 async def test_malformed_json_steps(run, body, field, message):
     before = (await run.get("/v1/runs/r/state")).json()

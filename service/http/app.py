@@ -14,9 +14,11 @@ from spard.service.http.middleware import RequestGateMiddleware, TimingMiddlewar
 from spard.service.http.routes import observations, ops, runs, steps
 from spard.service.http.routes.docs import install_docs
 from spard.service.http.routes.page import install_page
+from spard.service.http.routes.steps import StepDoorMiddleware
 from spard.service.runs.legacy import upgrade_legacy_run
 from spard.service.runs.observation_service import ObservationService
 from spard.service.runs.run_service import RunOptions, RunService
+from spard.service.runs.step_request import StepDoor
 from spard.service.runs.store import Store, StoreOptions
 from spard.service.settings import Settings
 
@@ -34,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.runs = runs
         app.state.observations = ObservationService(store, runs)
+        app.state.step_door = StepDoor(runs, settings)
         try:
             yield
         finally:
@@ -55,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     install_docs(app)
     install_page(app)
+    # The last added runs first: timing, then the gate, then the step's door.
+    app.add_middleware(StepDoorMiddleware)
     app.add_middleware(RequestGateMiddleware, settings=settings)
     app.add_middleware(TimingMiddleware)
     return app

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from fastapi import Request
 
-from spard.service.protocol.errors import UnauthorizedError
-from spard.service.settings import LOCAL_TENANT, Settings, is_loopback
+from spard.service.runs.admission import required_for, tenant_of
+from spard.service.settings import Settings
 
 
 async def tenant_for(request: Request) -> str:
@@ -18,43 +17,10 @@ async def tenant_for(request: Request) -> str:
     return tenant_of(settings, header, request.scope.get("server"))
 
 
-def tenant_of(settings: Settings, authorization: str, server: Any) -> str:
-    """The tenant of an ``Authorization`` header; :class:`UnauthorizedError` for an unknown
-    key, or for none where auth is required. ``server``: the ASGI scope's (host, port)."""
-    scheme, _, key = authorization.partition(" ")
-    if scheme.lower() == "bearer" and key:
-        for known, tenant in settings.api_keys.items():
-            if hmac.compare_digest(known.encode(), key.strip().encode()):
-                return tenant
-        if not settings.api_keys and not required_for(settings, server):
-            raise UnauthorizedError(
-                "unknown API key: this service runs without auth and has no keys; "
-                "send no Authorization header (SpardClient without api_key)",
-                field="Authorization",
-            )
-        raise UnauthorizedError("unknown API key", field="Authorization")
-    if required_for(settings, server):
-        raise UnauthorizedError(
-            "missing API key: send 'Authorization: Bearer <key>'", field="Authorization"
-        )
-    return LOCAL_TENANT
-
-
 def auth_required(request: Request) -> bool:
     """The settings' answer, checked against the address the server really listens on."""
     settings: Settings = request.app.state.settings
     return required_for(settings, request.scope.get("server"))
-
-
-def required_for(settings: Settings, server: Any) -> bool:
-    """The settings' answer, checked against the address the server really listens on: the
-    no-auth default for a local in-memory service holds only while it is bound to loopback
-    (``uvicorn --host 0.0.0.0`` bypasses ``SPARD_HOST``)."""
-    if settings.auth_required:
-        return True
-    if settings.auth_disabled:
-        return False
-    return server is not None and not is_loopback(str(server[0]))
 
 
 async def metrics_scope(request: Request) -> str | None:

@@ -16,7 +16,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import spard
 from spard.errors import did_you_mean
-from spard.service.http.metrics import STORE_ERRORS
 from spard.service.protocol.documents import ValidationIssue
 from spard.service.protocol.errors import (
     ErrorDocument,
@@ -25,8 +24,9 @@ from spard.service.protocol.errors import (
     error_document,
     invalid_json,
 )
+from spard.service.runs.answers import error_answer
+from spard.service.runs.run_service import RunService
 
-RETRY_AFTER_S = "1"
 # FastAPI's detail for a body it could not decode (fastapi/routing.py).
 _BODY_PARSE_ERROR = "There was an error parsing the body"
 
@@ -47,15 +47,12 @@ def _response(
     headers: Mapping[str, str] | None = None,
     errors: list[ValidationIssue] | None = None,
 ) -> Response:
-    status = document.status
-    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
-    if status == 503:  # every 503 is "try again soon": the store or a run is busy
-        headers.setdefault("Retry-After", RETRY_AFTER_S)
+    answer = error_answer(document, headers, errors)
     return Response(
-        document.to_json(errors),
-        status_code=status,
+        answer.body,
+        status_code=answer.status,
         media_type="application/json",
-        headers=headers,
+        headers=dict(answer.headers),
     )
 
 
@@ -71,8 +68,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return _response(error_document(exc))
 
     @app.exception_handler(StoreUnavailableError)
-    async def _store(_: Request, exc: StoreUnavailableError) -> Response:
-        STORE_ERRORS.inc()
+    async def _store(request: Request, exc: StoreUnavailableError) -> Response:
+        runs: RunService = request.app.state.runs
+        runs.events.store_unavailable()  # as the step's door reports it
         return _response(error_document(exc))
 
     @app.exception_handler(RequestValidationError)

@@ -164,3 +164,7 @@ class PrometheusEvents:
         for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("late", late)):
             if count:
                 OBSERVATIONS.labels(outcome).inc(count)
+
+    def store_unavailable(self) -> None:
+        """Count a request failed by an unavailable store."""
+        STORE_ERRORS.inc()

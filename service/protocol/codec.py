@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 
 from spard.errors import InputError
-from spard.scores import scores_array
+from spard.scores import parse_scores, scores_array
 from spard.service.protocol.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
@@ -37,7 +37,16 @@ class StepInput:
 
 
 def decode_step_body(content_type: str | None, body: bytes, max_scores: int) -> StepInput:
-    """Decode and validate a step body of any supported media type."""
+    """Decode a step body of any supported media type and check its scores by the engine's
+    one rule (:func:`spard.scores.parse_scores`) in all but the run's K, which needs the run:
+    a malformed batch is refused before the run is read (422 even for a missing run, no
+    store read, no rejected step counted)."""
+    decoded = _decode(content_type, body, max_scores)
+    parse_scores(decoded.scores, None)
+    return decoded
+
+
+def _decode(content_type: str | None, body: bytes, max_scores: int) -> StepInput:
     media_type = (content_type or JSON).split(";", 1)[0].strip().lower()
     if media_type == OCTET_STREAM:
         decoded = decode_step(body)

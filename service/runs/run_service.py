@@ -73,6 +73,9 @@ class RunEvents(Protocol):
     def observations(self, accepted: int, duplicates: int, late: int) -> None:
         """Observations were recorded."""
 
+    def store_unavailable(self) -> None:
+        """A request failed because the store could not be reached."""
+
 
 class NoEvents:
     """Reports nothing."""
@@ -81,6 +84,9 @@ class NoEvents:
         return None
 
     def observations(self, accepted: int, duplicates: int, late: int) -> None:
+        return None
+
+    def store_unavailable(self) -> None:
         return None
 
 

@@ -1,10 +1,18 @@
-"""Steps: the one call a trainer makes per batch."""
+"""Steps: the one call a trainer makes per batch, answered by the run layer's front door
+(:class:`~spard.service.runs.step_request.StepDoor`).
+
+:class:`StepDoorMiddleware` hands step requests to the door before the router sees them
+(FastAPI's routing and dependency solving cost more than the engine step); the route below
+declares the operation (the OpenAPI document, 405s, the 422 of a malformed run id) and serves
+the same door for a request the middleware leaves to the router.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spard.service.http.dependencies import IdempotencyKey, Run
 from spard.service.protocol.codec import MSGPACK_TYPES
@@ -15,10 +23,9 @@ from spard.service.protocol.schemas import (
     StepRequest,
     error_statuses,
 )
-from spard.service.protocol.wire import HEADER_SIZE, OCTET_STREAM
-from spard.service.runs.run_service import RunService
-from spard.service.runs.step_request import serve_step
-from spard.service.settings import Settings
+from spard.service.protocol.wire import HEADER_SIZE, IDEMPOTENCY_HEADER, OCTET_STREAM
+from spard.service.runs.answers import JSON_MEDIA_TYPE, Answer
+from spard.service.runs.step_request import STEP_ROUTE, StepCall, StepDoor, step_run_id
 
 router = APIRouter(prefix="/v1/runs", tags=["steps"], responses=ERROR_RESPONSES)
 
@@ -53,19 +60,97 @@ _REQUEST_BODY: dict[str, Any] = {
         }
     ),
 )
-async def post_step(request: Request, run: Run, request_id: IdempotencyKey) -> Response:
+async def post_step(request: Request, run: Run, _key: IdempotencyKey) -> Response:
     """Apply one batch of scores (N, G, K), exactly once: a step sent again, to any replica,
     returns the stored result with ``replayed: true``; so does a step without an index sent
     again with the same ``Idempotency-Key`` (while that step is among the kept ones)."""
-    # The hot path: app state read directly rather than through two more dependencies.
-    runs: RunService = request.app.state.runs
-    settings: Settings = request.app.state.settings
-    document = await serve_step(
-        runs,
-        run,
-        request.headers.get("content-type"),
+    # run and _key declare the path, the API key and the header to the OpenAPI document (and
+    # refuse a malformed run id); the door decides each of them again, from the request.
+    door: StepDoor = request.app.state.step_door
+    headers = request.headers
+    call = StepCall(
+        run.run_id,
         await request.body(),
-        request_id=request_id,
-        max_scores=settings.max_scores,
+        headers.get("content-type"),
+        headers.get("authorization", ""),
+        headers.get(IDEMPOTENCY_HEADER),
+        request.scope.get("server"),
     )
-    return Response(document, media_type="application/json")
+    answer = await door.answer(call)
+    return Response(answer.body, answer.status, dict(answer.headers), JSON_MEDIA_TYPE)
+
+
+class _Route(NamedTuple):
+    path: str  # what the request timing labels a request with
+
+
+_SERVED_ROUTE = _Route(STEP_ROUTE)
+_WANTED = (b"content-type", b"authorization", IDEMPOTENCY_HEADER.lower().encode())
+
+
+class StepDoorMiddleware:
+    """Pure ASGI: a step request (:func:`~spard.service.runs.step_request.step_run_id`) goes
+    to the app's :class:`StepDoor` (``app.state.step_door``), every other request on to the
+    router. Placed after the request gate, which has checked the headers' size and read the
+    body within its limits."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        run_id = _step_run_id(scope) if scope["type"] == "http" else None
+        if run_id is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = _SERVED_ROUTE
+        found: dict[bytes, str] = {}
+        for name, value in scope["headers"]:  # the first of a repeated header, as Starlette
+            if name in _WANTED and name not in found:
+                found[name] = value.decode("latin-1")
+        body = await _body(receive)
+        if body is None:
+            return  # the client went away: nobody to answer
+        door: StepDoor = scope["app"].state.step_door
+        call = StepCall(
+            run_id,
+            body,
+            found.get(b"content-type"),
+            found.get(b"authorization", ""),
+            found.get(_WANTED[2]),
+            scope.get("server"),
+        )
+        await _send(await door.answer(call), send)
+
+
+def _step_run_id(scope: Scope) -> str | None:
+    """The door's run id for the path the router would match: behind a proxy's prefix
+    (``root_path``), the path less that prefix, as Starlette's routing takes it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        path = path[len(root) :]
+    return step_run_id(scope["method"], path)
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The whole body (the gate hands it over in one message); None if the client left."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(answer: Answer, send: Send) -> None:
+    extra = answer.headers.items()
+    headers = [
+        (b"content-type", JSON_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(answer.body)).encode()),
+        *((name.lower().encode(), value.encode("latin-1")) for name, value in extra),
+    ]
+    start: Message = {"type": "http.response.start", "status": answer.status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": answer.body})
