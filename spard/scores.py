@@ -75,7 +75,7 @@ def _check_magnitude(array: FloatArray, field: str) -> None:
     if large.any():
         where = tuple(int(i) for i in np.argwhere(large)[0])
         raise InputError(
-            f"{field}: scores must lie within +/-{MAX_SCORE:g} (first outside at index {where})",
+            f"{field} must lie within +/-{MAX_SCORE:g} (first outside at index {where})",
             field=field,
         )
 

@@ -51,7 +51,9 @@ def drive_traffic(url: str, stop: threading.Event) -> None:
                 body = {"step": step, "scores": scores}
                 client.post(f"/v1/runs/{run_id}/steps", json=body)
                 client.post(f"/v1/runs/{run_id}/steps", json=body)  # a replay
-                client.post(f"/v1/runs/{run_id}/steps", json={"step": step, "scores": [[[1]]]})
+                # Refused against the run (2 objectives, the run has 3): counted as rejected.
+                wrong_k = {"step": step, "scores": [[[1, 0], [0, 1]]]}
+                client.post(f"/v1/runs/{run_id}/steps", json=wrong_k)
             step += 1
             time.sleep(0.05)
 

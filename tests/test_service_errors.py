@@ -70,6 +70,20 @@ async def test_a_malformed_batch_is_refused_before_its_run_is_looked_up(run, bod
     assert (response.status_code, response.json()["field"]) == (422, "scores"), response.text
 
 
+async def test_only_steps_refused_against_their_run_count_as_rejected(run):
+    from prometheus_client import REGISTRY
+
+    def rejected() -> float:
+        return REGISTRY.get_sample_value("spard_steps_total", {"outcome": "rejected"}) or 0.0
+
+    before = rejected()
+    one_rollout = await run.post("/v1/runs/r/steps", json={"step": 1, "scores": [[[1, 0]]]})
+    assert (one_rollout.status_code, rejected()) == (422, before)  # malformed whatever the run
+    wrong_k = await run.post("/v1/runs/r/steps", json={"step": 1, "scores": [[[1], [0]]]})
+    assert (wrong_k.status_code, wrong_k.json()["field"]) == (422, "scores")
+    assert rejected() == before + 1  # the run has 2 objectives
+
+
 @pytest.mark.parametrize(("body", "field", "message"), JSON_CASES)
 async def test_malformed_json_steps(run, body, field, message):
     before = (await run.get("/v1/runs/r/state")).json()
