@@ -101,8 +101,9 @@ def test_local_and_remote_runs_match_after_the_same_steps(both):
 
 
 def test_local_steps_answer_like_the_server(both):
-    """A local step answers as a server's (both through the same front door): same documents for an applied step
-    with advantages and prompt ids, its replay, and a retry under the same Idempotency-Key."""
+    """A local step answers as a server's (both through the same front door): the same
+    documents for an applied step with advantages and prompt ids, its replay, and a retry
+    under the same Idempotency-Key."""
     remote, local = both
     scores = np.random.default_rng(4).random((2, 2, 2)).tolist()
     bodies = [
