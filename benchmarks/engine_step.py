@@ -7,7 +7,6 @@ Writes benchmarks/results/engine_step.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import spard
+from benchmarks.harness import add_out_argument, write_result
 
 CASES = [
     # (shape, missing share, return_advantages, strategy)
@@ -70,13 +70,7 @@ def cpu_model() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2000)
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("benchmark-results") / "engine_step.json",
-        help="where to write (default: benchmark-results/ in the current folder; the "
-        "committed results are only replaced on purpose)",
-    )
+    add_out_argument(parser, "engine_step.json")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     rows = [time_case(*case, args.repeats, rng) for case in CASES]
@@ -110,8 +104,7 @@ def main() -> None:
         "target_met": worst <= TARGET_MS,
         "cases": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -13,17 +13,15 @@ benchmarks/results/observe_throughput.json.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import platform
-import tempfile
 import threading
 import time
-from pathlib import Path
 
+from benchmarks.harness import add_out_argument, service_env, start_redis, write_result
 from spard.client import SpardClient
-from tests.servers import RedisServer, ServiceProcess
+from tests.servers import ServiceProcess
 
 OBJECTIVES = ["correctness", "format", "length"]
 GROUPS_PER_WRITER, ROLLOUTS = 8, 8  # per step: writers * 8 groups of 8 rollouts
@@ -65,17 +63,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--writers", type=int, default=64)
     parser.add_argument("--processes", type=int, default=4)
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("benchmark-results") / "observe_throughput.json",
-        help="where to write (default: benchmark-results/ in the current folder; the "
-        "committed results are only replaced on purpose)",
-    )
+    add_out_argument(parser, "observe_throughput.json")
     args = parser.parse_args()
-    redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="spard-observe-redis-")), "everysec")
-    redis_server.start()
-    env = {"SPARD_AUTH_DISABLED": "true", "SPARD_KEY_PREFIX": "observe"}
+    redis_server = start_redis("observe")
+    env = service_env("observe")
     replicas = [ServiceProcess("--redis-url", redis_server.url, env=env).start() for _ in range(2)]
     try:
         result = measure(args, [replica.url for replica in replicas])
@@ -89,8 +80,7 @@ def main() -> None:
         print(f"{key:>22}: {result[key]}")
     met = result["observations_per_s"] >= 20_000 and result["mismatched_steps"] == 0
     print(f"target >= 20k observations/s: {'met' if met else 'MISSED'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 def measure(args: argparse.Namespace, urls: list[str]) -> dict[str, object]:

@@ -19,7 +19,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,8 +28,9 @@ import redis.asyncio
 import uvloop
 
 import spard
+from benchmarks.harness import add_out_argument, service_env, start_redis, write_result
 from spard.service.protocol.wire import encode_step
-from tests.servers import RedisServer, ServiceProcess, free_port
+from tests.servers import ServiceProcess, free_port
 
 WARMUP = 50  # steps of each case not timed
 BLOCK = 50  # samples of one measurement in a row (see side_by_side)
@@ -176,17 +176,10 @@ def stats(samples: np.ndarray) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("benchmark-results") / "service_step.json",
-        help="where to write (default: benchmark-results/ in the current folder; the "
-        "committed results are only replaced on purpose)",
-    )
+    add_out_argument(parser, "service_step.json")
     args = parser.parse_args()
-    redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="spard-bench-redis-")), "everysec")
-    redis_server.start()
-    env = {"SPARD_AUTH_DISABLED": "true", "SPARD_KEY_PREFIX": "bench"}
+    redis_server = start_redis("bench")
+    env = service_env("bench")
     service = ServiceProcess("--redis-url", redis_server.url, env=env).start()
     floor, floor_url = start_floor()
     ping = RedisPing(redis_server.url)
@@ -267,8 +260,7 @@ def main() -> None:
         "targets": targets,
         "cases": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
+import spard
+
 KINDS = ("binary", "judge", "continuous", "constant", "absent")
 
 
@@ -63,3 +65,16 @@ def run_specs(draw: st.DrawFn, max_steps: int = 8) -> RunSpec:
 
 def objective_names(count: int) -> list[str]:
     return [f"objective_{k}" for k in range(count)]
+
+
+def engine_results(
+    objectives: list[str], batches: list[np.ndarray], warmup: int
+) -> list[spard.StepResult]:
+    """The engine's answer to each batch (N, G, K) as steps 0, 1, ... of one fresh run: what a
+    service fed the same batches must answer."""
+    state = spard.init(objectives, spard.SpardConfig(warmup=warmup))
+    results = []
+    for t, scores in enumerate(batches):
+        result, state = spard.step(state, scores, step=t)
+        results.append(result)
+    return results

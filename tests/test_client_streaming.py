@@ -8,8 +8,8 @@ import threading
 
 import numpy as np
 import pytest
+from batches import engine_results
 
-import spard
 from spard.client import (
     AsyncSpardClient,
     InvalidRequestError,
@@ -28,12 +28,7 @@ def batch(t: int, prompts: int = 8, rollouts: int = 4) -> np.ndarray:
 
 
 def expected_results(batches):
-    state = spard.init(OBJECTIVES, spard.SpardConfig(warmup=2))
-    results = []
-    for t, scores in enumerate(batches):
-        result, state = spard.step(state, scores, step=t)
-        results.append(result)
-    return results
+    return engine_results(OBJECTIVES, batches, warmup=2)
 
 
 def scores_of(values: np.ndarray) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import batches as batches_module
 import numpy as np
 import pytest
 
@@ -34,12 +35,7 @@ def observations_of(scores: np.ndarray, step: int | None, group_ids: list) -> li
 
 
 def engine_results(batches: list[np.ndarray]) -> list[spard.StepResult]:
-    state = spard.init(OBJECTIVES, spard.SpardConfig(warmup=2))
-    results = []
-    for t, scores in enumerate(batches):
-        result, state = spard.step(state, scores, step=t)
-        results.append(result)
-    return results
+    return batches_module.engine_results(OBJECTIVES, batches, warmup=2)
 
 
 async def create(client, run_id: str, **streaming) -> None:

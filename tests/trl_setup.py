@@ -9,24 +9,49 @@ from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from trl import GRPOConfig
 
 
-def tiny_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Qwen2ForCausalLM:
+def random_qwen2(
+    tokenizer: PreTrainedTokenizerFast,
+    *,
+    hidden_size: int,
+    intermediate_size: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    max_positions: int,
+    seed: int,
+) -> Qwen2ForCausalLM:
+    """A Qwen2 of this size with random weights (seeded), sized to ``tokenizer``'s vocabulary and
+    using its pad and eos tokens (eos doubles as bos), input and output embeddings tied."""
     import torch
 
     torch.manual_seed(seed)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=128,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=max_positions,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
     )
     return Qwen2ForCausalLM(config)
+
+
+def tiny_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Qwen2ForCausalLM:
+    return random_qwen2(
+        tokenizer,
+        hidden_size=32,
+        intermediate_size=64,
+        layers=2,
+        heads=2,
+        kv_heads=1,
+        max_positions=128,
+        seed=seed,
+    )
 
 
 def prompts_dataset(count: int = 32) -> Dataset:

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.servers import RedisServer, ServiceProcess
+from benchmarks.harness import add_out_argument, service_env, start_redis, write_result
+from tests.servers import ServiceProcess
 
 SHAPE = (8, 4, 3)  # what steps.lua sends
 DUPLICATE_SHARE = 0.10  # steps.lua resends this share of answered steps (client retries)
@@ -124,17 +123,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("benchmark-results") / "load.json",
-        help="where to write (default: benchmark-results/ in the current folder; the "
-        "committed results are only replaced on purpose)",
-    )
+    add_out_argument(parser, "load.json")
     args = parser.parse_args()
-    redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="spard-load-redis-")), "everysec")
-    redis_server.start()
-    env = {"SPARD_AUTH_DISABLED": "true", "SPARD_KEY_PREFIX": "load"}
+    redis_server = start_redis("load")
+    env = service_env("load")
     service = ServiceProcess(
         "--redis-url", redis_server.url, "--workers", str(args.workers), env=env
     ).start()
@@ -167,8 +159,7 @@ def main() -> None:
         result["steps_per_s"] >= 800 and result["lost_steps"] == 0 and result["doubled_steps"] == 0
     )
     print(f"target >= 800 steps/s, 0 lost, 0 doubled: {'met' if met else 'MISSED'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

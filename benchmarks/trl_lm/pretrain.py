@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm import tqdm
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM
 
 from benchmarks.trl_lm import tasks
+from tests.trl_setup import random_qwen2
 
 RECIPE = 1  # bump when the training procedure below changes what a policy is
 
@@ -71,21 +72,16 @@ def train_tokenizer(documents: list[str], vocab_size: int) -> PreTrainedTokenize
 
 def build_model(config: PretrainConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
     """A Qwen2 of ``config``'s size with random weights."""
-    torch.manual_seed(config.seed)
-    model_config = Qwen2Config(
-        vocab_size=len(tokenizer),
+    return random_qwen2(
+        tokenizer,
         hidden_size=config.hidden_size,
         intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.layers,
-        num_attention_heads=config.heads,
-        num_key_value_heads=config.kv_heads,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
+        layers=config.layers,
+        heads=config.heads,
+        kv_heads=config.kv_heads,
+        max_positions=256,
+        seed=config.seed,
     )
-    return Qwen2ForCausalLM(model_config)
 
 
 def pretrain(config: PretrainConfig, cache: Path, *, progress: bool = True) -> Path:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Request, Response
 
 from spard.config import MAX_STEP
 from spard.service.http.dependencies import CurrentSettings, Observations, Run, Runs
-from spard.service.protocol.codec import read_json
+from spard.service.protocol.codec import JSON, read_json
 from spard.service.protocol.documents import CommitResponse, ObserveResponse, WeightsResponse
 from spard.service.protocol.errors import PayloadTooLargeError
 from spard.service.protocol.schemas import (
@@ -25,7 +25,6 @@ from spard.service.protocol.streaming import parse_observations
 from spard.service.runs.records import commit_payload
 
 router = APIRouter(prefix="/v1/runs", tags=["streaming"], responses=ERROR_RESPONSES)
-JSON = "application/json"
 
 
 def _parse_observations(body: bytes, limit: int) -> list[Observation]:

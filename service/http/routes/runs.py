@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from spard.config import MAX_STEP, config_from_overrides
 from spard.service.http.dependencies import CurrentSettings, IdempotencyKey, Run, Runs, Tenant
+from spard.service.protocol.codec import JSON
 from spard.service.protocol.documents import HistoryPage, RunList, RunSummary
 from spard.service.protocol.errors import BadRequestError
 from spard.service.protocol.schemas import (
@@ -24,7 +25,6 @@ from spard.service.protocol.streaming import streaming_config
 from spard.service.runs.store import RunKey
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
-JSON = "application/json"
 
 
 @router.post(

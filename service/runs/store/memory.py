@@ -55,6 +55,15 @@ class MemoryStore:
             return None
         return run
 
+    def _incarnation(self, key: RunKey, incarnation: str) -> _Run | RunAbsent:
+        """The live run if it is still ``incarnation`` (not deleted and created anew)."""
+        run = self._live(key)
+        if run is None:
+            return RunAbsent.MISSING
+        if run.meta.incarnation != incarnation:
+            return RunAbsent.RECREATED
+        return run
+
     async def create(self, key: RunKey, record: RunRecord, meta: RunMeta) -> WriteOutcome:
         if self._live(key) is not None:
             return WriteOutcome.EXISTS
@@ -79,22 +88,18 @@ class MemoryStore:
         items: list[ObservationItem],
         limits: ObserveLimits,
     ) -> ObserveOutcome | RunAbsent:
-        run = self._live(key)
-        if run is None:
-            return RunAbsent.MISSING
-        if run.meta.incarnation != incarnation:
-            return RunAbsent.RECREATED
+        run = self._incarnation(key, incarnation)
+        if isinstance(run, RunAbsent):
+            return run
         run.updated = time.time()
         return run.observations.observe(step, items, run.record.last_step, limits)
 
     async def seal(
         self, key: RunKey, incarnation: str, step: int, retention: int
     ) -> SealedStep | RunAbsent:
-        run = self._live(key)
-        if run is None:
-            return RunAbsent.MISSING
-        if run.meta.incarnation != incarnation:
-            return RunAbsent.RECREATED
+        run = self._incarnation(key, incarnation)
+        if isinstance(run, RunAbsent):
+            return run
         return run.observations.seal(step, run.record.last_step, retention)
 
     async def load_summary(self, key: RunKey) -> bytes | RunAbsent:
