@@ -74,9 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--from-runs",
         type=Path,
+        nargs="+",
         metavar="FILE",
-        help="train nothing: rebuild the report in --out from an earlier suite's runs.jsonl "
-        "or results.json",
+        help="train nothing: rebuild the report in --out from earlier suites' runs.jsonl or "
+        "results.json (several: their runs together, e.g. the suite's and the field arms')",
     )
     return parser
 
@@ -107,9 +108,21 @@ def _bench(args: argparse.Namespace) -> BenchConfig:
     return replace(bench, engine=engine, dynamic_sampling=args.dynamic_sampling)
 
 
-def _earlier_runs(path: Path) -> tuple[list[dict[str, Any]], float]:
-    """The runs of an earlier suite (its runs.jsonl or results.json), and its wall time if
-    its results.json recorded one."""
+def _earlier_runs(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], float]:
+    """The runs of earlier suites (each a runs.jsonl or results.json), in job order, and
+    their wall time where their results.json recorded one (the sum)."""
+    runs: list[dict[str, Any]] = []
+    seconds = 0.0
+    for path in paths:
+        found, took = _runs_of(path)
+        runs += found
+        seconds += took
+    # runs.jsonl is in finishing order: put it back in job order (family, seed, arm).
+    runs.sort(key=lambda run: (FAMILIES.index(run["family"]), run["seed"], ARM_ORDER[run["arm"]]))
+    return runs, seconds
+
+
+def _runs_of(path: Path) -> tuple[list[dict[str, Any]], float]:
     if not path.is_file():
         raise SystemExit(f"benchmarks.efficacy: --from-runs: no such file {path}")
     earlier = path if path.suffix == ".json" else path.with_name("results.json")
@@ -119,8 +132,6 @@ def _earlier_runs(path: Path) -> tuple[list[dict[str, Any]], float]:
         runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not runs:
         raise SystemExit(f"benchmarks.efficacy: --from-runs: {path} holds no runs")
-    # runs.jsonl is in finishing order: put it back in job order (family, seed, arm).
-    runs.sort(key=lambda run: (FAMILIES.index(run["family"]), run["seed"], ARM_ORDER[run["arm"]]))
     seconds = json.loads(earlier.read_text())["seconds"] if earlier.is_file() else float("nan")
     return runs, float(seconds)
 
