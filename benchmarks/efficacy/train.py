@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,13 +59,25 @@ class Arm:
 
     def identity(self, bench: BenchConfig) -> dict[str, Any]:
         """What this arm runs, resolved: its engine config, the rules a named strategy stands
-        for today, and whether it rescales. A run is reused on resume only if this matches."""
+        for today, whether it rescales, and the engine's source (a fix to a rule's code
+        changes no config, so a resume must not reuse runs made before it). A run is reused
+        on resume only if this matches."""
         config = self.config(bench)
         return {
             "config": config.model_dump(mode="json"),
             "rules": asdict(config.rules),
             "rescale": self.rescale,
+            "engine": engine_source_digest(),
         }
+
+
+@functools.cache
+def engine_source_digest() -> str:
+    """A digest of the engine's source files (``spard/*.py``), as installed or in a clone."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(spard.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def evaluate(
