@@ -35,6 +35,9 @@ define make_venv
 	$(1)/bin/python -m pip install -q --upgrade pip
 	$(1)/bin/python -m pip install -q '$(TORCH)'
 	$(1)/bin/python -m pip install -q $(2)
+	# verl and transfer_queue install a top-level `tests` package of their own, which would
+	# shadow this repository's tests/ (`tests.servers`); nothing imports it at run time.
+	rm -rf $(1)/lib/python*/site-packages/tests
 	touch $(1)/bin/.installed
 endef
 
