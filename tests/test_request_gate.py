@@ -46,6 +46,22 @@ async def test_a_request_without_credentials_is_refused_before_its_body_is_read(
         assert (await client.get("/healthz")).status_code == 200  # no key needed there
 
 
+async def test_behind_a_proxy_prefix_too_credentials_come_before_the_body():
+    """Served under a root path (a proxy's prefix), the gate still sees the API's routes."""
+    import httpx
+
+    from spard.service.http.app import create_app
+
+    settings = service_settings("memory", None, auth_disabled=None, api_keys={"k" * 20: "t"})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, root_path="/spard")
+        async with httpx.AsyncClient(transport=transport, base_url="http://spard.test") as client:
+            for path in ("/spard/v1/runs", "/spard/v1/runs/r/steps"):
+                answer = await asyncio.wait_for(client.post(path, content=stalled_body()), 10)
+                assert (answer.status_code, answer.json()["field"]) == (401, "Authorization")
+
+
 async def chunks(total: int, size: int = 256):
     body = b'{"objectives": ["a"], "run_id": "' + b"x" * total + b'"}'
     for start in range(0, len(body), size):

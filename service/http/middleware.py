@@ -20,6 +20,16 @@ MAX_HEADER_BYTES = 64 * 1024  # far above any real request's headers
 AUTHENTICATED_PREFIX = "/v1/"  # every route under it needs the caller's tenant
 
 
+def route_path(scope: Scope) -> str:
+    """The path the router matches: behind a proxy's prefix (``root_path``), the path less
+    that prefix, as Starlette's routing takes it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        return path[len(root) :]
+    return path
+
+
 CLIENT_CLOSED = 499  # nginx's status for a request whose client left before the answer
 
 
@@ -56,7 +66,7 @@ class RequestGateMiddleware:
             await _refuse(431, message, "headers", scope, receive, send)
             return
         named = dict(headers)
-        if scope["path"].startswith(AUTHENTICATED_PREFIX):
+        if route_path(scope).startswith(AUTHENTICATED_PREFIX):
             authorization = named.get(b"authorization", b"").decode("latin-1")
             try:
                 tenant_of(self.settings, authorization, scope.get("server"))

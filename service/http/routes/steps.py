@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spard.service.http.dependencies import IdempotencyKey, Run
+from spard.service.http.middleware import route_path
 from spard.service.protocol.codec import MSGPACK_TYPES
 from spard.service.protocol.documents import StepResponse
 from spard.service.protocol.schemas import (
@@ -123,13 +124,8 @@ class StepDoorMiddleware:
 
 
 def _step_run_id(scope: Scope) -> str | None:
-    """The door's run id for the path the router would match: behind a proxy's prefix
-    (``root_path``), the path less that prefix, as Starlette's routing takes it."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root + "/"):
-        path = path[len(root) :]
-    return step_run_id(scope["method"], path)
+    """The door's run id for the path the router would match (see :func:`route_path`)."""
+    return step_run_id(scope["method"], route_path(scope))
 
 
 async def _body(receive: Receive) -> bytes | None:
