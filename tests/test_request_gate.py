@@ -46,6 +46,35 @@ async def test_a_request_without_credentials_is_refused_before_its_body_is_read(
         assert (await client.get("/healthz")).status_code == 200  # no key needed there
 
 
+@pytest.mark.parametrize("path", ["/v1/runs", "/v1/runs/r/steps"])
+async def test_with_two_authorization_headers_the_gate_and_the_handler_read_the_same_one(path):
+    """The first header decides everywhere: the gate does not refuse what the handler would
+    accept, nor let through what it would refuse."""
+    good, bad = ("Bearer " + "k" * 20), "Bearer wrong"
+    settings = service_settings("memory", None, auth_disabled=None, api_keys={"k" * 20: "t"})
+    async with service_client(settings) as client:
+        created = await client.post(
+            "/v1/runs",
+            json={"run_id": "r", "objectives": OBJECTIVES},
+            headers={"Authorization": good},
+        )
+        assert created.status_code == 201
+        body = (
+            {"scores": [[[0.0, 1.0], [1.0, 0.0]]]}
+            if path.endswith("steps")
+            else {"objectives": OBJECTIVES}
+        )
+        first_good = await client.post(
+            path, json=body, headers=[("Authorization", good), ("Authorization", bad)]
+        )
+        assert first_good.status_code in (200, 201), first_good.text
+        first_bad = await client.post(
+            path, json=body, headers=[("Authorization", bad), ("Authorization", good)]
+        )
+        assert first_bad.status_code == 401
+        assert first_bad.json()["field"] == "Authorization"
+
+
 async def test_behind_a_proxy_prefix_too_credentials_come_before_the_body():
     """Served under a root path (a proxy's prefix), the gate still sees the API's routes."""
     import httpx

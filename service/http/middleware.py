@@ -65,7 +65,9 @@ class RequestGateMiddleware:
             message = f"request headers exceed {MAX_HEADER_BYTES} bytes together"
             await _refuse(431, message, "headers", scope, receive, send)
             return
-        named = dict(headers)
+        # The first of a repeated header wins, as in Starlette and the step door: a second
+        # Authorization header must not pass the gate with a key the handler never reads.
+        named = dict(reversed(headers))
         if route_path(scope).startswith(AUTHENTICATED_PREFIX):
             authorization = named.get(b"authorization", b"").decode("latin-1")
             try:
