@@ -102,3 +102,26 @@ def test_the_field_arms_leave_the_frozen_protocol_and_its_hash_alone():
     import spard
 
     assert {arm.strategy for arm in protocol.FIELD_ARMS.values()} <= set(spard.STRATEGIES)
+
+
+def test_a_run_regresses_where_it_ends_below_half_its_step_zero_score():
+    from benchmarks.trl_lm.regressions import regressions, summarise_regressions
+
+    def run(arm: str, seed: int, final: float) -> dict:
+        start = {"json": {"correctness": 0.4, "format_ok": 0.8}}
+        end = {"json": {"correctness": final, "format_ok": 0.8}}
+        evals = [{"step": 0, "by_category": start}, {"step": 160, "by_category": end}]
+        return {"arm": arm, "seed": seed, "evals": evals}
+
+    assert regressions(run("spard", 0, 0.2)) == []  # exactly half: kept
+    assert regressions(run("spard", 0, 0.19)) == [
+        {"category": "json", "objective": "correctness", "step0": 0.4, "final": 0.19}
+    ]
+    found = summarise_regressions(
+        [run("spard", 0, 0.1), run("spard", 1, 0.5), run("gdpo", 0, 0.5), run("other", 0, 0.0)],
+        ["spard", "gdpo"],
+    )
+    assert {arm: (item["runs"], len(item["regressed"])) for arm, item in found.items()} == {
+        "spard": (2, 1),
+        "gdpo": (1, 0),
+    }

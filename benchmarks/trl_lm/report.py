@@ -27,6 +27,8 @@ import numpy as np
 from scipy import stats
 
 from benchmarks.trl_lm.protocol import ARMS, PRIMARY_COMPARISONS
+from benchmarks.trl_lm.regressions import markdown_lines as regression_lines
+from benchmarks.trl_lm.regressions import summarise_regressions
 from benchmarks.trl_lm.tasks import OBJECTIVES
 
 ALPHA = 0.05
@@ -191,12 +193,15 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                     "worst": paired(metric(candidate, "worst"), metric(baseline, "worst")),
                 }
             )
-    step0 = [r["evals"][0] for r in runs if r["evals"] and r["evals"][0]["step"] == 0]
+    # One step-0 evaluation per seed (every arm starts from the same policy and evaluates it
+    # alike), so seeds with more arms do not count more.
+    step0 = {r["seed"]: r["evals"][0] for r in runs if r["evals"] and r["evals"][0]["step"] == 0}
     if step0:
         summary["pretrained"] = {
-            name: float(np.mean([e["scores"][name] for e in step0])) for name in OBJECTIVES
+            name: float(np.mean([e["scores"][name] for e in step0.values()])) for name in OBJECTIVES
         }
     summary["finals"] = {arm: {str(s): v for s, v in points[arm].items()} for arm in arms}
+    summary["regressions"] = summarise_regressions(runs, arms)
     return summary
 
 
@@ -236,7 +241,7 @@ def markdown(summary: dict[str, Any], digest: str, settings: dict[str, Any]) -> 
         )
     if "pretrained" in summary:
         cells = ", ".join(f"{k} {v:.3f}" for k, v in summary["pretrained"].items())
-        lines += ["", f"The pretrained policy at step 0 (every arm): {cells}."]
+        lines += ["", f"The pretrained policy at step 0 (every arm, mean over seeds): {cells}."]
     if summary["primary"]:
         lines += [
             "",
@@ -304,6 +309,8 @@ def markdown(summary: dict[str, Any], digest: str, settings: dict[str, Any]) -> 
                 f"[{mean['ci'][0]:+.4f}, {mean['ci'][1]:+.4f}] | {worst['difference']:+.4f} | "
                 f"[{worst['ci'][0]:+.4f}, {worst['ci'][1]:+.4f}] |"
             )
+    if summary.get("regressions"):
+        lines += regression_lines(summary["regressions"])
     costs = [(arm, row) for arm, row in summary["arms"].items() if "own_seconds_per_step" in row]
     if costs:
         lines += [
