@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.trl_lm.protocol import ARMS, FIELD_ARMS
+from benchmarks.trl_lm.regressions import markdown_lines as regression_lines
+from benchmarks.trl_lm.regressions import summarise_regressions
 from benchmarks.trl_lm.report import endpoints, paired
 
 # What every field arm is compared with: the default, GDPO, and GRPOavg at both judge scales.
@@ -59,7 +61,11 @@ def summarise(field: list[dict[str, Any]], frozen: list[dict[str, Any]]) -> dict
                 if reference in means:
                     row["versus"][reference] = paired(means[arm], means[reference])
         rows[arm] = row
-    return {"arms": rows, "field_hash": field[0]["protocol_hash"] if field else None}
+    return {
+        "arms": rows,
+        "field_hash": field[0]["protocol_hash"] if field else None,
+        "regressions": summarise_regressions([*field, *frozen], [*FIELD_ARMS, *REFERENCES]),
+    }
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -86,6 +92,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"({item['seeds']})"
             )
         lines.append("| " + " | ".join(cells) + " |")
+    lines += regression_lines(summary["regressions"])
     return "\n".join(lines) + "\n"
 
 
