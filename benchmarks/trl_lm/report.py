@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from benchmarks.trl_lm.regressions import markdown_lines as regression_lines
 from benchmarks.trl_lm.regressions import summarise_regressions
 from benchmarks.trl_lm.tasks import OBJECTIVES
 
+PREREGISTRATION = Path(__file__).resolve().parent / "PREREGISTRATION.md"
 ALPHA = 0.05
 # What each ablation isolates: (candidate, baseline, what the difference shows).
 ABLATIONS = (
@@ -216,12 +218,14 @@ def _describe(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def markdown(summary: dict[str, Any], digest: str, settings: dict[str, Any]) -> str:
-    """The report as a markdown page."""
+def markdown(
+    summary: dict[str, Any], digest: str, settings: dict[str, Any], protocol_link: str
+) -> str:
+    """The report as a markdown page; ``protocol_link``: the pre-registration, relative to it."""
     lines = [
         f"# TRL GRPO on a small LM: the pre-registered benchmark (protocol {digest})",
         "",
-        "Protocol: [`PREREGISTRATION.md`](../../PREREGISTRATION.md). "
+        f"Protocol: [`PREREGISTRATION.md`]({protocol_link}). "
         f"{settings.get('steps')} steps per run; held-out scores on [0, 1] (the judge / 5), "
         "noise-free, at the final step; mean over seeds (sd).",
         "",
@@ -429,7 +433,9 @@ def write(runs_folder: Path, out: Path, digest: str | None = None) -> str:
     summary["protocol_hash"], summary["settings"] = digest, settings
     summary["runs"] = len(runs)
     (out / "results.json").write_text(json.dumps({"summary": summary}, indent=1) + "\n")
-    page = markdown(summary, digest, settings)
+    # The link works from wherever the report is written (a committed folder or a scratch one).
+    link = Path(os.path.relpath(PREREGISTRATION, out.resolve())).as_posix()
+    page = markdown(summary, digest, settings, link)
     (out / "results.md").write_text(page)
     plot(runs, out)
     return page
