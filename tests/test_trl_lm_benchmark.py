@@ -90,8 +90,9 @@ def test_the_field_report_pairs_field_arms_with_the_frozen_protocols_runs(tmp_pa
     assert "grpo_avg_unit" not in drw["versus"]  # no runs of it: no comparison
     assert "| drw | 2 |" in page
     # a run regresses where a category's score ends below half its step 0's (gdpo's 0.16 < 0.2)
-    assert "| drw | 0/2 | - |" in page and "| spard | 0/3 | - |" in page
-    assert "| gdpo | 3/3 | 0: x a 0.40 -> 0.16; 1: x a 0.40 -> 0.16; 2: x a 0.40 -> 0.16 |" in page
+    assert "| drw | 0/2 | - |" in page
+    assert "| spard | 0/3 | - |" in page
+    assert "| gdpo | 3/3 | " + "; ".join(f"{s}: x a 0.40 -> 0.16" for s in range(3)) + " |" in page
 
 
 def test_the_field_arms_leave_the_frozen_protocol_and_its_hash_alone():
