@@ -30,6 +30,12 @@ def route_path(scope: Scope) -> str:
     return path
 
 
+def first_headers(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Each header's first value by name: a repeated header is read as Starlette reads it, so
+    the gate, the step door and the handlers judge the same Authorization header."""
+    return dict(reversed(headers))
+
+
 CLIENT_CLOSED = 499  # nginx's status for a request whose client left before the answer
 
 
@@ -65,9 +71,7 @@ class RequestGateMiddleware:
             message = f"request headers exceed {MAX_HEADER_BYTES} bytes together"
             await _refuse(431, message, "headers", scope, receive, send)
             return
-        # The first of a repeated header wins, as in Starlette and the step door: a second
-        # Authorization header must not pass the gate with a key the handler never reads.
-        named = dict(reversed(headers))
+        named = first_headers(headers)
         if route_path(scope).startswith(AUTHENTICATED_PREFIX):
             authorization = named.get(b"authorization", b"").decode("latin-1")
             try:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spard.service.http.dependencies import IdempotencyKey, Run
-from spard.service.http.middleware import route_path
+from spard.service.http.middleware import first_headers, route_path
 from spard.service.protocol.codec import MSGPACK_TYPES
 from spard.service.protocol.documents import StepResponse
 from spard.service.protocol.schemas import (
@@ -86,7 +86,7 @@ class _Route(NamedTuple):
 
 
 _SERVED_ROUTE = _Route(STEP_ROUTE)
-_WANTED = (b"content-type", b"authorization", IDEMPOTENCY_HEADER.lower().encode())
+_IDEMPOTENCY = IDEMPOTENCY_HEADER.lower().encode()
 
 
 class StepDoorMiddleware:
@@ -104,10 +104,7 @@ class StepDoorMiddleware:
             await self.app(scope, receive, send)
             return
         scope["route"] = _SERVED_ROUTE
-        found: dict[bytes, str] = {}
-        for name, value in scope["headers"]:  # the first of a repeated header, as Starlette
-            if name in _WANTED and name not in found:
-                found[name] = value.decode("latin-1")
+        named = first_headers(scope["headers"])
         body = await _body(receive)
         if body is None:
             return  # the client went away: nobody to answer
@@ -115,12 +112,16 @@ class StepDoorMiddleware:
         call = StepCall(
             run_id,
             body,
-            found.get(b"content-type"),
-            found.get(b"authorization", ""),
-            found.get(_WANTED[2]),
+            _text(named.get(b"content-type")),
+            _text(named.get(b"authorization")) or "",
+            _text(named.get(_IDEMPOTENCY)),
             scope.get("server"),
         )
         await _send(await door.answer(call), send)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
 
 
 def _step_run_id(scope: Scope) -> str | None:
