@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -142,26 +143,25 @@ def test_two_processes_end_with_identical_weights(tmp_path, service):
     assert torchrun
     script = Path(__file__).with_name("trl_two_process.py")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    done = subprocess.run(
-        [
-            torchrun,
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(free_port()),
-            str(script),
-            "--server",
-            service.url,
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
+    command = [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port())]
+    command += [str(script), "--server", service.url, "--out", str(tmp_path)]
+    # A session of its own, so that a hang kills both ranks, not only torchrun.
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
         env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+        start_new_session=True,
+    ) as torchrun_process:
+        try:
+            stdout, stderr = torchrun_process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(torchrun_process.pid, signal.SIGKILL)
+            stdout, stderr = torchrun_process.communicate()
+            # Both ranks wrote their threads' stacks to stderr by now (trl_two_process.py).
+            pytest.fail(f"torchrun hung past 300 s; its stderr ends:\n{stderr[-20000:]}")
+    assert torchrun_process.returncode == 0, stdout[-3000:] + stderr[-5000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["reward_weights"] == ranks[1]["reward_weights"]
     assert ranks[0]["run_id"] == ranks[1]["run_id"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+import os
 from pathlib import Path
 
 import torch.distributed as dist
@@ -13,8 +15,13 @@ from trl_setup import REWARDS, grpo_config, prompts_dataset, tiny_model
 from spard.client import SpardClient
 from spard.trainer_adapters.trl import SpardGRPOTrainer
 
+# A run takes ~20 s; one hung once until the test's timeout with nothing to show where. Past
+# this, each rank writes every thread's stack to stderr, which the test reports.
+STACKS_AFTER_S = float(os.environ.get("TRL_TWO_PROCESS_STACKS_AFTER_S", "150"))
+
 
 def main() -> None:
+    faulthandler.dump_traceback_later(STACKS_AFTER_S, exit=False)
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
     parser.add_argument("--out", type=Path, required=True)
