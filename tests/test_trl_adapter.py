@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -145,22 +144,13 @@ def test_two_processes_end_with_identical_weights(tmp_path, service):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     command = [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port())]
     command += [str(script), "--server", service.url, "--out", str(tmp_path)]
-    # A session of its own, so that a hang kills both ranks, not only torchrun.
     with subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     ) as torchrun_process:
         try:
             stdout, stderr = torchrun_process.communicate(timeout=300)
         except subprocess.TimeoutExpired:
-            os.killpg(torchrun_process.pid, signal.SIGKILL)
-            stdout, stderr = torchrun_process.communicate()
-            # Both ranks wrote their threads' stacks to stderr by now (trl_two_process.py).
-            pytest.fail(f"torchrun hung past 300 s; its stderr ends:\n{stderr[-20000:]}")
+            pytest.fail(f"torchrun hung past 300 s; its stderr ends:\n{_stop(torchrun_process)}")
     assert torchrun_process.returncode == 0, stdout[-3000:] + stderr[-5000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["reward_weights"] == ranks[1]["reward_weights"]
@@ -169,6 +159,19 @@ def test_two_processes_end_with_identical_weights(tmp_path, service):
     history = SpardClient(service.url).history(ranks[0]["run_id"])
     assert [entry["step"] for entry in history] == [0, 1, 2]
     assert history[0]["sample_weights"]["prompts"] == 4  # 2 prompts per rank, gathered
+
+
+def _stop(torchrun_process: subprocess.Popen[str]) -> str:
+    """Stop a hung torchrun and its ranks; the end of what they wrote to stderr (each rank's
+    threads' stacks among it: trl_two_process.py). Each rank runs in a session of its own, so
+    only torchrun can stop them: SIGTERM makes it stop its ranks (SIGKILL 30 s later)."""
+    torchrun_process.terminate()
+    try:
+        _, stderr = torchrun_process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        torchrun_process.kill()  # orphaned ranks may still hold the pipes: stop reading
+        return "(torchrun did not stop its ranks within 60 s; their output is lost)"
+    return stderr[-20000:]
 
 
 def test_weights_reach_the_users_report_to_backend(tmp_path):
