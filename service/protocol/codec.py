@@ -3,12 +3,14 @@ and msgpack."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 import numpy as np
 import orjson
+import simdjson
 
 from spard.errors import InputError
 from spard.scores import parse_scores, scores_array
@@ -53,6 +55,9 @@ def _decode(content_type: str | None, body: bytes, max_scores: int) -> StepInput
         _check_size(decoded.scores.size, max_scores)
         return StepInput(decoded.step, decoded.scores, decoded.return_advantages, None)
     if media_type == JSON or media_type.endswith("+json"):
+        plain = _plain_step_json(body)
+        if plain is not None:  # numbers only: nothing for the boolean scan to find
+            return _from_mapping(plain, max_scores, binary_scores=False)
         return _from_mapping(read_json(body), max_scores, binary_scores=False, body=body)
     if media_type in MSGPACK_TYPES:
         try:
@@ -115,6 +120,82 @@ def read_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise invalid_json(str(exc)) from None
+
+
+def _plain_step_json(body: bytes) -> dict[str, Any] | None:
+    """The usual JSON step body, read without building a Python float per score: an object of
+    distinct step fields whose only string is their names and only container ``scores``, an
+    (N, G, K) array of numbers, which comes back as a float64 array. None for any other body,
+    which :func:`read_json` reads: a shortcut to the same values, never another rule (2048
+    scores read this way take a third of ``orjson.loads`` plus ``np.asarray``).
+    """
+    # Without escapes, quotes delimit strings; with as many quotes as the names need, every
+    # bracket and comma is JSON structure, which _has_shape reads off the bytes.
+    if b"\\" in body:
+        return None
+    try:
+        document = simdjson.Parser().parse(body)
+    except _SIMDJSON_ERRORS:
+        return None  # not JSON, or a number no double holds: read_json names the problem
+    if not isinstance(document, simdjson.Object):
+        return None
+    names = list(document.keys())
+    # A repeated name: orjson keeps the last value, simdjson finds the first.
+    if len(set(names)) != len(names) or not set(names) <= _PLAIN_FIELDS:
+        return None
+    if body.count(b'"') != 2 * len(names):
+        return None
+    fields = {name: document[name] for name in names}
+    scores = fields.pop("scores", None)
+    if not isinstance(scores, simdjson.Array) or any(map(_is_container, fields.values())):
+        return None
+    shape = _leading_shape(scores)
+    if shape is None:
+        return None
+    try:
+        flat = np.frombuffer(scores.as_buffer(of_type="d"), dtype=np.float64)
+    except _SIMDJSON_ERRORS:
+        return None  # null, true, false or a string among the scores
+    if not _has_shape(body, shape, flat.size):
+        return None  # ragged, or deeper than (N, G, K)
+    return {**fields, "scores": flat.reshape(shape)}
+
+
+_PLAIN_FIELDS = frozenset(_STEP_FIELDS - {"prompt_ids"})
+_SIMDJSON_ERRORS = (ValueError, TypeError, RuntimeError)
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b"[],")))
+
+
+def _is_container(value: object) -> bool:
+    return isinstance(value, simdjson.Array | simdjson.Object)
+
+
+def _leading_shape(scores: simdjson.Array) -> tuple[int, int, int] | None:
+    """(N, G, K) read off the first row of an array nested three deep; None if it is not."""
+    sizes = []
+    level: object = scores
+    for _ in range(3):
+        if not isinstance(level, simdjson.Array) or len(level) == 0:
+            return None
+        sizes.append(len(level))
+        level = level[0]
+    return sizes[0], sizes[1], sizes[2]
+
+
+def _has_shape(body: bytes, shape: tuple[int, int, int], size: int) -> bool:
+    """Whether the body's one array (a body of no other container and no string values) is
+    ``shape`` throughout: its brackets and commas are exactly those of an (N, G, K) array."""
+    if size != shape[0] * shape[1] * shape[2]:
+        return False
+    structure = body.translate(None, _NOT_STRUCTURE)
+    return structure[structure.find(b"[") : structure.rfind(b"]") + 1] == _skeleton(*shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _skeleton(n_prompts: int, n_rollouts: int, n_objectives: int) -> bytes:
+    """The brackets and commas of an (N, G, K) JSON array of numbers, without the numbers."""
+    group = b"[" + b",".join([b"[" + b"," * (n_objectives - 1) + b"]"] * n_rollouts) + b"]"
+    return b"[" + b",".join([group] * n_prompts) + b"]"
 
 
 def _binary_scores(payload: dict[str, Any]) -> FloatArray:
