@@ -4,7 +4,9 @@ the Redis and service settings of the ones that measure a real ``spard serve``."
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,31 @@ def add_out_argument(parser: argparse.ArgumentParser, filename: str) -> None:
 
 
 def write_result(path: Path, result: dict[str, Any]) -> None:
-    """``result`` as indented JSON at ``path``, its folder made if missing."""
+    """``result`` as indented JSON at ``path``, its folder made if missing, with where it came
+    from under ``"provenance"``: when it was written and from which code."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    stamped = {**result, "provenance": provenance(Path(__file__).parent)}
+    path.write_text(json.dumps(stamped, indent=2) + "\n")
+
+
+def provenance(checkout: Path) -> dict[str, Any]:
+    """The UTC time now and the git commit of ``checkout``, with whether its tracked files
+    differed from it (``commit`` and ``tree_clean`` are null outside a git checkout)."""
+    written_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    commit = _git(checkout, "rev-parse", "HEAD")
+    changes = _git(checkout, "status", "--porcelain", "--untracked-files=no")
+    tree_clean = None if commit is None or changes is None else changes == ""
+    return {"written_at": written_at, "commit": commit, "tree_clean": tree_clean}
+
+
+def _git(checkout: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return done.stdout.strip()
 
 
 def start_redis(name: str) -> RedisServer:

@@ -122,10 +122,14 @@ def test_a_body_decodes_as_the_general_reader_decodes_it(body):
         b'{"scores": [[[1, 2], [3, 4]]], "st\\u0065p": 1}',
         b'{"scores": [[[1, 2], [3, 4]]]} trailing',
         b"[[[1, 2], [3, 4]]]",
+        b'\xef\xbb\xbf{"scores": [[[1, 2], [3, 4]]]}',  # simdjson skips the mark, orjson not
+        b'\xef\xbb\xbf {"scores": [[[1, 2], [3, 4]]]}',
+        # 21 scores, one over MAX_SCORES: refused by the general reader's size rule
+        b'{"scores": [[[1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 7], [0, 0, 0, 0, 0, 0, 0]]]}',
     ],
 )
 def test_bodies_the_shortcut_leaves_to_the_general_reader(body):
-    assert codec._plain_step_json(body) is None
+    assert codec._plain_step_json(body, MAX_SCORES) is None
     assert decoded(body) == outcome(general, body)
 
 
@@ -138,9 +142,65 @@ def test_what_the_sdk_sends_takes_the_shortcut_and_reads_the_same_numbers():
         if step is not None:
             document["step"] = step
         body = encode_json(document)
-        plain = codec._plain_step_json(body)
+        plain = codec._plain_step_json(body, 512)
         assert plain is not None
         assert plain["scores"].tobytes() == scores.tobytes()  # -0.0 and subnormals kept
         assert decoded(body, 512) == outcome(lambda b: general(b, 512), body)
     listed = json.dumps({"step": 1, "scores": scores.tolist()}, indent=2).encode()
-    assert codec._plain_step_json(listed) is not None
+    assert codec._plain_step_json(listed, 512) is not None
+
+
+# Plain bodies: numbers a double holds, only the step's flags beside the scores, valid or not;
+# every one of them must take the shortcut, so the flags' checks are compared on it.
+PLAIN_NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.integers(-(2**63), 2**64 - 1).map(str),
+    st.sampled_from(["-0", "-0.0", "1E+2", "1e-400", "5e-324", "2.5e-308"]),
+)
+FLAG_TEXTS = st.sampled_from(
+    [
+        *["0", "1", "3", "-0", "-1", "3.0", "1e2", "-0.0", "true", "false", "null"],
+        *["18446744073709551615", "9223372036854775808"],  # past int64, within uint64
+    ]
+)
+
+
+@st.composite
+def plain_bodies(draw: st.DrawFn) -> bytes:
+    n, g, k = (draw(st.integers(1, 3)) for _ in range(3))
+    space = draw(st.sampled_from(["", " ", "\n\t", "\r\n  "]))
+    rows = [
+        "["
+        + f",{space}".join(
+            "[" + f",{space}".join(draw(PLAIN_NUMBERS) for _ in range(k)) + "]" for _ in range(g)
+        )
+        + "]"
+        for _ in range(n)
+    ]
+    flags = draw(st.lists(st.sampled_from(["step", "return_advantages"]), unique=True))
+    members = [("scores", "[" + f",{space}".join(rows) + "]")]
+    members += [(name, draw(FLAG_TEXTS)) for name in flags]
+    order = draw(st.permutations(range(len(members))))
+    inner = f",{space}".join(f'"{members[i][0]}"{space}:{space}{members[i][1]}' for i in order)
+    return (space + "{" + space + inner + space + "}" + space).encode()
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plain_bodies())
+def test_a_plain_body_takes_the_shortcut_to_the_general_readers_answer(body):
+    assert codec._plain_step_json(body, 27) is not None
+    assert decoded(body, 27) == outcome(lambda b: general(b, 27), body)
+
+
+def test_a_body_over_the_limit_is_refused_before_its_skeleton_is_built_or_kept():
+    codec._cached_skeleton.cache_clear()
+    body = encode_json({"scores": np.zeros((4, 4, 4))})
+    assert codec._plain_step_json(body, 63) is None
+    assert decoded(body, 63) == outcome(lambda b: general(b, 63), body)
+    assert decoded(body, 63)[1] == "PayloadTooLargeError"
+    assert codec._cached_skeleton.cache_info().currsize == 0
+    big = encode_json({"scores": np.zeros((2, 2, codec._CACHED_SCORES))})
+    assert codec._plain_step_json(big, 1 << 20) is not None  # read, its skeleton not kept
+    assert codec._cached_skeleton.cache_info().currsize == 0
+    assert codec._plain_step_json(body, 64) is not None
+    assert codec._cached_skeleton.cache_info().currsize == 1

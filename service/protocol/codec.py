@@ -3,6 +3,7 @@ and msgpack."""
 
 from __future__ import annotations
 
+import codecs
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,7 @@ def _decode(content_type: str | None, body: bytes, max_scores: int) -> StepInput
         _check_size(decoded.scores.size, max_scores)
         return StepInput(decoded.step, decoded.scores, decoded.return_advantages, None)
     if media_type == JSON or media_type.endswith("+json"):
-        plain = _plain_step_json(body)
+        plain = _plain_step_json(body, max_scores)
         if plain is not None:  # numbers only: nothing for the boolean scan to find
             return _from_mapping(plain, max_scores, binary_scores=False)
         return _from_mapping(read_json(body), max_scores, binary_scores=False, body=body)
@@ -122,16 +123,18 @@ def read_json(body: bytes) -> Any:
         raise invalid_json(str(exc)) from None
 
 
-def _plain_step_json(body: bytes) -> dict[str, Any] | None:
+def _plain_step_json(body: bytes, max_scores: int) -> dict[str, Any] | None:
     """The usual JSON step body, read without building a Python float per score: an object of
     distinct step fields whose only string is their names and only container ``scores``, an
-    (N, G, K) array of numbers, which comes back as a float64 array. None for any other body,
-    which :func:`read_json` reads: a shortcut to the same values, never another rule (2048
-    scores read this way take a third of ``orjson.loads`` plus ``np.asarray``).
+    (N, G, K) array of at most ``max_scores`` numbers, which comes back as a float64 array.
+    None for any other body, which :func:`read_json` reads: a shortcut to the same values,
+    never another rule (2048 scores read this way take a third of ``orjson.loads`` plus
+    ``np.asarray``).
     """
     # Without escapes, quotes delimit strings; with as many quotes as the names need, every
-    # bracket and comma is JSON structure, which _has_shape reads off the bytes.
-    if b"\\" in body:
+    # bracket and comma is JSON structure, which _has_shape reads off the bytes. simdjson
+    # skips a leading byte order mark that orjson refuses.
+    if b"\\" in body or body.startswith(codecs.BOM_UTF8):
         return None
     try:
         document = simdjson.Parser().parse(body)
@@ -150,8 +153,8 @@ def _plain_step_json(body: bytes) -> dict[str, Any] | None:
     if not isinstance(scores, simdjson.Array) or any(map(_is_container, fields.values())):
         return None
     shape = _leading_shape(scores)
-    if shape is None:
-        return None
+    if shape is None or shape[0] * shape[1] * shape[2] > max_scores:
+        return None  # too many: the general reader refuses it by the same rule
     try:
         flat = np.frombuffer(scores.as_buffer(of_type="d"), dtype=np.float64)
     except _SIMDJSON_ERRORS:
@@ -188,14 +191,20 @@ def _has_shape(body: bytes, shape: tuple[int, int, int], size: int) -> bool:
     if size != shape[0] * shape[1] * shape[2]:
         return False
     structure = body.translate(None, _NOT_STRUCTURE)
-    return structure[structure.find(b"[") : structure.rfind(b"]") + 1] == _skeleton(*shape)
+    skeleton = _cached_skeleton(*shape) if size <= _CACHED_SCORES else _skeleton(*shape)
+    return structure[structure.find(b"[") : structure.rfind(b"]") + 1] == skeleton
 
 
-@functools.lru_cache(maxsize=64)
+_CACHED_SCORES = 1 << 17  # the cache holds at most 64 skeletons of 256 KiB
+
+
 def _skeleton(n_prompts: int, n_rollouts: int, n_objectives: int) -> bytes:
     """The brackets and commas of an (N, G, K) JSON array of numbers, without the numbers."""
     group = b"[" + b",".join([b"[" + b"," * (n_objectives - 1) + b"]"] * n_rollouts) + b"]"
     return b"[" + b",".join([group] * n_prompts) + b"]"
+
+
+_cached_skeleton = functools.lru_cache(maxsize=64)(_skeleton)
 
 
 def _binary_scores(payload: dict[str, Any]) -> FloatArray:
