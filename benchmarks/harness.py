@@ -38,20 +38,25 @@ def provenance(checkout: Path) -> dict[str, Any]:
     """The UTC time now and the git commit of ``checkout``, with whether its tracked files
     differed from it (``commit`` and ``tree_clean`` are null outside a git checkout)."""
     written_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    commit = _git(checkout, "rev-parse", "HEAD")
-    changes = _git(checkout, "status", "--porcelain", "--untracked-files=no")
-    tree_clean = None if commit is None or changes is None else changes == ""
+    version = code_version(checkout)
+    commit, tree_clean = (None, None) if version is None else version
     return {"written_at": written_at, "commit": commit, "tree_clean": tree_clean}
 
 
-def _git(checkout: Path, *args: str) -> str | None:
+def code_version(checkout: Path) -> tuple[str, bool] | None:
+    """The commit checked out at ``checkout`` and whether its tracked files are unchanged;
+    None outside a git checkout (or without git)."""
+
+    def git(*args: str) -> str:
+        command = ["git", "-C", str(checkout), *args]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        done = subprocess.run(
-            ["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True
-        )
+        commit = git("rev-parse", "HEAD")
+        changes = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return None
-    return done.stdout.strip()
+    return commit, changes == ""
 
 
 def start_redis(name: str) -> RedisServer:

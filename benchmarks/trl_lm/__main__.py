@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from benchmarks.harness import code_version
 from benchmarks.trl_lm import field_report, pretrain, protocol, report
 from benchmarks.trl_lm.protocol import ALL_ARMS, Settings
 from tests.servers import RedisServer, ServiceProcess
@@ -57,20 +58,11 @@ def spard_service() -> Iterator[str]:
 
 def code_commit() -> str:
     """The commit the runs are made with (``-dirty`` when the tree has changes)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    version = code_version(ROOT)
+    if version is None:
         return "unknown"
-    return head + ("-dirty" if dirty else "")
+    commit, tree_clean = version
+    return commit + ("" if tree_clean else "-dirty")
 
 
 class Queue:
